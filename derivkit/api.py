@@ -1,0 +1,79 @@
+"""The library API the CLI calls. Heavy modules (SymPy, NumPy) are imported inside functions
+so that `derivkit --help` and `derivkit list` stay light."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import recipes as _recipes
+from .errors import DerivkitError
+from .results import Derivation, RecipeSummary
+
+
+def list_recipes(recipe_dirs: list[str | Path] | None = None) -> list[RecipeSummary]:
+    """Every recipe on the search path (built-ins, $DERIVKIT_RECIPES, `recipe_dirs`)."""
+    return [RecipeSummary(r.name, r.summary, tuple((i.name, i.shape_text) for i in r.inputs),
+                          r.wrt, r.path)
+            for r in _recipes.load_all(recipe_dirs)]
+
+
+def get_recipe(name: str, recipe_dirs: list[str | Path] | None = None) -> _recipes.Recipe:
+    return _recipes.load(name, recipe_dirs)
+
+
+def derive_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
+                  wrt: list[str] | None = None) -> Derivation:
+    """Derive every derivative a recipe declares (or only `wrt`), verified element-wise."""
+    from .derive.engine import derive
+
+    recipe = _recipes.load(name, recipe_dirs)
+    if wrt:
+        for w in wrt:
+            if w not in {i.name for i in recipe.inputs}:
+                raise DerivkitError(f"--wrt {w!r} is not an input of recipe {name!r}",
+                                    f"inputs: {', '.join(i.name for i in recipe.inputs)}")
+        recipe = _replace_wrt(recipe, tuple(wrt))
+    return derive(recipe)
+
+
+def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
+                           params: dict[str, float] | None = None,
+                           domains: dict[str, str] | None = None) -> _recipes.Recipe:
+    """A one-off recipe for `--expr`: inputs are the names given shapes; params are scalars."""
+    data = {"name": "expr", "summary": "user expression", "forward": expr,
+            "inputs": dict(shapes), "params": dict(params or {}), "wrt": list(wrt),
+            "output": "f", "upstream": "g"}
+    if domains:
+        data["domain"] = dict(domains)
+    if not shapes:
+        raise DerivkitError("--expr needs the shape of every input", "e.g. --shape X=n,n")
+    if not wrt:
+        raise DerivkitError("--expr needs --wrt naming the input(s) to differentiate")
+    taken = set(shapes) | set(params or {})
+    for name in ("f", "g"):
+        if name in taken:
+            data["output" if name == "f" else "upstream"] = _fresh(name, taken)
+    try:
+        return _recipes.parse_recipe(data, "--expr")
+    except _recipes.RecipeError as exc:
+        raise DerivkitError(exc.message.replace("--expr: ", ""), exc.hint) from None
+
+
+def derive_expression(expr: str, wrt: list[str], shapes: dict[str, str],
+                      params: dict[str, float] | None = None) -> Derivation:
+    from .derive.engine import derive
+
+    return derive(recipe_from_expression(expr, wrt, shapes, params))
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    for suffix in ("out", "bar", "2", "3"):
+        if base + suffix not in taken:
+            return base + suffix
+    raise DerivkitError(f"cannot name the output: too many inputs named like {base!r}")
+
+
+def _replace_wrt(recipe: _recipes.Recipe, wrt: tuple[str, ...]) -> _recipes.Recipe:
+    from dataclasses import replace
+
+    return replace(recipe, wrt=wrt)

@@ -1,0 +1,51 @@
+"""One error family. The CLI maps `DerivkitError` to exit code 2 in one place."""
+
+from __future__ import annotations
+
+
+class DerivkitError(Exception):
+    """A usage or input error: one line saying what is wrong and how to fix it."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = self.message.replace("\n", " ").strip()
+        if self.hint:
+            text = f"{text} ({self.hint.strip()})"
+        return text
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.one_line()
+
+
+class ExpressionError(DerivkitError):
+    """The expression text is outside the language, or its shapes do not fit."""
+
+    def __init__(self, message: str, *, source: str | None = None, col: int | None = None,
+                 hint: str | None = None) -> None:
+        where = f" at column {col + 1}" if col is not None else ""
+        super().__init__(f"{message}{where}", hint)
+        self.source = source
+        self.col = col
+
+
+class ShapeError(DerivkitError):
+    """Declared shapes are malformed, or operands' shapes do not fit."""
+
+
+class RecipeError(DerivkitError):
+    """A recipe file is malformed; the message names the file and field."""
+
+
+class UnknownRecipeError(DerivkitError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close
+                else "run 'derivkit list' to see the recipes")
+        super().__init__(f"unknown recipe {name!r}", hint)
+        self.suggestions = close

@@ -1,0 +1,211 @@
+"""Recipes: one TOML file per derivation (see recipes/*.toml). Loading imports no SymPy/NumPy.
+
+A recipe declares inputs with (symbolic) shapes, scalar parameters with defaults, the forward
+expression in derivkit's expression language, which inputs to differentiate, the sampling
+domain of each input, notes on conventions and references.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import RecipeError, UnknownRecipeError
+from .shapes import Shape, fmt_shape, parse_shape
+
+NAME_RE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
+IDENT_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
+DOMAINS = ("real", "positive", "nonzero")
+ENV_VAR = "DERIVKIT_RECIPES"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    shape: Shape
+    domain: str = "real"
+
+    @property
+    def shape_text(self) -> str:
+        return fmt_shape(self.shape)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: float
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    summary: str
+    forward: str
+    inputs: tuple[InputSpec, ...]
+    wrt: tuple[str, ...]
+    output: str = "y"
+    upstream: str = "g"
+    params: tuple[ParamSpec, ...] = ()
+    notes: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    path: str | None = None
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def input(self, name: str) -> InputSpec:
+        for spec in self.inputs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+def builtin_dir() -> Path:
+    """The built-in recipes: shipped inside the package (wheel) or, in a checkout, ../recipes."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "recipes", here.parent / "recipes"):
+        if candidate.is_dir() and any(candidate.glob("*.toml")):
+            return candidate
+    raise RecipeError("derivkit's built-in recipes are missing from this installation",
+                      "reinstall derivkit")
+
+
+def recipe_dirs(extra: list[str | Path] | None = None) -> list[Path]:
+    """Search path: the built-ins, then $DERIVKIT_RECIPES (os.pathsep-separated), then `extra`.
+    A later folder's recipe replaces an earlier one of the same name."""
+    dirs = [builtin_dir()]
+    env = os.environ.get(ENV_VAR, "")
+    for raw in [p for p in env.split(os.pathsep) if p.strip()] + list(extra or []):
+        path = Path(raw)
+        if not path.is_dir():
+            raise RecipeError(f"recipe folder {str(path)!r} does not exist",
+                              f"check --recipes or ${ENV_VAR}")
+        dirs.append(path)
+    return dirs
+
+
+def _need(data: dict, key: str, kind: type, where: str):
+    if key not in data:
+        raise RecipeError(f"{where}: missing field {key!r}")
+    value = data[key]
+    if not isinstance(value, kind):
+        raise RecipeError(f"{where}: field {key!r} must be a {kind.__name__}")
+    return value
+
+
+def _strings(data: dict, key: str, where: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RecipeError(f"{where}: field {key!r} must be a list of strings")
+    return tuple(value)
+
+
+def _ident(value: str, what: str, where: str) -> str:
+    if not IDENT_RE.match(value):
+        raise RecipeError(f"{where}: {what} {value!r} must be a plain identifier (letters and digits)")
+    return value
+
+
+def parse_recipe(data: dict, where: str, path: str | None = None) -> Recipe:
+    name = _need(data, "name", str, where)
+    if not NAME_RE.match(name):
+        raise RecipeError(f"{where}: name {name!r} must be lower-case letters, digits and '-'")
+    summary = _need(data, "summary", str, where)
+    forward = _need(data, "forward", str, where)
+    raw_inputs = _need(data, "inputs", dict, where)
+    if not raw_inputs:
+        raise RecipeError(f"{where}: 'inputs' declares no input")
+    domains = data.get("domain", {})
+    if not isinstance(domains, dict):
+        raise RecipeError(f"{where}: field 'domain' must be a table of input = domain")
+    inputs = []
+    for key, shape_text in raw_inputs.items():
+        _ident(key, "input name", where)
+        if not isinstance(shape_text, str):
+            raise RecipeError(f"{where}: inputs.{key} must be a shape string such as \"m,n\"")
+        try:
+            shape = parse_shape(shape_text, where=f"{where}: inputs.{key}")
+        except Exception as exc:  # ShapeError carries the message
+            raise RecipeError(getattr(exc, "message", str(exc))) from None
+        domain = domains.get(key, "real")
+        if domain not in DOMAINS:
+            raise RecipeError(f"{where}: domain.{key} = {domain!r}; expected one of {', '.join(DOMAINS)}")
+        inputs.append(InputSpec(key, shape, domain))
+    for key in domains:
+        if key not in raw_inputs:
+            raise RecipeError(f"{where}: domain.{key} names no input")
+    params = []
+    raw_params = data.get("params", {})
+    if not isinstance(raw_params, dict):
+        raise RecipeError(f"{where}: field 'params' must be a table of name = default")
+    for key, default in raw_params.items():
+        _ident(key, "parameter name", where)
+        if isinstance(default, bool) or not isinstance(default, (int, float)):
+            raise RecipeError(f"{where}: params.{key} must be a number (its default)")
+        if key in raw_inputs:
+            raise RecipeError(f"{where}: {key!r} is both an input and a parameter")
+        params.append(ParamSpec(key, float(default)))
+    wrt = _strings(data, "wrt", where) or tuple(raw_inputs)
+    for w in wrt:
+        if w not in raw_inputs:
+            raise RecipeError(f"{where}: wrt names {w!r}, which is not an input "
+                              f"(inputs: {', '.join(raw_inputs)})")
+    output = _ident(data.get("output", "y"), "output name", where)
+    upstream = _ident(data.get("upstream", "g"), "upstream-gradient name", where)
+    taken = set(raw_inputs) | set(raw_params)
+    for label, value in (("output", output), ("upstream", upstream)):
+        if value in taken:
+            raise RecipeError(f"{where}: {label} name {value!r} is already an input or parameter")
+    known = {"name", "summary", "forward", "inputs", "domain", "params", "wrt", "output",
+             "upstream", "notes", "references"}
+    extra = {k: v for k, v in data.items() if k not in known}
+    return Recipe(name=name, summary=summary, forward=forward, inputs=tuple(inputs), wrt=wrt,
+                  output=output, upstream=upstream, params=tuple(params),
+                  notes=_strings(data, "notes", where),
+                  references=_strings(data, "references", where), path=path, extra=extra)
+
+
+def load_file(path: Path) -> Recipe:
+    where = str(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{where}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise RecipeError(f"{where}: cannot read: {exc.strerror}") from None
+    return parse_recipe(data, where, str(path))
+
+
+def discover(dirs: list[Path]) -> dict[str, Path]:
+    """Map recipe name -> file, without parsing the TOML (name = file stem)."""
+    found: dict[str, Path] = {}
+    for d in dirs:
+        for path in sorted(d.glob("*.toml")):
+            found[path.stem] = path
+    return found
+
+
+def load_all(extra_dirs: list[str | Path] | None = None) -> list[Recipe]:
+    recipes = []
+    for name, path in sorted(discover(recipe_dirs(extra_dirs)).items()):
+        recipe = load_file(path)
+        if recipe.name != name:
+            raise RecipeError(f"{path}: field 'name' is {recipe.name!r} but the file is {path.name}",
+                              "a recipe's file must be named <name>.toml")
+        recipes.append(recipe)
+    return recipes
+
+
+def load(name: str, extra_dirs: list[str | Path] | None = None) -> Recipe:
+    found = discover(recipe_dirs(extra_dirs))
+    if name not in found:
+        raise UnknownRecipeError(name, sorted(found))
+    recipe = load_file(found[name])
+    if recipe.name != name:
+        raise RecipeError(f"{found[name]}: field 'name' is {recipe.name!r} but the file is "
+                          f"{found[name].name}", "a recipe's file must be named <name>.toml")
+    return recipe

@@ -1,0 +1,73 @@
+"""Shapes with symbolic dimensions. A shape is a tuple of dims; a dim is an int or a name.
+
+Rank 0 (scalar), 1 (vector, NumPy 1-D) and 2 (matrix) are supported. Broadcasting follows
+NumPy: trailing dims are aligned, a dim of 1 stretches, equal names or equal ints match.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import ShapeError
+
+Dim = int | str
+Shape = tuple[Dim, ...]
+
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
+MAX_RANK = 2
+
+
+def parse_dim(text: str, *, where: str) -> Dim:
+    t = text.strip()
+    if t.isdigit():
+        value = int(t)
+        if value < 1:
+            raise ShapeError(f"{where}: dimension {t!r} must be at least 1")
+        return value
+    if _IDENT.match(t) and not t.startswith("_"):
+        return t
+    raise ShapeError(f"{where}: dimension {t!r} is neither a positive integer nor a plain name",
+                     "write e.g. 'm,n' or '3,4'")
+
+
+def parse_shape(text: str, *, where: str = "shape") -> Shape:
+    """'m,n' -> ('m', 'n'); '' or 'scalar' -> (); '3' -> (3,)."""
+    t = text.strip()
+    if t in ("", "()", "scalar"):
+        return ()
+    parts = [p for p in re.split(r"[,x×]", t)]
+    if any(not p.strip() for p in parts):
+        raise ShapeError(f"{where}: malformed shape {text!r}", "write e.g. 'm,n' or '3,4'")
+    if len(parts) > MAX_RANK:
+        raise ShapeError(f"{where}: shape {text!r} has rank {len(parts)}; derivkit supports "
+                         "scalars, vectors and matrices (rank <= 2)")
+    return tuple(parse_dim(p, where=where) for p in parts)
+
+
+def fmt_shape(shape: Shape) -> str:
+    if not shape:
+        return "scalar"
+    return "×".join(str(d) for d in shape)
+
+
+def dims_of(shape: Shape) -> list[str]:
+    return [d for d in shape if isinstance(d, str)]
+
+
+def broadcast(a: Shape, b: Shape, *, what: str = "operands") -> Shape:
+    out: list[Dim] = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        da = a[-i] if i <= len(a) else 1
+        db = b[-i] if i <= len(b) else 1
+        if da == db or db == 1:
+            out.append(da)
+        elif da == 1:
+            out.append(db)
+        else:
+            raise ShapeError(f"shapes do not fit for {what}: {fmt_shape(a)} and {fmt_shape(b)} "
+                             f"({da} ≠ {db})")
+    return tuple(reversed(out))
+
+
+def size_of(shape: Shape, sizes: dict[str, int]) -> tuple[int, ...]:
+    return tuple(d if isinstance(d, int) else sizes[d] for d in shape)
