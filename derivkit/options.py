@@ -1,0 +1,77 @@
+"""Parse the CLI's repeated NAME=VALUE options into plain dicts. No maths here.
+
+Every malformed spec raises `DerivkitError` naming the option and the text given, so the CLI
+prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .errors import DerivkitError, ShapeError
+from .shapes import parse_shape
+
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
+_SHAPE_HINT = "write e.g. --shape X=m,n for a matrix, x=n for a vector, c=scalar for a scalar"
+_PARAM_HINT = "write e.g. --param alpha=0.1"
+
+
+def _split_spec(option: str, spec: str, hint: str) -> tuple[str, str]:
+    if "=" not in spec:
+        raise DerivkitError(f"{option} {spec!r} is not NAME=VALUE", hint)
+    name, _, value = spec.partition("=")
+    name = name.strip()
+    if not _IDENT.match(name):
+        raise DerivkitError(f"{option} {spec!r}: {name!r} is not a plain name (letters and digits)",
+                            hint)
+    if not value.strip():
+        raise DerivkitError(f"{option} {spec!r}: nothing after '='", hint)
+    return name, value.strip()
+
+
+def parse_shapes(specs: list[str] | None) -> dict[str, str]:
+    """['A=n,n', 'x=n', 'c=scalar'] -> {'A': 'n,n', 'x': 'n', 'c': 'scalar'}."""
+    shapes: dict[str, str] = {}
+    for spec in specs or []:
+        name, dims = _split_spec("--shape", spec, _SHAPE_HINT)
+        if name in shapes:
+            raise DerivkitError(f"--shape gives the shape of {name!r} twice")
+        try:
+            parse_shape(dims, where=f"--shape {spec!r}")
+        except ShapeError as exc:
+            raise DerivkitError(exc.message, exc.hint) from None
+        shapes[name] = dims
+    return shapes
+
+
+def parse_params(specs: list[str] | None) -> dict[str, float]:
+    """['alpha=0.1'] -> {'alpha': 0.1}."""
+    params: dict[str, float] = {}
+    for spec in specs or []:
+        name, text = _split_spec("--param", spec, _PARAM_HINT)
+        if name in params:
+            raise DerivkitError(f"--param gives {name!r} twice")
+        try:
+            value = float(text)
+        except ValueError:
+            raise DerivkitError(f"--param {spec!r}: {text!r} is not a number",
+                                _PARAM_HINT) from None
+        if not math.isfinite(value):
+            raise DerivkitError(f"--param {spec!r}: the value must be a finite number")
+        params[name] = value
+    return params
+
+
+def parse_names(values: list[str] | None, option: str = "--wrt") -> list[str]:
+    """['X,W', 'b'] -> ['X', 'W', 'b'] (repeated or comma-separated), duplicates dropped."""
+    names: list[str] = []
+    for value in values or []:
+        for part in value.split(","):
+            name = part.strip()
+            if not _IDENT.match(name):
+                raise DerivkitError(f"{option} {value!r}: {name!r} is not a plain name",
+                                    f"write e.g. {option} X")
+            if name not in names:
+                names.append(name)
+    return names

@@ -1,0 +1,101 @@
+"""JSON for machines: plain data, no colour, no markup. Keys are stable; new keys may be added."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from ..results import Derivation, Derivative, Form, RecipeSummary, Verification
+
+
+def _plain(value):
+    """Tuples -> lists, SymPy/NumPy-ish integers -> int, anything else unknown -> str."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    try:
+        as_int = int(value)
+        if as_int == value:
+            return as_int
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def recipes_data(summaries: Iterable[RecipeSummary]) -> dict:
+    return {"recipes": [{"name": s.name, "summary": s.summary,
+                         "inputs": {name: shape for name, shape in s.inputs},
+                         "wrt": list(s.wrt), "path": s.path}
+                        for s in summaries]}
+
+
+def _verification(v: Verification) -> dict:
+    return {"verified": bool(v.verified), "method": v.method, "sizes": _plain(list(v.sizes)),
+            "detail": v.detail}
+
+
+def _form(f: Form | None) -> dict | None:
+    if f is None:
+        return None
+    return {"text": f.text, "pretty": f.pretty, "latex": f.latex,
+            "verification": _verification(f.verification)}
+
+
+def equation_latex(d: Derivative) -> str:
+    """The derivative as one LaTeX equation: the matrix form if obtained, else the index form."""
+    if d.matrix is not None:
+        return f"{d.lhs_latex} = {d.matrix.latex}"
+    if d.index is not None:
+        return f"{d.index_lhs_latex or d.lhs_latex} = {d.index.latex}"
+    return ""
+
+
+def derivative_data(d: Derivative) -> dict:
+    shown = d.matrix if d.matrix is not None else d.index
+    return {
+        "wrt": d.wrt,
+        "kind": d.kind,
+        "index_form": d.index.text if d.index is not None else None,
+        "matrix_form": d.matrix.text if d.matrix is not None else None,
+        "latex": equation_latex(d),
+        "verified": d.verified,
+        "verified_at": _plain(list(shown.verification.sizes)) if shown is not None else [],
+        "lhs": d.lhs_pretty,
+        "lhs_latex": d.lhs_latex,
+        "index_lhs": d.index_lhs_pretty,
+        "index_lhs_latex": d.index_lhs_latex,
+        "upstream": d.upstream,
+        "shape": _plain(list(d.shape)),
+        "index": _form(d.index),
+        "matrix": _form(d.matrix),
+        "notes": list(d.notes),
+    }
+
+
+def derivation_data(r: Derivation) -> dict:
+    return {
+        "target": r.target,
+        "summary": r.summary,
+        "forward": r.forward,
+        "forward_pretty": r.forward_pretty,
+        "forward_latex": r.forward_latex,
+        "output": r.output,
+        "output_shape": r.output_shape_text,
+        "inputs": [{"name": i.name, "shape": i.shape_text, "dims": _plain(list(i.shape)),
+                    "domain": i.domain} for i in r.inputs],
+        "params": {name: _plain(value) for name, value in r.params},
+        "verified": r.verified,
+        "derivatives": [derivative_data(d) for d in r.derivatives],
+        "conventions": list(r.conventions),
+        "notes": list(r.notes),
+        "references": list(r.references),
+        "warnings": list(r.warnings),
+        "elapsed_s": _plain(r.elapsed_s),
+    }
+
+
+def dumps(data: dict) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)

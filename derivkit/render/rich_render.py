@@ -1,0 +1,188 @@
+"""Rich output for people. Every piece of data is printed as `Text`, never as markup, so a
+formula such as `X[i,j]` is shown as written. Colour follows the terminal: none when stdout is
+not a terminal, none when NO_COLOR is set (Rich decides; nothing here forces it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.padding import Padding
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from ..results import Derivation, Derivative, Form, RecipeSummary, Verification
+from ..shapes import fmt_shape
+from . import format_sizes, form_selection
+from .json_render import equation_latex
+
+KIND_LABELS = {
+    "jacobian": "Jacobian",
+    "vjp": "vector-Jacobian product (backprop)",
+    "gradient": "gradient",
+}
+METHOD_WORDS = {"symbolic": "symbolically", "numeric": "numerically (40-digit arithmetic)"}
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False)
+
+
+# ---------------------------------------------------------------------------- recipes
+
+def render_recipes(console: Console, summaries: Iterable[RecipeSummary]) -> None:
+    summaries = list(summaries)
+    if not summaries:
+        console.print(Text("no recipes found"))
+        return
+    table = Table(title=None, show_lines=False, header_style="bold")
+    table.add_column("name", no_wrap=True, style="bold cyan")
+    table.add_column("summary")
+    table.add_column("inputs", no_wrap=True)
+    table.add_column("wrt", no_wrap=True)
+    for s in summaries:
+        inputs = "\n".join(f"{name}: {shape}" for name, shape in s.inputs)
+        table.add_row(Text(s.name), Text(s.summary), Text(inputs), Text(", ".join(s.wrt)))
+    console.print(table)
+    console.print(Text(f"{len(summaries)} recipe(s). Derive one with: derivkit derive NAME",
+                       style="dim"))
+
+
+# ---------------------------------------------------------------------------- derivation
+
+def equation(lhs: str | None, rhs: str) -> str:
+    """`lhs = rhs`, with `lhs = ` on the middle line when `rhs` is a multi-line pretty form."""
+    if not lhs:
+        return rhs
+    lines = rhs.split("\n")
+    if len(lines) == 1:
+        return f"{lhs} = {rhs}"
+    mid = (len(lines) - 1) // 2
+    prefix = f"{lhs} = "
+    pad = " " * len(prefix)
+    return "\n".join((prefix if k == mid else pad) + line for k, line in enumerate(lines))
+
+
+def verification_text(v: Verification) -> Text:
+    """A green tick only for a confirmed form; anything else is loudly NOT VERIFIED."""
+    if v.verified:
+        line = Text("✓ verified", style="bold green")
+        line.append(f" {METHOD_WORDS.get(v.method, v.method)}", style="green")
+        where = format_sizes(v.sizes)
+        if where:
+            line.append(f" at {where}", style="green")
+        if v.detail:
+            line.append(f" ({v.detail})", style="dim")
+        return line
+    line = Text("✗ NOT VERIFIED", style="bold red")
+    line.append(f": {v.detail or 'this form could not be confirmed against the element-wise derivation'}",
+                style="red")
+    line.append(" (do not rely on it)", style="red")
+    return line
+
+
+def _block(console: Console, text: str | Text, indent: int = 4) -> None:
+    """Print a formula as is: indented, never wrapped or cropped, no trailing padding."""
+    body = text if isinstance(text, Text) else Text(text)
+    pad = " " * indent
+    lines = body.split("\n", allow_blank=True)
+    out = Text("\n").join(Text(pad) + line for line in lines)
+    console.print(out, soft_wrap=True)
+
+
+def _render_form(console: Console, title: str, lhs: str | None, lhs_latex: str | None,
+                 form: Form, notations: frozenset[str]) -> None:
+    console.print(Text(f"  {title}", style="bold"))
+    if "pretty" in notations:
+        _block(console, equation(lhs, form.pretty))
+    if "latex" in notations:
+        latex = f"{lhs_latex} = {form.latex}" if lhs_latex else form.latex
+        _block(console, Text("LaTeX: ", style="dim") + Text(latex))
+    _block(console, verification_text(form.verification))
+
+
+def render_derivative(console: Console, d: Derivative, derivation: Derivation,
+                      form: str | None = None) -> None:
+    forms, notations = form_selection(form)
+    head = Text(d.lhs_pretty, style="bold magenta")
+    head.append(f"  {KIND_LABELS.get(d.kind, d.kind)}", style="bold")
+    if d.shape:
+        head.append(f", shape {fmt_shape(tuple(d.shape))}")
+    console.print(Rule(head, align="left"))
+    if d.kind == "vjp" and d.upstream:
+        console.print(Text(f"  given the upstream gradient {d.upstream} = ∂L/∂{derivation.output}"
+                           f" (same shape as {derivation.output})", style="dim"))
+    if "index" in forms:
+        if d.index is None:
+            console.print(Text("  index form: not obtained", style="bold yellow"))
+        else:
+            _render_form(console, "index form", d.index_lhs_pretty, d.index_lhs_latex, d.index,
+                         notations)
+    if "matrix" in forms:
+        if d.matrix is None:
+            console.print(Text("  matrix form", style="bold"))
+            _block(console, Text("no closed matrix form obtained; see the index form",
+                                 style="yellow"))
+        else:
+            _render_form(console, "matrix form", d.lhs_pretty, d.lhs_latex, d.matrix, notations)
+    for note in d.notes:
+        _block(console, Text("• ") + Text(note), indent=2)
+
+
+def _bullets(console: Console, title: str, items: Iterable[str]) -> None:
+    items = list(items)
+    if not items:
+        return
+    console.print(Text(title, style="bold"))
+    for item in items:
+        console.print(Padding(Text("• ") + Text(item), (0, 0, 0, 2), expand=False))
+
+
+def render_derivation(console: Console, r: Derivation, form: str | None = None) -> None:
+    title = Text(r.target, style="bold cyan")
+    if r.summary:
+        title.append(f": {r.summary}")
+    console.print(title)
+    _block(console, equation(r.output, r.forward_pretty), indent=2)
+    console.print()
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim", no_wrap=True)
+    facts.add_column()
+    for spec in r.inputs:
+        domain = "" if spec.domain == "real" else f"  ({spec.domain})"
+        facts.add_row("input", Text(f"{spec.name} : {spec.shape_text}{domain}"))
+    for name, value in r.params:
+        facts.add_row("parameter", Text(f"{name} = {value:g}" if isinstance(value, float)
+                                        else f"{name} = {value}"))
+    facts.add_row("output", Text(f"{r.output} : {r.output_shape_text}"))
+    console.print(Padding(facts, (0, 0, 0, 2), expand=False))
+    console.print()
+    for d in r.derivatives:
+        render_derivative(console, d, r, form)
+        console.print()
+    for warning in r.warnings:
+        console.print(Text("warning: ", style="bold yellow") + Text(warning, style="yellow"))
+    _bullets(console, "Conventions", r.conventions)
+    _bullets(console, "Notes", r.notes)
+    _bullets(console, "References", r.references)
+    if r.warnings or r.conventions or r.notes or r.references:
+        console.print()
+    console.print(summary_line(r))
+
+
+def summary_line(r: Derivation) -> Text:
+    forms = [f for d in r.derivatives for f in (d.index, d.matrix) if f is not None]
+    bad = [f for f in forms if not f.verification.verified]
+    if not r.derivatives:
+        return Text("No derivative was derived.", style="bold yellow")
+    if bad or not r.verified:
+        n_bad = max(len(bad), 1)
+        return Text(f"✗ {n_bad} of {len(forms)} printed form(s) NOT VERIFIED: treat them as "
+                    "unconfirmed, not as facts.", style="bold red")
+    return Text(f"✓ All {len(forms)} form(s) verified against an independent element-wise "
+                "derivation.", style="bold green")
+
+
+__all__ = ["make_console", "render_recipes", "render_derivation", "render_derivative",
+           "verification_text", "equation", "equation_latex", "summary_line"]
