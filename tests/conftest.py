@@ -15,15 +15,22 @@ RECIPES = REPO / "recipes"
 
 @pytest.fixture
 def runner():
+    """A CliRunner whose result has stdout and stderr apart (older Click needs mix_stderr=False;
+    Click >= 8.2 always keeps them apart and has no such argument)."""
     from typer.testing import CliRunner
 
-    return CliRunner()
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def _no_user_recipes(monkeypatch):
-    """Tests see only the built-in recipes unless they set DERIVKIT_RECIPES themselves."""
-    monkeypatch.delenv("DERIVKIT_RECIPES", raising=False)
+def _plain_environment(monkeypatch):
+    """Tests see only the built-in recipes unless they set DERIVKIT_RECIPES themselves, and no
+    variable that forces colour on (a CI runner may set one)."""
+    for name in ("DERIVKIT_RECIPES", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def verified_at(*sizes: dict) -> Verification:

@@ -322,3 +322,74 @@ def test_readme_examples_parse(runner):
             ctx = group.make_context("derivkit", list(args), resilient_parsing=True)
             sub = group.commands[args[0]]
             sub.make_context(args[0], args[1:], parent=ctx)   # raises on an unknown option
+
+
+# ---------------------------------------------------------------------------- derive: output path
+# The api is replaced by a stand-in, so these check the CLI's plumbing without the engine.
+
+@pytest.fixture
+def fake_api(monkeypatch):
+    from conftest import make_linear_derivation
+
+    import derivkit.api as api
+
+    calls = []
+
+    def derive_recipe(name, *, recipe_dirs=None, wrt=None):
+        calls.append(("recipe", name, recipe_dirs, wrt))
+        if name == "broken":
+            from derivkit.errors import ExpressionError
+
+            raise ExpressionError("unknown function 'frob'", source="frob(x)", col=0)
+        return make_linear_derivation(matrix_verified=name != "unverified")
+
+    def derive_expression(expr, wrt, shapes, params=None):
+        calls.append(("expr", expr, wrt, shapes, params))
+        return make_linear_derivation()
+
+    monkeypatch.setattr(api, "derive_recipe", derive_recipe)
+    monkeypatch.setattr(api, "derive_expression", derive_expression)
+    return calls
+
+
+def test_cli_passes_options_to_the_api(runner, fake_api, tmp_path):
+    result = runner.invoke(app, ["derive", "linear", "--wrt", "W,b", "--wrt", "X",
+                                 "--recipes", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert fake_api == [("recipe", "linear", [str(tmp_path)], ["W", "b", "X"])]
+    result = runner.invoke(app, ["derive", "--expr", "alpha * sum(X @ W)", "--wrt", "W",
+                                 "--shape", "X=m,n", "--shape", "W=n,k", "--param", "alpha=0.5"])
+    assert result.exit_code == 0, result.output
+    assert fake_api[-1] == ("expr", "alpha * sum(X @ W)", ["W"], {"X": "m,n", "W": "n,k"},
+                            {"alpha": 0.5})
+
+
+def test_cli_derive_renders_for_people(runner, fake_api):
+    result = runner.invoke(app, ["derive", "linear"])
+    assert result.exit_code == 0
+    assert "∂L/∂W = Xᵀ⋅G" in result.stdout and "✓ verified symbolically" in result.stdout
+    assert ANSI not in result.stdout
+    latex = runner.invoke(app, ["derive", "linear", "--form", "latex"])
+    assert r"\frac{\partial L}{\partial W} = X^{T} G" in latex.stdout
+
+
+def test_cli_unverified_is_exit_0_but_says_so(runner, fake_api):
+    result = runner.invoke(app, ["derive", "unverified"])
+    assert result.exit_code == 0
+    assert "NOT VERIFIED" in result.stdout
+    data = json.loads(runner.invoke(app, ["derive", "unverified", "--json"]).stdout)
+    assert data["derivatives"][0]["verified"] is False
+
+
+def test_cli_derive_json_is_plain(runner, fake_api):
+    result = runner.invoke(app, ["derive", "linear", "--json"], env={"FORCE_COLOR": "1"})
+    assert result.exit_code == 0
+    assert ANSI not in result.stdout
+    assert json.loads(result.stdout)["derivatives"][0]["matrix_form"] == "X.T @ G"
+
+
+def test_cli_library_error_is_one_line_exit_2(runner, fake_api):
+    result = runner.invoke(app, ["derive", "broken"])
+    assert result.exit_code == 2
+    assert _one_error_line(result) == "derivkit: error: unknown function 'frob' at column 1"
+    assert result.stdout == ""

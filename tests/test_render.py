@@ -58,6 +58,7 @@ def test_json_unverified_form_is_reported_unverified():
     assert d["matrix"]["verification"] == {"verified": False, "method": "none", "sizes": [],
                                            "detail": "simplification was inconclusive"}
     assert d["index"]["verification"]["verified"] is True
+    assert d["verified_at"] == []
 
 
 def test_json_is_plain_serialisable_and_has_no_markup(linear_derivation):
@@ -166,3 +167,15 @@ def test_recipes_table_lists_names_unwrapped():
     out = buf.getvalue()
     assert "leaky-relu" in out
     assert "1 recipe(s)" in out
+
+
+def test_derivative_without_any_form_is_not_verified():
+    from dataclasses import replace
+
+    r = make_linear_derivation()
+    r = replace(r, derivatives=(replace(r.derivatives[0], index=None, matrix=None),))
+    out = _render(r)
+    assert "index form: not obtained" in out
+    assert "no closed matrix form obtained" in out
+    assert "NOT VERIFIED" in out.splitlines()[-1]
+    assert derivation_data(r)["derivatives"][0]["verified"] is False

@@ -54,7 +54,10 @@ def equation_latex(d: Derivative) -> str:
 
 
 def derivative_data(d: Derivative) -> dict:
+    # The sizes at which the headline form (matrix, else index) was confirmed; [] if unverified.
     shown = d.matrix if d.matrix is not None else d.index
+    verified_at = (_plain(list(shown.verification.sizes))
+                   if shown is not None and d.verified else [])
     return {
         "wrt": d.wrt,
         "kind": d.kind,
@@ -62,7 +65,7 @@ def derivative_data(d: Derivative) -> dict:
         "matrix_form": d.matrix.text if d.matrix is not None else None,
         "latex": equation_latex(d),
         "verified": d.verified,
-        "verified_at": _plain(list(shown.verification.sizes)) if shown is not None else [],
+        "verified_at": verified_at,
         "lhs": d.lhs_pretty,
         "lhs_latex": d.lhs_latex,
         "index_lhs": d.index_lhs_pretty,

@@ -176,10 +176,12 @@ def summary_line(r: Derivation) -> Text:
     bad = [f for f in forms if not f.verification.verified]
     if not r.derivatives:
         return Text("No derivative was derived.", style="bold yellow")
-    if bad or not r.verified:
-        n_bad = max(len(bad), 1)
-        return Text(f"✗ {n_bad} of {len(forms)} printed form(s) NOT VERIFIED: treat them as "
+    if bad:
+        return Text(f"✗ {len(bad)} of {len(forms)} form(s) NOT VERIFIED: treat them as "
                     "unconfirmed, not as facts.", style="bold red")
+    if not r.verified:
+        return Text("✗ NOT VERIFIED: a derivative has no form that could be confirmed.",
+                    style="bold red")
     return Text(f"✓ All {len(forms)} form(s) verified against an independent element-wise "
                 "derivation.", style="bold green")
 
