@@ -1,0 +1,184 @@
+"""derive(recipe) -> Derivation: parse, differentiate, simplify, read off forms, verify.
+
+For each input x to differentiate, with out = forward(inputs):
+- scalar out (a loss L): the gradient ∂L/∂x (shape of x);
+- otherwise the VJP ∂L/∂x given the upstream gradient G = ∂L/∂out, and, when out and x are
+  both vectors, the Jacobian ∂out/∂x (n_out × n_in);
+- always the index form of the Jacobian entry ∂out_ij/∂x_rs (or ∂L/∂x_ij), Kronecker deltas.
+Every form is verified against the element-wise derivation before it is reported as verified.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sympy as sp
+
+from .. import functions, ir
+from ..errors import DerivkitError, ExpressionError
+from ..language import Scope, parse
+from ..printing import GREEK, language, latex, pretty
+from ..recipes import Recipe
+from ..results import Derivation, Derivative, Form, InputInfo, Verification
+from ..shapes import fmt_shape
+from . import index as ix
+from .jacobian import jacobian
+from .simplify import simplify
+from .verify import IndexForm, Problem, Verifier
+from .vjp import vjp
+
+OUT_LETTERS = "ijkl"
+IN_LETTERS = {(1, 1): "j", (0, 1): "i", (0, 2): "ij", (1, 2): "rs", (2, 2): "rs", (2, 1): "r",
+              (0, 0): "", (1, 0): "", (2, 0): ""}
+
+
+def parse_forward(recipe: Recipe) -> tuple[Scope, ir.Node]:
+    scope = Scope({i.name: i.shape for i in recipe.inputs}, {p.name: p.default for p in recipe.params})
+    try:
+        return scope, parse(recipe.forward, scope)
+    except ExpressionError as exc:
+        where = "--expr" if recipe.name == "expr" else f"recipe {recipe.name!r}: forward"
+        raise ExpressionError(f"{where}: {exc.message}", hint=exc.hint) from None
+
+
+def _letters(out_rank: int, in_rank: int, taken: set[str]) -> tuple[list[str], list[str]]:
+    out = [c for c in OUT_LETTERS if c not in taken][:out_rank]
+    want = IN_LETTERS[(out_rank, in_rank)]
+    pool = [c for c in want + "rsuvabcdtw" if c not in taken and c not in out]
+    return out, pool[:in_rank]
+
+
+def _sub(name: str, idx: list[str], pretty_mode: bool) -> str:
+    if not idx:
+        return GREEK.get(name, name) if pretty_mode else name
+    if pretty_mode and all(len(i) == 1 for i in idx):
+        return f"{GREEK.get(name, name)}_{''.join(idx)}"
+    return f"{name}[{','.join(idx)}]"
+
+
+def _latex_name(name: str, idx: list[str] = ()) -> str:
+    base = latex(ir.Var(name, ()))
+    return f"{base}_{{{''.join(idx)}}}" if idx else base
+
+
+def derive(recipe: Recipe) -> Derivation:
+    started = time.perf_counter()
+    scope, out = parse_forward(recipe)
+    named_defs = {recipe.output: out}
+    named_nodes = {out: recipe.output}
+    if isinstance(out, ir.Macro):
+        named_nodes[out.expansion] = recipe.output
+    scalar = out.rank == 0
+    upstream = None if scalar else ir.Var(recipe.upstream, out.shape, "upstream")
+    seed = ir.ONE if scalar else upstream
+    taken = ({i.name for i in recipe.inputs} | {p.name for p in recipe.params} | scope.dims
+             | {recipe.output, recipe.upstream})
+    inputs = {i.name: (i.shape, i.domain) for i in recipe.inputs}
+    derivatives: list[Derivative] = []
+    warnings: list[str] = []
+
+    for w in recipe.wrt:
+        x = scope.var(w)
+        raw = vjp(out, seed, x)
+        if raw is None:
+            warnings.append(f"{recipe.output} does not depend on {w}: its derivative is zero")
+            raw = ir.broadcast_to(ir.ZERO, x.shape)
+        cot = simplify(raw, named_nodes)
+        if cot.shape != x.shape:
+            cot = ir.broadcast_to(cot, x.shape)
+        problem = Problem(out, inputs, tuple(p.name for p in recipe.params), named_defs, x, upstream)
+        verifier = Verifier(problem)
+
+        oi, ii = _letters(out.rank, x.rank, taken)
+        index_form = _index_form(cot, upstream, oi, ii, taken, verifier)
+        if scalar:
+            lhs_p, lhs_l = f"∂{_sub(recipe.output, [], True)}/∂{_sub(w, [], True)}", \
+                rf"\frac{{\partial {_latex_name(recipe.output)}}}{{\partial {_latex_name(w)}}}"
+            ilhs_p = f"∂{_sub(recipe.output, [], True)}/∂{_sub(w, ii, True)}"
+            ilhs_l = rf"\frac{{\partial {_latex_name(recipe.output)}}}{{\partial {_latex_name(w, ii)}}}"
+        else:
+            ilhs_p = f"∂{_sub(recipe.output, oi, True)}/∂{_sub(w, ii, True)}"
+            ilhs_l = (rf"\frac{{\partial {_latex_name(recipe.output, oi)}}}"
+                      rf"{{\partial {_latex_name(w, ii)}}}")
+        kinds: list[tuple[str, ir.Node | None]] = []
+        if scalar:
+            kinds.append(("gradient", cot))
+        else:
+            if out.rank == 1 and x.rank == 1:
+                jac = jacobian(cot, upstream)
+                kinds.append(("jacobian", simplify(jac, named_nodes) if jac is not None else None))
+            kinds.append(("vjp", cot))
+        for kind, form in kinds:
+            if kind == "jacobian":
+                lhs_p = f"∂{_sub(recipe.output, [], True)}/∂{_sub(w, [], True)}"
+                lhs_l = rf"\frac{{\partial {_latex_name(recipe.output)}}}{{\partial {_latex_name(w)}}}"
+            elif kind == "vjp":
+                lhs_p = f"∂L/∂{_sub(w, [], True)}"
+                lhs_l = rf"\frac{{\partial L}}{{\partial {_latex_name(w)}}}"
+            matrix = None
+            if form is not None:
+                ver = verifier.check_matrix(kind, form)
+                matrix = Form(language(form), pretty(form), f"{lhs_l} = {latex(form)}", ver)
+            notes = ()
+            if kind == "vjp":
+                notes = (f"{pretty(upstream)} = ∂L/∂{_sub(recipe.output, [], True)} is the upstream "
+                         f"gradient of a scalar loss L (shape {fmt_shape(out.shape)}).",)
+            elif kind == "jacobian" and form is None:
+                notes = ("no closed matrix Jacobian was obtained; the index form is verified",)
+            index = None
+            if index_form is not None:
+                text, pform, ltx, ver = index_form
+                index = Form(text, pform, f"{ilhs_l} = {ltx}", ver)
+            derivatives.append(Derivative(
+                wrt=w, kind=kind, lhs_pretty=lhs_p, lhs_latex=lhs_l, index_lhs_pretty=ilhs_p,
+                index_lhs_latex=ilhs_l, index=index, matrix=matrix,
+                upstream=recipe.upstream if kind == "vjp" else None,
+                shape=tuple(x.shape) if kind != "jacobian" else tuple(out.shape) + tuple(x.shape),
+                notes=notes))
+
+    return Derivation(
+        target=recipe.name, summary=recipe.summary, forward=recipe.forward,
+        forward_pretty=f"{pretty(ir.Var(recipe.output, ()))} = {pretty(out)}",
+        forward_latex=f"{latex(ir.Var(recipe.output, ()))} = {latex(out)}",
+        output=recipe.output, output_shape_text=fmt_shape(out.shape),
+        inputs=tuple(InputInfo(i.name, tuple(i.shape), fmt_shape(i.shape), i.domain)
+                     for i in recipe.inputs),
+        params=tuple((p.name, p.default) for p in recipe.params),
+        derivatives=tuple(derivatives), conventions=tuple(_conventions(out, recipe, upstream)),
+        notes=recipe.notes, references=recipe.references,
+        elapsed_s=time.perf_counter() - started, warnings=tuple(warnings))
+
+
+def _index_form(cot: ir.Node, upstream: ir.Var | None, oi: list[str], ii: list[str],
+                taken: set[str], verifier: Verifier):
+    out_syms = tuple(ix.index_symbol(c) for c in oi)
+    in_syms = tuple(ix.index_symbol(c) for c in ii)
+    ev = ix.IndexEvaluator(taken | set(oi) | set(ii), upstream, out_syms)
+    try:
+        expr = ix.canonical(ix.contract(ev.ev(cot, in_syms)), list(out_syms + in_syms))
+    except (NotImplementedError, TypeError, ValueError) as exc:  # pragma: no cover - defensive
+        raise DerivkitError(f"could not build the index form: {exc}") from None
+    ver = verifier.check_index(IndexForm(expr, out_syms, in_syms, ev.opaque))
+    return ix.to_text(expr), ix.to_pretty(expr), ix.to_latex(expr), ver
+
+
+def _conventions(out: ir.Node, recipe: Recipe, upstream: ir.Var | None) -> list[str]:
+    notes = []
+    if upstream is not None:
+        notes.append(f"Gradients have the shape of the variable (denominator layout); "
+                     f"{upstream.name} = ∂L/∂{recipe.output} for a scalar loss L downstream.")
+    else:
+        notes.append("Gradients have the shape of the variable (denominator layout).")
+    seen = set()
+    for n in ir.walk(out):
+        if isinstance(n, ir.Apply) and n.fn not in seen:
+            seen.add(n.fn)
+            for k in functions.kink_conventions(n.fn):
+                notes.append(k.sentence())
+    if any(isinstance(n, ir.Macro) and n.fn == "softmax" for n in ir.walk(out)):
+        notes.append("softmax(x) = exp(x) / Σ exp(x) over the last axis; derivkit differentiates "
+                     "this definition.")
+    return notes
+
+
+__all__ = ["derive", "parse_forward", "sp"]

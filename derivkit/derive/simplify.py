@@ -1,0 +1,385 @@
+"""Simplify IR expressions (derivatives) into readable closed forms.
+
+Two mechanisms, both sound rewrites of NumPy semantics:
+- structural rules on array operations: (Aᵀ)ᵀ = A, (AB)ᵀ = BᵀAᵀ, I A = A, diag(c) 𝟙 = c,
+  diag(c) a bᵀ = (c ⊙ a) bᵀ, Σ(c·x) = c·Σx for a scalar c, ...;
+- elementwise arithmetic (+ − ⊙ / ** over broadcastable operands) is a commutative algebra, so a
+  maximal arithmetic subtree ("cluster") is mapped to a SymPy expression whose symbols stand for
+  its non-arithmetic operands, simplified there (factor / cancel / factor_terms, smallest wins),
+  and mapped back. Named nodes (a recipe's output such as p = exp(z)/Σexp(z)) are substituted
+  back in, also inside clusters when their definition is a monomial (e = p·Σexp(z)).
+
+The result is not trusted because of this module: every printed form is verified separately.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import sympy as sp
+
+from .. import ir
+
+MAX_FACTOR_OPS = 80
+ARITH = (ir.Binary, ir.Neg)
+
+
+def _sym_number(value) -> sp.Expr:
+    if isinstance(value, Fraction):
+        return sp.Rational(value.numerator, value.denominator)
+    return sp.Float(value)
+
+
+def _ir_number(value: sp.Expr) -> ir.Node:
+    if value.is_Integer or value.is_Rational:
+        return ir.const(Fraction(int(value.p), int(value.q)))
+    return ir.const(float(value))
+
+
+class Simplifier:
+    def __init__(self, named: dict[ir.Node, str] | None = None) -> None:
+        self.named: dict[ir.Node, ir.Var] = {}
+        for node, name in (named or {}).items():
+            self.named[node] = ir.Var(name, node.shape, "named")
+        self.memo: dict[ir.Node, ir.Node] = {}
+        self.leaf_syms: dict[ir.Node, sp.Symbol] = {}
+        self.sym_nodes: dict[sp.Symbol, ir.Node] = {}
+        self._monomials: list[tuple[sp.Symbol, sp.Expr]] | None = None
+
+    # ------------------------------------------------------------------ entry
+    def __call__(self, node: ir.Node) -> ir.Node:
+        return self.simp(node)
+
+    def simp(self, node: ir.Node) -> ir.Node:
+        if node in self.named:
+            return self.named[node]
+        if node in self.memo:
+            return self.memo[node]
+        out = self._simp(node)
+        if out in self.named:
+            out = self.named[out]
+        self.memo[node] = out
+        return out
+
+    def _simp(self, n: ir.Node) -> ir.Node:
+        if isinstance(n, ARITH):
+            return self.cluster(n)
+        if isinstance(n, ir.Macro) or not n.args:
+            return n
+        args = tuple(self.simp(a) for a in n.args)
+        n = n.with_args(*args) if args != n.args else n
+        rule = getattr(self, "_" + type(n).__name__, None)
+        if rule is not None:
+            out = rule(n)
+            if out is not n:
+                return self.simp(out)
+        return n
+
+    # ------------------------------------------------------------------ structural rules
+    def _Transpose(self, n: ir.Transpose) -> ir.Node:
+        a = n.a
+        if a.rank <= 1:
+            return a
+        if isinstance(a, ir.Transpose):
+            return a.a
+        if isinstance(a, (ir.Eye, ir.Diag)) and a.rank == 2:
+            return a
+        if isinstance(a, ir.Outer):
+            return ir.outer(a.b, a.a)
+        if isinstance(a, ir.MatMul):
+            return ir.matmul(ir.transpose(a.b), ir.transpose(a.a))
+        if isinstance(a, ir.Neg):
+            return ir.neg(ir.transpose(a.a))
+        if isinstance(a, ir.Binary) and a.op in "+-" and a.a.rank == 2 and a.b.rank == 2:
+            return ir.binary(a.op, ir.transpose(a.a), ir.transpose(a.b))
+        if isinstance(a, ir.Binary) and a.op in "*/" and a.b.rank == 0:
+            return ir.binary(a.op, ir.transpose(a.a), a.b)
+        if isinstance(a, ir.Binary) and a.op == "*" and a.a.rank == 0:
+            return ir.mul(a.a, ir.transpose(a.b))
+        if isinstance(a, ir.Broadcast) and a.a.rank == 0:
+            return ir.broadcast_to(a.a, n.shape)
+        return n
+
+    def _MatMul(self, n: ir.MatMul) -> ir.Node:
+        a, b = n.a, n.b
+        if isinstance(a, ir.Eye):
+            return b
+        if isinstance(b, ir.Eye):
+            return a
+        for side in (0, 1):
+            x = (a, b)[side]
+            if isinstance(x, ir.Neg):
+                return ir.neg(ir.matmul(*((x.a, b) if side == 0 else (a, x.a))))
+            if isinstance(x, ir.Binary) and x.op in "*/" and x.b.rank == 0 and x.a.rank:
+                inner = ir.matmul(*((x.a, b) if side == 0 else (a, x.a)))
+                return ir.binary(x.op, inner, x.b)
+            if isinstance(x, ir.Binary) and x.op == "*" and x.a.rank == 0 and x.b.rank:
+                inner = ir.matmul(*((x.b, b) if side == 0 else (a, x.b)))
+                return ir.mul(x.a, inner)
+        if isinstance(a, ir.Diag) and a.rank == 2:
+            c = a.a
+            if isinstance(b, ir.Diag) and b.rank == 2:
+                return ir.diag(ir.mul(c, b.a))
+            if isinstance(b, (ir.Ones,)) or (isinstance(b, ir.Broadcast) and ir.is_const(b.a, 1)):
+                return c if b.rank == 1 else n
+            if b.rank == 1:
+                return ir.mul(c, b)
+            if isinstance(b, ir.Outer):
+                return ir.outer(ir.mul(c, b.a), b.b)
+        if isinstance(b, ir.Diag) and b.rank == 2:
+            if a.rank == 1:
+                return ir.mul(a, b.a)
+            if isinstance(a, ir.Outer):
+                return ir.outer(a.a, ir.mul(a.b, b.a))
+        if a.rank == 1 and b.rank == 2:
+            return ir.matmul(ir.transpose(b), a)
+        if isinstance(a, ir.Outer) and b.rank == 1:
+            return ir.mul(a.a, ir.sum_(ir.mul(a.b, b)))
+        return n
+
+    def _Diag(self, n: ir.Diag) -> ir.Node:
+        a = n.a
+        if a.rank == 1 and isinstance(a, ir.Broadcast) and a.a.rank == 0:
+            return ir.mul(a.a, ir.eye(a.shape[0])) if not ir.is_const(a.a, 1) else ir.eye(a.shape[0])
+        if a.rank == 1 and isinstance(a, ir.Ones):
+            return ir.eye(a.shape[0])
+        if a.rank == 2 and isinstance(a, ir.Diag):
+            return a.a
+        return n
+
+    def _Broadcast(self, n: ir.Broadcast) -> ir.Node:
+        if isinstance(n.a, ir.Broadcast):
+            return ir.broadcast_to(n.a.a, n.shape)
+        if n.a.shape == n.shape:
+            return n.a
+        return n
+
+    def _Sum(self, n: ir.Sum) -> ir.Node:
+        a = n.a
+        if isinstance(a, ir.Broadcast) and a.a.rank == 0 and n.axis is None and not n.keepdims:
+            return ir.mul(a.a, self._count(a.shape))
+        if isinstance(a, ir.Ones) and n.axis is None and not n.keepdims:
+            return self._count(a.shape)
+        if isinstance(a, ARITH):
+            expr = self.to_sym(a)
+            coeff, factors = expr.as_coeff_mul()
+            scalar = [f for f in factors if self._constant_along(f, a.rank, n.axis, n.keepdims)]
+            if coeff != 1 or scalar:
+                rest = sp.Mul(*[f for f in factors if f not in scalar])
+                inner = self.from_sym(rest, a.shape)
+                if inner.rank == 0:
+                    return n  # nothing array-valued left to sum; keep as is
+                outer_factor = self._from(sp.Mul(coeff, *scalar))
+                return ir.mul(outer_factor, ir.sum_(inner, n.axis, n.keepdims))
+        return n
+
+    def _Where(self, n: ir.Where) -> ir.Node:
+        if n.a == n.b:
+            return ir.broadcast_to(n.a, n.shape)
+        if ir.is_const(n.b, 0) and not ir.is_const(n.a, 1):
+            return ir.mul(n.a, ir.where(n.cond, ir.ONE, ir.ZERO))
+        return n
+
+    @staticmethod
+    def _count(shape) -> ir.Node:
+        out = None
+        for d in shape:
+            term = ir.const(d) if isinstance(d, int) else ir.DimSize(d)
+            out = term if out is None else ir.mul(out, term)
+        return out or ir.ONE
+
+    # ------------------------------------------------------------------ clusters
+    def _leaf(self, node: ir.Node) -> sp.Symbol:
+        if node not in self.leaf_syms:
+            if isinstance(node, ir.DimSize):
+                sym = sp.Symbol(node.name, positive=True, integer=True)
+            else:
+                label = node.name if isinstance(node, ir.Var) else type(node).__name__.lower()
+                sym = sp.Symbol(f"_{len(self.leaf_syms):03d}_{label}", real=True)
+            self.leaf_syms[node] = sym
+            self.sym_nodes[sym] = node
+        return self.leaf_syms[node]
+
+    def _constant_along(self, e: sp.Expr, rank: int, axis: int | None, keepdims: bool) -> bool:
+        """Can factor `e` move out of a sum over `axis` of a rank-`rank` array? Yes if it is a
+        scalar, or (keepdims) if every leaf is broadcast (size 1 or absent) along `axis`."""
+        if not all(s in self.sym_nodes for s in e.free_symbols):
+            return False
+        shapes = [self.sym_nodes[s].shape for s in e.free_symbols]
+        if all(len(sh) == 0 for sh in shapes):
+            return True
+        if axis is None or not keepdims:
+            return False
+        for sh in shapes:
+            offset = rank - len(sh)
+            if axis >= offset and sh[axis - offset] != 1:
+                return False
+        return True
+
+    def to_sym(self, n: ir.Node, *, raw: bool = False) -> sp.Expr:
+        if n in self.named and not raw:
+            return self._leaf(self.named[n])
+        if isinstance(n, ir.Binary):
+            a, b = self.to_sym(n.a), self.to_sym(n.b)
+            return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+                    "/": lambda: a / b, "**": lambda: a ** b}[n.op]()
+        if isinstance(n, ir.Neg):
+            return -self.to_sym(n.a)
+        if isinstance(n, ir.Const):
+            return _sym_number(n.value)
+        if isinstance(n, ir.Broadcast):
+            return self.to_sym(n.a)
+        if isinstance(n, ir.Ones):
+            return sp.Integer(1)
+        s = self.simp(n)
+        if isinstance(s, ARITH) or isinstance(s, ir.Const):
+            return self.to_sym(s)
+        return self._leaf(s)
+
+    def cluster(self, n: ir.Node) -> ir.Node:
+        expr = self.to_sym(n)
+        expr = self._substitute_named(expr)
+        best, best_cost = None, None
+        for cand in self._candidates(expr):
+            try:
+                node = self.from_sym(cand, n.shape)
+            except _Unmappable:
+                continue
+            cost = ir.count_ops(node)
+            if best is None or cost < best_cost:
+                best, best_cost = node, cost
+        if best is None:  # pragma: no cover - from_sym maps every candidate we build
+            return n
+        return best
+
+    def _candidates(self, expr: sp.Expr):
+        yield expr
+        if sp.count_ops(expr) <= MAX_FACTOR_OPS:
+            yield sp.factor_terms(expr)
+            yield sp.factor(expr)
+            yield sp.cancel(expr)
+            yield sp.factor_terms(sp.expand(expr))
+
+    def _named_monomials(self) -> list[tuple[sp.Symbol, sp.Expr]]:
+        """For each named node whose definition is an arithmetic monomial c·Π leafᵏ:
+        (one leaf L with k = ±1, L expressed through the name)."""
+        if self._monomials is None:
+            self._monomials = []
+            for node, var in list(self.named.items()):
+                if not isinstance(node, ARITH):
+                    continue
+                d = self.to_sym(node, raw=True)
+                if not isinstance(d, (sp.Mul, sp.Pow)):
+                    continue
+                name_sym = self._leaf(var)
+                powers = d.as_powers_dict()
+                arrays = [s for s, k in powers.items() if isinstance(s, sp.Symbol) and
+                          s in self.sym_nodes and abs(k) == 1 and self.sym_nodes[s].rank]
+                for leaf in arrays:
+                    k = powers[leaf]
+                    rest = d / leaf ** k
+                    self._monomials.append((leaf, (name_sym / rest) ** k))
+                    break
+        return self._monomials
+
+    def _substitute_named(self, expr: sp.Expr) -> sp.Expr:
+        for leaf, value in self._named_monomials():
+            if expr.has(leaf):
+                cand = sp.cancel(expr.subs(leaf, value)) if sp.count_ops(expr) <= MAX_FACTOR_OPS \
+                    else expr.subs(leaf, value)
+                if not cand.has(leaf) and sp.count_ops(cand) <= sp.count_ops(expr):
+                    expr = cand
+        return expr
+
+    # ------------------------------------------------------------------ back to IR
+    def from_sym(self, e: sp.Expr, shape) -> ir.Node:
+        node = self._from(e)
+        if node.shape != tuple(shape):
+            node = ir.broadcast_to(node, tuple(shape))
+        return node
+
+    def _from(self, e: sp.Expr) -> ir.Node:
+        if e.is_Number:
+            return _ir_number(e)
+        if isinstance(e, sp.Symbol):
+            if e in self.sym_nodes:
+                return self.sym_nodes[e]
+            raise _Unmappable(e)
+        if isinstance(e, sp.Add):
+            terms = list(e.as_ordered_terms())
+            pos = [t for t in terms if not _negative(t)]
+            negs = [t for t in terms if _negative(t)]
+            if not pos:
+                total = self._from(-negs[0])
+                for t in negs[1:]:
+                    total = ir.add(total, self._from(-t))
+                return ir.neg(total)
+            total = self._from(pos[0])
+            for t in pos[1:]:
+                total = ir.add(total, self._from(t))
+            for t in negs:
+                total = ir.sub(total, self._from(-t))
+            return total
+        if isinstance(e, sp.Mul):
+            coeff, factors = e.as_coeff_mul()
+            if coeff < 0:
+                return ir.neg(self._from(-e))
+            num, den = [], []
+            if coeff != 1:
+                c = sp.Rational(coeff) if coeff.is_Rational else coeff
+                if c.is_Rational and c.q != 1:
+                    if c.p != 1:
+                        num.append(_ir_number(sp.Integer(c.p)))
+                    den.append(_ir_number(sp.Integer(c.q)))
+                else:
+                    num.append(_ir_number(c))
+            for f in factors:
+                base, exp = f.as_base_exp()
+                if exp.is_Number and exp < 0:
+                    den.append(self._from(base ** -exp))
+                else:
+                    num.append(self._from(f))
+            num.sort(key=_factor_order)
+            den.sort(key=_factor_order)
+            top = num[0] if num else ir.ONE
+            for f in num[1:]:
+                top = ir.mul(top, f)
+            if not den:
+                return top
+            bottom = den[0]
+            for f in den[1:]:
+                bottom = ir.mul(bottom, f)
+            return ir.div(top, bottom)
+        if isinstance(e, sp.Pow):
+            base, exp = e.as_base_exp()
+            if exp == sp.Rational(1, 2):
+                return ir.apply("sqrt", self._from(base))
+            if exp.is_Number and exp < 0:
+                return ir.div(ir.ONE, self._from(base ** -exp))
+            return ir.power(self._from(base), self._from(exp))
+        raise _Unmappable(e)
+
+
+def _negative(term: sp.Expr) -> bool:
+    coeff, _ = term.as_coeff_Mul()
+    return bool(coeff.is_Number and coeff < 0)
+
+
+def _factor_order(node: ir.Node) -> int:
+    if isinstance(node, ir.Const):
+        return 0
+    if isinstance(node, ir.DimSize) or (isinstance(node, ir.Var) and node.role == "param"):
+        return 1
+    if node.rank == 0:
+        return 2
+    if isinstance(node, ir.Binary) and node.op in "+-":
+        return 4
+    return 3
+
+
+class _Unmappable(Exception):
+    pass
+
+
+def simplify(node: ir.Node, named: dict[ir.Node, str] | None = None) -> ir.Node:
+    return Simplifier(named)(node)

@@ -1,0 +1,187 @@
+"""Reverse mode on the IR: the cotangent (∂L/∂node given ∂L/∂out = seed) of every node.
+
+Each array operation has one VJP rule below (the matrix-calculus identities: for C = A B,
+Ā = C̄ Bᵀ and B̄ = Aᵀ C̄; for c = Σ a, ā = c̄ 𝟙; ...). Elementwise functions have no rule here:
+their derivative comes from `derivkit.functions.derivative`, i.e. from differentiating the
+function's SymPy definition. Macros (softmax, mean) are differentiated through their expansion,
+so their derivatives are derived, never stated. Broadcasting is undone by summing (NumPy rules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sympy as sp
+
+from .. import functions, ir
+from ..shapes import Shape
+
+
+def unbroadcast(x: ir.Node, shape: Shape) -> ir.Node:
+    """Sum `x` over the axes that broadcasting added or stretched to reach x.shape from `shape`."""
+    shape = tuple(shape)
+    if not shape and x.rank:
+        return ir.sum_(x)
+    while x.rank > len(shape):
+        x = ir.sum_(x, 0)
+    for axis, (have, want) in enumerate(zip(x.shape, shape)):
+        if want == 1 and have != 1:
+            x = ir.sum_(x, axis, keepdims=True)
+    return x
+
+
+def _elementwise_derivative(node: ir.Apply) -> ir.Node:
+    """f'(a) for node = f(a), as IR, built from the SymPy-derived rule."""
+    rule = functions.derivative(node.fn)
+    mapping: dict[sp.Symbol, ir.Node] = {functions.T: node.a, functions.S: node}
+    for sym, p in zip(rule.params, node.params):
+        mapping[sym] = p
+    return from_scalar_sympy(rule.expr, mapping)
+
+
+def from_scalar_sympy(expr: sp.Expr, mapping: dict[sp.Symbol, ir.Node]) -> ir.Node:
+    """An elementwise SymPy expression in the mapped symbols, as IR (broadcasting)."""
+
+    def go(e: sp.Expr) -> ir.Node:
+        if e in mapping:
+            return mapping[e]
+        if e.is_Number:
+            return ir.const(sp.Rational(e).limit_denominator(10**12).p / 1) if not e.is_Rational \
+                else ir.const(__import__("fractions").Fraction(int(e.p), int(e.q)))
+        if isinstance(e, sp.Add):
+            terms = list(e.args)
+            out = go(terms[0])
+            for t in terms[1:]:
+                c, rest = t.as_coeff_Mul()
+                if c.is_Number and c < 0:
+                    out = ir.sub(out, go(-t))
+                else:
+                    out = ir.add(out, go(t))
+            return out
+        if isinstance(e, sp.Mul):
+            c, rest = e.as_coeff_Mul()
+            if c == -1:
+                return ir.neg(go(rest))
+            factors = list(e.args)
+            out = go(factors[0])
+            for f in factors[1:]:
+                base, k = f.as_base_exp()
+                if k.is_Number and k < 0:
+                    out = ir.div(out, go(base ** -k))
+                else:
+                    out = ir.mul(out, go(f))
+            return out
+        if isinstance(e, sp.Pow):
+            base, k = e.as_base_exp()
+            if k == sp.Rational(1, 2):
+                return ir.apply("sqrt", go(base))
+            if k.is_Number and k < 0:
+                return ir.div(ir.ONE, go(base ** -k))
+            return ir.power(go(base), go(k))
+        if isinstance(e, sp.Piecewise):
+            (val, cond), *rest = e.args
+            other = go(sp.Piecewise(*rest)) if rest and rest[0][1] is not sp.true else go(rest[0][0])
+            return ir.where(_cond(cond), go(val), other)
+        for fn, cls in (("exp", sp.exp), ("log", sp.log), ("tanh", sp.tanh), ("abs", sp.Abs),
+                        ("sign", sp.sign)):
+            if isinstance(e, cls):
+                return ir.apply(fn, go(e.args[0]))
+        raise NotImplementedError(f"cannot express {e} in the IR")
+
+    def _cond(c) -> ir.Node:
+        ops = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<",
+               sp.LessThan: "<="}
+        if type(c) not in ops:
+            raise NotImplementedError(f"condition {c}")
+        return ir.compare(ops[type(c)], go(c.lhs), go(c.rhs))
+
+    return go(expr)
+
+
+Rule = Callable[[ir.Node, ir.Node], list[tuple[ir.Node, ir.Node]]]
+
+
+def _binary(n: ir.Binary, g: ir.Node):
+    a, b = n.a, n.b
+    if n.op == "+":
+        return [(a, unbroadcast(g, a.shape)), (b, unbroadcast(g, b.shape))]
+    if n.op == "-":
+        return [(a, unbroadcast(g, a.shape)), (b, unbroadcast(ir.neg(g), b.shape))]
+    if n.op == "*":
+        return [(a, unbroadcast(ir.mul(g, b), a.shape)), (b, unbroadcast(ir.mul(g, a), b.shape))]
+    if n.op == "/":
+        return [(a, unbroadcast(ir.div(g, b), a.shape)),
+                (b, unbroadcast(ir.neg(ir.div(ir.mul(g, n), b)), b.shape))]
+    # a ** b
+    da = ir.mul(g, ir.mul(b, ir.power(a, ir.sub(b, ir.ONE))))
+    db = ir.mul(g, ir.mul(n, ir.apply("log", a)))
+    return [(a, unbroadcast(da, a.shape)), (b, unbroadcast(db, b.shape))]
+
+
+def _matmul(n: ir.MatMul, g: ir.Node):
+    a, b = n.a, n.b
+    if a.rank == 2 and b.rank == 2:
+        return [(a, ir.matmul(g, ir.transpose(b))), (b, ir.matmul(ir.transpose(a), g))]
+    if a.rank == 1 and b.rank == 2:      # (n,) @ (n,k) -> (k,)
+        return [(a, ir.matmul(b, g)), (b, ir.outer(a, g))]
+    if a.rank == 2 and b.rank == 1:      # (m,n) @ (n,) -> (m,)
+        return [(a, ir.outer(g, b)), (b, ir.matmul(ir.transpose(a), g))]
+    return [(a, ir.mul(g, b)), (b, ir.mul(g, a))]  # (n,) @ (n,) -> ()
+
+
+def _sum(n: ir.Sum, g: ir.Node):
+    if n.axis is not None and not n.keepdims:
+        g = ir.expand_dims(g, n.axis)
+    return [(n.a, ir.broadcast_to(g, n.a.shape))]
+
+
+def _where(n: ir.Where, g: ir.Node):
+    return [(n.a, unbroadcast(ir.where(n.cond, g, ir.ZERO), n.a.shape)),
+            (n.b, unbroadcast(ir.where(n.cond, ir.ZERO, g), n.b.shape))]
+
+
+RULES: dict[type, Rule] = {
+    ir.Binary: _binary,
+    ir.Neg: lambda n, g: [(n.a, ir.neg(g))],
+    ir.MatMul: _matmul,
+    ir.Transpose: lambda n, g: [(n.a, ir.transpose(g))],
+    ir.Apply: lambda n, g: [(n.a, ir.mul(g, _elementwise_derivative(n)))],
+    ir.Sum: _sum,
+    ir.Where: _where,
+    ir.Compare: lambda n, g: [],  # piecewise constant: zero almost everywhere
+    ir.Trace: lambda n, g: [(n.a, ir.mul(g, ir.eye(n.a.shape[0])))],
+    ir.Det: lambda n, g: [(n.a, ir.mul(ir.mul(g, n), ir.transpose(ir.inv(n.a))))],
+    ir.Inv: lambda n, g: [(n.a, ir.neg(ir.matmul(ir.matmul(ir.transpose(n), g), ir.transpose(n))))],
+    ir.Diag: lambda n, g: [(n.a, ir.diag(g))],
+    ir.Outer: lambda n, g: [(n.a, ir.matmul(g, n.b)), (n.b, ir.matmul(ir.transpose(g), n.a))],
+    ir.Broadcast: lambda n, g: [(n.a, unbroadcast(g, n.a.shape))],
+    ir.ExpandDims: lambda n, g: [(n.a, ir.sum_(g, n.axis))],
+    ir.Macro: lambda n, g: [(n.expansion, g)],
+}
+
+
+def cotangents(out: ir.Node, seed: ir.Node, wrt: list[ir.Node]) -> dict[ir.Node, ir.Node]:
+    """Cotangent of every node on a path from `wrt` to `out` (unsimplified IR)."""
+    order = ir.walk(out)
+    targets = set(wrt)
+    relevant: set[ir.Node] = set()
+    for node in order:  # children first
+        if node in targets or any(c in relevant for c in node.args):
+            relevant.add(node)
+    cot: dict[ir.Node, ir.Node] = {out: seed}
+    for node in reversed(order):
+        if node not in cot or not node.args:
+            continue
+        rule = RULES.get(type(node))
+        if rule is None:  # pragma: no cover - every non-leaf IR node has a rule
+            raise NotImplementedError(f"no derivative rule for {type(node).__name__}")
+        for child, contribution in rule(node, cot[node]):
+            if child not in relevant:
+                continue
+            cot[child] = contribution if child not in cot else ir.add(cot[child], contribution)
+    return cot
+
+
+def vjp(out: ir.Node, seed: ir.Node, wrt: ir.Node) -> ir.Node | None:
+    """∂⟨seed, out⟩/∂wrt, or None when `out` does not depend on `wrt`."""
+    return cotangents(out, seed, [wrt]).get(wrt)

@@ -1,0 +1,513 @@
+"""derivkit's typed expression IR: NumPy semantics on arrays of rank <= 2 with symbolic shapes.
+
+Nodes are frozen dataclasses compared structurally (equal subtrees are the same value). Build
+them through the constructor functions below (`add`, `matmul`, ...), which check and infer
+shapes and raise `ShapeError` with both operands' shapes. The IR imports no SymPy or NumPy:
+backends (printing, index form, explicit evaluation, NumPy lowering) walk it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from fractions import Fraction
+
+from .errors import ShapeError
+from .shapes import Dim, Shape, broadcast, fmt_shape
+
+
+class Node:
+    shape: Shape
+
+    @property
+    def args(self) -> tuple["Node", ...]:
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name in self._children)
+
+    _children: tuple[str, ...] = ()
+
+    def with_args(self, *new: "Node") -> "Node":
+        """The same operation on new operands (shape re-inferred)."""
+        raise NotImplementedError
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+
+# ---------------------------------------------------------------- leaves
+@dataclass(frozen=True)
+class Var(Node):
+    """A named array. role: input | param | upstream | named (an output or intermediate)."""
+
+    name: str
+    shape: Shape
+    role: str = "input"
+
+    def with_args(self):
+        return self
+
+
+@dataclass(frozen=True)
+class Const(Node):
+    value: Fraction | float
+    shape: Shape = ()
+
+    def with_args(self):
+        return self
+
+
+@dataclass(frozen=True)
+class DimSize(Node):
+    """A dimension name used as a number (e.g. `n` in `sum(x) / n`)."""
+
+    name: str
+    shape: Shape = ()
+
+    def with_args(self):
+        return self
+
+
+@dataclass(frozen=True)
+class Eye(Node):
+    n: Dim
+    shape: Shape
+
+    def with_args(self):
+        return self
+
+
+@dataclass(frozen=True)
+class Ones(Node):
+    shape: Shape
+
+    def with_args(self):
+        return self
+
+
+# ---------------------------------------------------------------- operations
+@dataclass(frozen=True)
+class Binary(Node):
+    """Elementwise + - * / ** with NumPy broadcasting."""
+
+    op: str
+    a: Node
+    b: Node
+    shape: Shape
+    _children = ("a", "b")
+
+    def with_args(self, a, b):
+        return binary(self.op, a, b)
+
+
+@dataclass(frozen=True)
+class Neg(Node):
+    a: Node
+    shape: Shape
+    _children = ("a",)
+
+    def with_args(self, a):
+        return neg(a)
+
+
+@dataclass(frozen=True)
+class MatMul(Node):
+    a: Node
+    b: Node
+    shape: Shape
+    _children = ("a", "b")
+
+    def with_args(self, a, b):
+        return matmul(a, b)
+
+
+@dataclass(frozen=True)
+class Transpose(Node):
+    a: Node
+    shape: Shape
+    _children = ("a",)
+
+    def with_args(self, a):
+        return transpose(a)
+
+
+@dataclass(frozen=True)
+class Apply(Node):
+    """An elementwise function from derivkit.functions (exp, log, relu, ...)."""
+
+    fn: str
+    a: Node
+    params: tuple[Node, ...]
+    shape: Shape
+    _children = ("a",)
+
+    @property
+    def args(self):
+        return (self.a, *self.params)
+
+    def with_args(self, a, *params):
+        return apply(self.fn, a, tuple(params))
+
+
+@dataclass(frozen=True)
+class Compare(Node):
+    op: str  # > >= < <=
+    a: Node
+    b: Node
+    shape: Shape
+    _children = ("a", "b")
+
+    def with_args(self, a, b):
+        return compare(self.op, a, b)
+
+
+@dataclass(frozen=True)
+class Where(Node):
+    cond: Node
+    a: Node
+    b: Node
+    shape: Shape
+    _children = ("cond", "a", "b")
+
+    def with_args(self, cond, a, b):
+        return where(cond, a, b)
+
+
+@dataclass(frozen=True)
+class Sum(Node):
+    a: Node
+    axis: int | None
+    keepdims: bool
+    shape: Shape
+    _children = ("a",)
+
+    def with_args(self, a):
+        return sum_(a, self.axis, self.keepdims)
+
+
+@dataclass(frozen=True)
+class Trace(Node):
+    a: Node
+    shape: Shape = ()
+    _children = ("a",)
+
+    def with_args(self, a):
+        return trace(a)
+
+
+@dataclass(frozen=True)
+class Det(Node):
+    a: Node
+    shape: Shape = ()
+    _children = ("a",)
+
+    def with_args(self, a):
+        return det(a)
+
+
+@dataclass(frozen=True)
+class Inv(Node):
+    a: Node
+    shape: Shape
+    _children = ("a",)
+
+    def with_args(self, a):
+        return inv(a)
+
+
+@dataclass(frozen=True)
+class Diag(Node):
+    """NumPy diag: vector -> diagonal matrix, square matrix -> its diagonal."""
+
+    a: Node
+    shape: Shape
+    _children = ("a",)
+
+    def with_args(self, a):
+        return diag(a)
+
+
+@dataclass(frozen=True)
+class Outer(Node):
+    a: Node
+    b: Node
+    shape: Shape
+    _children = ("a", "b")
+
+    def with_args(self, a, b):
+        return outer(a, b)
+
+
+@dataclass(frozen=True)
+class Broadcast(Node):
+    """`a` broadcast (NumPy rules) to `shape`."""
+
+    a: Node
+    shape: Shape
+    _children = ("a",)
+
+    def with_args(self, a):
+        return broadcast_to(a, self.shape)
+
+
+@dataclass(frozen=True)
+class ExpandDims(Node):
+    a: Node
+    axis: int
+    shape: Shape
+    _children = ("a",)
+
+    def with_args(self, a):
+        return expand_dims(a, self.axis)
+
+
+@dataclass(frozen=True)
+class Macro(Node):
+    """A named function defined by an expansion (softmax, mean): printed by name,
+    differentiated and evaluated through `expansion`."""
+
+    fn: str
+    operands: tuple[Node, ...]
+    kwargs: tuple[tuple[str, object], ...]
+    expansion: Node
+    shape: Shape
+
+    @property
+    def args(self):
+        return (self.expansion,)
+
+    def with_args(self, expansion):
+        return Macro(self.fn, self.operands, self.kwargs, expansion, expansion.shape)
+
+
+# ---------------------------------------------------------------- constructors
+def const(value) -> Const:
+    if isinstance(value, bool):
+        raise TypeError("bool is not a number here")
+    if isinstance(value, int):
+        return Const(Fraction(value))
+    if isinstance(value, Fraction):
+        return Const(value)
+    return Const(float(value))
+
+
+ZERO = Const(Fraction(0))
+ONE = Const(Fraction(1))
+
+
+def is_const(node: Node, value=None) -> bool:
+    return isinstance(node, Const) and (value is None or node.value == value)
+
+
+def binary(op: str, a: Node, b: Node) -> Node:
+    if op not in ("+", "-", "*", "/", "**"):
+        raise ValueError(op)
+    what = {"+": "+", "-": "-", "*": "*", "/": "/", "**": "**"}[op]
+    if op == "**" and b.rank:
+        shape = broadcast(a.shape, b.shape, what=f"'{what}'")
+    else:
+        shape = broadcast(a.shape, b.shape, what=f"'{what}'")
+    return Binary(op, a, b, shape)
+
+
+def add(a, b):
+    return binary("+", a, b)
+
+
+def sub(a, b):
+    return binary("-", a, b)
+
+
+def mul(a, b):
+    return binary("*", a, b)
+
+
+def div(a, b):
+    return binary("/", a, b)
+
+
+def power(a, b):
+    return binary("**", a, b)
+
+
+def neg(a: Node) -> Node:
+    return Neg(a, a.shape)
+
+
+def matmul(a: Node, b: Node) -> Node:
+    if a.rank == 0 or b.rank == 0:
+        raise ShapeError(f"'@' needs vectors or matrices, got {fmt_shape(a.shape)} @ {fmt_shape(b.shape)}",
+                         "use '*' to multiply by a scalar")
+    ka = a.shape[-1]
+    kb = b.shape[0] if b.rank == 1 else b.shape[-2]
+    if ka != kb:
+        raise ShapeError(f"shapes do not fit for '@': {fmt_shape(a.shape)} @ {fmt_shape(b.shape)} "
+                         f"({ka} ≠ {kb})")
+    shape = a.shape[:-1] + (b.shape[1:] if b.rank == 2 else ())
+    return MatMul(a, b, shape)
+
+
+def transpose(a: Node) -> Node:
+    return Transpose(a, tuple(reversed(a.shape)))
+
+
+def apply(fn: str, a: Node, params: tuple[Node, ...] = ()) -> Node:
+    for p in params:
+        if p.rank:
+            raise ShapeError(f"the parameter of {fn} must be a scalar, got {fmt_shape(p.shape)}")
+    return Apply(fn, a, tuple(params), a.shape)
+
+
+def compare(op: str, a: Node, b: Node) -> Node:
+    return Compare(op, a, b, broadcast(a.shape, b.shape, what=f"'{op}'"))
+
+
+def where(cond: Node, a: Node, b: Node) -> Node:
+    shape = broadcast(broadcast(cond.shape, a.shape, what="where"), b.shape, what="where")
+    return Where(cond, a, b, shape)
+
+
+def _axis(axis: int | None, rank: int, fn: str) -> int | None:
+    if axis is None:
+        return None
+    if not -rank <= axis < rank:
+        raise ShapeError(f"{fn}: axis {axis} is out of range for an array of rank {rank}")
+    return axis % rank
+
+
+def sum_(a: Node, axis: int | None = None, keepdims: bool = False) -> Node:
+    ax = _axis(axis, a.rank, "sum")
+    if ax is None:
+        shape: Shape = tuple(1 for _ in a.shape) if keepdims else ()
+    else:
+        shape = tuple((1 if i == ax else d) for i, d in enumerate(a.shape)) if keepdims else \
+            tuple(d for i, d in enumerate(a.shape) if i != ax)
+    return Sum(a, ax, keepdims, shape)
+
+
+def _square(a: Node, fn: str) -> Dim:
+    if a.rank != 2 or a.shape[0] != a.shape[1]:
+        raise ShapeError(f"{fn} needs a square matrix, got {fmt_shape(a.shape)}")
+    return a.shape[0]
+
+
+def trace(a: Node) -> Node:
+    _square(a, "trace")
+    return Trace(a)
+
+
+def det(a: Node) -> Node:
+    _square(a, "det")
+    return Det(a)
+
+
+def inv(a: Node) -> Node:
+    _square(a, "inv")
+    return Inv(a, a.shape)
+
+
+def diag(a: Node) -> Node:
+    if a.rank == 1:
+        return Diag(a, (a.shape[0], a.shape[0]))
+    if a.rank == 2:
+        n = _square(a, "diag")
+        return Diag(a, (n,))
+    raise ShapeError("diag needs a vector or a square matrix, got a scalar")
+
+
+def outer(a: Node, b: Node) -> Node:
+    if a.rank != 1 or b.rank != 1:
+        raise ShapeError(f"outer needs two vectors, got {fmt_shape(a.shape)} and {fmt_shape(b.shape)}")
+    return Outer(a, b, (a.shape[0], b.shape[0]))
+
+
+def eye(n: Dim) -> Node:
+    return Eye(n, (n, n))
+
+
+def ones(shape: Shape) -> Node:
+    return Ones(tuple(shape))
+
+
+def broadcast_to(a: Node, shape: Shape) -> Node:
+    if a.shape == tuple(shape):
+        return a
+    if broadcast(a.shape, shape, what="broadcast") != tuple(shape):
+        raise ShapeError(f"cannot broadcast {fmt_shape(a.shape)} to {fmt_shape(shape)}")
+    return Broadcast(a, tuple(shape))
+
+
+def expand_dims(a: Node, axis: int) -> Node:
+    if not 0 <= axis <= a.rank or a.rank >= 2:
+        raise ShapeError(f"expand_dims: axis {axis} does not fit an array of rank {a.rank}")
+    shape = a.shape[:axis] + (1,) + a.shape[axis:]
+    return ExpandDims(a, axis, shape)
+
+
+def macro(fn: str, operands: tuple[Node, ...], expansion: Node,
+          kwargs: tuple[tuple[str, object], ...] = ()) -> Node:
+    return Macro(fn, tuple(operands), tuple(kwargs), expansion, expansion.shape)
+
+
+# ---------------------------------------------------------------- traversal
+def walk(node: Node):
+    """Every distinct subtree, children before parents (post-order, deduplicated)."""
+    seen: set = set()
+    order: list[Node] = []
+    stack: list[tuple[Node, bool]] = [(node, False)]
+    while stack:
+        n, expanded = stack.pop()
+        if expanded:
+            if n not in seen:
+                seen.add(n)
+                order.append(n)
+            continue
+        if n in seen:
+            continue
+        stack.append((n, True))
+        for c in reversed(n.args):
+            if c not in seen:
+                stack.append((c, False))
+    return order
+
+
+def free_vars(node: Node) -> set[Var]:
+    return {n for n in walk(node) if isinstance(n, Var)}
+
+
+def depends_on(node: Node, var: Node) -> bool:
+    return any(n == var for n in walk(node))
+
+
+def dims_used(node: Node) -> set[str]:
+    out: set[str] = set()
+    for n in walk(node):
+        out.update(d for d in n.shape if isinstance(d, str))
+        if isinstance(n, DimSize):
+            out.add(n.name)
+    return out
+
+
+def substitute(node: Node, mapping: dict[Node, Node]) -> Node:
+    """Replace subtrees (structural match), rebuilding parents bottom-up."""
+    memo: dict[Node, Node] = {}
+
+    def go(n: Node) -> Node:
+        if n in mapping:
+            return mapping[n]
+        if n in memo:
+            return memo[n]
+        args = n.args
+        if not args:
+            out = n
+        else:
+            new = tuple(go(c) for c in args)
+            out = n if new == args else n.with_args(*new)
+        memo[n] = out
+        return out
+
+    return go(node)
+
+
+def count_ops(node: Node) -> int:
+    """Size of the tree counted with repetition (what a reader sees)."""
+    return 1 + sum(count_ops(c) for c in node.args) if not isinstance(node, Macro) else \
+        1 + sum(count_ops(c) for c in node.operands)

@@ -1,0 +1,302 @@
+"""derivkit's expression language: NumPy syntax over declared arrays, parsed by an allow-list.
+
+The one place user text becomes structure. `ast.parse` only builds a syntax tree (it runs
+nothing); every node kind is checked against an allow-list and translated into derivkit's IR by
+hand. Nothing is ever passed to eval, exec, sympify or parse_expr, and names must be declared
+plain identifiers, so no user text reaches SymPy's printers or lambdify as code.
+
+Grammar (NumPy meaning on arrays of the declared shapes):
+    a @ b   a * b   a / b   a + b   a - b   a ** k   -a   a.T   (broadcasting as in NumPy)
+    sum(a[, axis=k][, keepdims=True])   mean(a[, axis=k])   exp log sqrt abs tanh sigmoid relu
+    leaky_relu(a[, alpha])   softmax(a[, axis=-1])   trace det inv diag outer   eye(n)   ones(m, n)
+    where(a > b, x, y)   expand_dims(a, axis)   numbers   declared dimension names as numbers
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from fractions import Fraction
+
+from . import ir
+from .errors import DerivkitError, ExpressionError
+from .shapes import Dim, Shape, fmt_shape
+
+MAX_LENGTH = 20_000
+MAX_DEPTH = 64
+
+ELEMENTWISE = ("exp", "log", "sqrt", "abs", "sign", "tanh", "sigmoid", "relu", "leaky_relu")
+FUNCTIONS = ELEMENTWISE + ("sum", "mean", "softmax", "trace", "det", "inv", "diag", "outer", "eye",
+                           "ones", "where", "expand_dims")
+_CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<="}
+_BIN = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_PARAM_DEFAULTS = {"leaky_relu": {"alpha": 0.01}}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What names mean: inputs (arrays), params (scalars with defaults), dims (from shapes)."""
+
+    inputs: dict[str, Shape]
+    params: dict[str, float]
+
+    @property
+    def dims(self) -> set[str]:
+        return {d for shape in self.inputs.values() for d in shape if isinstance(d, str)}
+
+    def var(self, name: str) -> ir.Var:
+        if name in self.inputs:
+            return ir.Var(name, tuple(self.inputs[name]), "input")
+        return ir.Var(name, (), "param")
+
+
+def _segment(text: str, node: ast.AST) -> str:
+    seg = ast.get_source_segment(text, node) or type(node).__name__
+    seg = " ".join(seg.split())
+    return seg if len(seg) <= 40 else seg[:37] + "..."
+
+
+class _Builder:
+    def __init__(self, text: str, scope: Scope) -> None:
+        self.text = text
+        self.scope = scope
+
+    def fail(self, node: ast.AST, message: str, hint: str | None = None) -> ExpressionError:
+        return ExpressionError(message, source=self.text, col=getattr(node, "col_offset", None),
+                               hint=hint)
+
+    def build(self, node: ast.AST, depth: int = 0) -> ir.Node:
+        if depth > MAX_DEPTH:
+            raise self.fail(node, f"expression nests deeper than {MAX_DEPTH} levels")
+        try:
+            return self._build(node, depth + 1)
+        except DerivkitError as exc:
+            if isinstance(exc, ExpressionError):
+                raise
+            raise self.fail(node, f"{exc.message} in '{_segment(self.text, node)}'", exc.hint) from None
+
+    def _build(self, node: ast.AST, depth: int) -> ir.Node:
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.MatMult):
+                return ir.matmul(self.build(node.left, depth), self.build(node.right, depth))
+            op = _BIN.get(type(node.op))
+            if op is None:
+                raise self.fail(node, f"operator in '{_segment(self.text, node)}' is not allowed",
+                                "use @ * / + - **")
+            return ir.binary(op, self.build(node.left, depth), self.build(node.right, depth))
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.USub):
+                inner = self.build(node.operand, depth)
+                if isinstance(inner, ir.Const):
+                    return ir.const(-inner.value)
+                return ir.neg(inner)
+            if isinstance(node.op, ast.UAdd):
+                return self.build(node.operand, depth)
+            raise self.fail(node, f"operator in '{_segment(self.text, node)}' is not allowed")
+        if isinstance(node, ast.Constant):
+            return self._number(node)
+        if isinstance(node, ast.Name):
+            return self._name(node)
+        if isinstance(node, ast.Attribute):
+            if node.attr == "T":
+                return ir.transpose(self.build(node.value, depth))
+            raise self.fail(node, f"attribute '.{node.attr}' is not allowed (only .T, the transpose)")
+        if isinstance(node, ast.Call):
+            return self._call(node, depth)
+        if isinstance(node, ast.Compare):
+            raise self.fail(node, f"comparison '{_segment(self.text, node)}' can only be the "
+                                  "condition of where(cond, a, b)")
+        what = {ast.Subscript: "subscripts", ast.Lambda: "lambda", ast.IfExp: "if-expressions",
+                ast.BoolOp: "and/or", ast.Tuple: "tuples", ast.List: "lists", ast.Dict: "dicts",
+                ast.Set: "sets", ast.ListComp: "comprehensions", ast.GeneratorExp: "comprehensions",
+                ast.DictComp: "comprehensions", ast.SetComp: "comprehensions",
+                ast.JoinedStr: "f-strings", ast.NamedExpr: "assignments", ast.Starred: "*-unpacking",
+                ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
+                ast.Slice: "slices"}.get(type(node), type(node).__name__)
+        raise self.fail(node, f"'{_segment(self.text, node)}' is not allowed: {what} are not part of "
+                              "the expression language")
+
+    def _number(self, node: ast.Constant) -> ir.Node:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(node, f"'{_segment(self.text, node)}' is not a number the language allows")
+        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+            raise self.fail(node, "NaN and infinity are not allowed as constants")
+        if isinstance(value, int):
+            if abs(value) > 10**12:
+                raise self.fail(node, f"integer constant {value} is too large (limit 10^12)")
+            return ir.const(value)
+        frac = Fraction(repr(value))
+        return ir.const(frac if frac.denominator <= 10**6 else value)
+
+    def _name(self, node: ast.Name) -> ir.Node:
+        name = node.id
+        if name.startswith("_"):
+            raise self.fail(node, f"name '{name}' is not allowed (names may not start with '_')")
+        if name in self.scope.inputs or name in self.scope.params:
+            return self.scope.var(name)
+        if name in self.scope.dims:
+            return ir.DimSize(name)
+        if name in FUNCTIONS:
+            raise self.fail(node, f"'{name}' is a function; call it, e.g. {name}(x)")
+        known = sorted(set(self.scope.inputs) | set(self.scope.params))
+        raise self.fail(node, f"unknown name '{name}'",
+                        f"declared: {', '.join(known)}" if known else "declare it with --shape")
+
+    def _dim(self, node: ast.AST, fn: str) -> Dim:
+        if isinstance(node, ast.Name) and node.id in self.scope.dims:
+            return node.id
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(
+                node.value, bool) and 1 <= node.value <= 10**6:
+            return node.value
+        raise self.fail(node, f"{fn}() takes dimension names or positive integers, "
+                              f"got '{_segment(self.text, node)}'")
+
+    def _int_kw(self, node: ast.AST, fn: str, what: str) -> int:
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -self._int_kw(node.operand, fn, what)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(
+                node.value, bool):
+            return node.value
+        raise self.fail(node, f"{fn}(): {what} must be an integer, got '{_segment(self.text, node)}'")
+
+    def _call(self, node: ast.Call, depth: int) -> ir.Node:
+        if not isinstance(node.func, ast.Name):
+            raise self.fail(node, f"'{_segment(self.text, node.func)}' cannot be called: only the "
+                                  "language's functions can")
+        fn = node.func.id
+        if fn not in FUNCTIONS:
+            raise self.fail(node, f"unknown function '{fn}'",
+                            f"allowed: {', '.join(sorted(FUNCTIONS))}")
+        args = node.args
+        if any(isinstance(a, ast.Starred) for a in args) or any(k.arg is None for k in node.keywords):
+            raise self.fail(node, f"{fn}(): *args and **kwargs are not allowed")
+        kws = {k.arg: k.value for k in node.keywords}
+
+        def arity(lo: int, hi: int, allowed_kw: tuple[str, ...] = ()) -> None:
+            extra = set(kws) - set(allowed_kw)
+            if extra:
+                raise self.fail(node, f"{fn}() takes no keyword '{sorted(extra)[0]}'")
+            if not lo <= len(args) <= hi:
+                want = str(lo) if lo == hi else f"{lo} to {hi}"
+                raise self.fail(node, f"{fn}() takes {want} positional argument(s), got {len(args)}")
+
+        def arg(i: int) -> ir.Node:
+            return self.build(args[i], depth)
+
+        if fn in ELEMENTWISE:
+            names = tuple(_PARAM_DEFAULTS.get(fn, {}))
+            arity(1, 1 + len(names), names)
+            x = arg(0)
+            params = []
+            for j, pname in enumerate(names):
+                if 1 + j < len(args):
+                    if pname in kws:
+                        raise self.fail(node, f"{fn}(): '{pname}' given twice")
+                    p = arg(1 + j)
+                elif pname in kws:
+                    p = self.build(kws[pname], depth)
+                else:
+                    p = ir.const(_PARAM_DEFAULTS[fn][pname])
+                if p.rank:
+                    raise self.fail(node, f"{fn}(): {pname} must be a scalar, got {fmt_shape(p.shape)}")
+                params.append(p)
+            return ir.apply(fn, x, tuple(params))
+        if fn in ("sum", "mean"):
+            arity(1, 1, ("axis", "keepdims"))
+            x = arg(0)
+            axis = self._int_kw(kws["axis"], fn, "axis") if "axis" in kws else None
+            keepdims = False
+            if "keepdims" in kws:
+                k = kws["keepdims"]
+                if not (isinstance(k, ast.Constant) and isinstance(k.value, bool)):
+                    raise self.fail(k, f"{fn}(): keepdims must be True or False")
+                keepdims = k.value
+            total = ir.sum_(x, axis, keepdims)
+            if fn == "sum":
+                return total
+            count = self._count(x, total.__getattribute__("axis"))
+            kwargs = tuple((k, v) for k, v in (("axis", axis), ("keepdims", keepdims)) if k in kws)
+            return ir.macro("mean", (x,), ir.div(total, count), kwargs)
+        if fn == "softmax":
+            arity(1, 1, ("axis",))
+            x = arg(0)
+            if x.rank == 0:
+                raise self.fail(node, "softmax() needs a vector or a matrix")
+            axis = self._int_kw(kws["axis"], fn, "axis") if "axis" in kws else -1
+            e = ir.apply("exp", x)
+            if x.rank == 1:
+                ir.sum_(x, axis)  # validates the axis
+                s = ir.sum_(e)
+            else:
+                s = ir.sum_(e, axis, keepdims=True)
+            kwargs = (("axis", axis),) if "axis" in kws else ()
+            return ir.macro("softmax", (x,), ir.div(e, s), kwargs)
+        if fn in ("trace", "det", "inv", "diag"):
+            arity(1, 1)
+            return {"trace": ir.trace, "det": ir.det, "inv": ir.inv, "diag": ir.diag}[fn](arg(0))
+        if fn == "outer":
+            arity(2, 2)
+            return ir.outer(arg(0), arg(1))
+        if fn == "eye":
+            arity(1, 1)
+            return ir.eye(self._dim(args[0], fn))
+        if fn == "ones":
+            arity(1, 2)
+            return ir.ones(tuple(self._dim(a, fn) for a in args))
+        if fn == "expand_dims":
+            arity(2, 2)
+            return ir.expand_dims(arg(0), self._int_kw(args[1], fn, "axis"))
+        if fn == "where":
+            arity(3, 3)
+            cond = args[0]
+            if not (isinstance(cond, ast.Compare) and len(cond.ops) == 1
+                    and type(cond.ops[0]) in _CMP):
+                raise self.fail(cond, "where() needs a comparison such as x > 0 as its condition")
+            c = ir.compare(_CMP[type(cond.ops[0])], self.build(cond.left, depth),
+                           self.build(cond.comparators[0], depth))
+            return ir.where(c, arg(1), arg(2))
+        raise AssertionError(fn)  # pragma: no cover
+
+    @staticmethod
+    def _count(x: ir.Node, axis: int | None) -> ir.Node:
+        dims = x.shape if axis is None else (x.shape[axis],)
+        count: ir.Node | None = None
+        for d in dims:
+            term = ir.const(d) if isinstance(d, int) else ir.DimSize(d)
+            count = term if count is None else ir.mul(count, term)
+        return count if count is not None else ir.ONE
+
+
+def parse(text: str, scope: Scope) -> ir.Node:
+    """Parse `text` into IR over `scope`; any problem is an ExpressionError naming the token."""
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionError("the expression is empty")
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"the expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
+    if "\x00" in text:
+        raise ExpressionError("the expression contains a NUL character")
+    if text.count("(") > MAX_DEPTH * 4 or _paren_depth(text) > MAX_DEPTH:
+        raise ExpressionError(f"the expression nests deeper than {MAX_DEPTH} levels")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        col = (exc.offset - 1) if exc.offset else None
+        raise ExpressionError(f"cannot parse the expression: {exc.msg}", source=text, col=col) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExpressionError("the expression is too deeply nested or too large to parse") from None
+    try:
+        return _Builder(text.strip(), scope).build(tree.body)
+    except RecursionError:
+        raise ExpressionError(f"the expression nests deeper than {MAX_DEPTH} levels") from None
+
+
+def _paren_depth(text: str) -> int:
+    depth = best = 0
+    for ch in text:
+        if ch in "([":
+            depth += 1
+            best = max(best, depth)
+        elif ch in ")]":
+            depth -= 1
+    return best

@@ -1,0 +1,366 @@
+"""Printers for the IR: the expression language (NumPy syntax, parses back), Unicode for
+people (Xᵀ G, p ⊙ (g − ⟨g, p⟩), diag(p) − p pᵀ) and LaTeX. One method per node kind."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from . import ir
+
+# precedence: higher binds tighter
+ADD, MUL, NEG, POW, POSTFIX, ATOM = 10, 20, 30, 40, 50, 60
+
+GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "lam": "λ", "lambda": "λ",
+         "mu": "μ", "sigma": "σ", "tau": "τ", "eps": "ε", "epsilon": "ε", "theta": "θ"}
+SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+CMP_PRETTY = {">": ">", ">=": "≥", "<": "<", "<=": "≤"}
+CMP_LATEX = {">": ">", ">=": r"\geq", "<": "<", "<=": r"\leq"}
+LATEX_FN = {"exp": r"\exp", "log": r"\log", "tanh": r"\tanh", "sqrt": None, "abs": None,
+            "sign": r"\operatorname{sign}", "sigmoid": r"\sigma", "relu": r"\operatorname{relu}",
+            "leaky_relu": r"\operatorname{leaky\_relu}"}
+
+
+def fmt_number(value: Fraction | float) -> str:
+    if isinstance(value, Fraction):
+        if value.denominator == 1:
+            return str(value.numerator)
+        return f"{value.numerator}/{value.denominator}"
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+class _Printer:
+    """Base: returns (text, precedence)."""
+
+    def __call__(self, node: ir.Node) -> str:
+        return self.p(node)[0]
+
+    def p(self, node: ir.Node) -> tuple[str, int]:
+        method = getattr(self, "_" + type(node).__name__)
+        return method(node)
+
+    def wrap(self, node: ir.Node, prec: int, strict: bool = False) -> str:
+        text, q = self.p(node)
+        if q < prec or (strict and q == prec):
+            return self.paren(text)
+        return text
+
+    def paren(self, text: str) -> str:
+        return f"({text})"
+
+    def _Macro(self, n: ir.Macro):
+        args = [self(a) for a in n.operands] + [f"{k}={v}" for k, v in n.kwargs]
+        return f"{self.fn_name(n.fn)}({', '.join(args)})", ATOM
+
+    def fn_name(self, fn: str) -> str:
+        return fn
+
+
+class LanguagePrinter(_Printer):
+    """derivkit's expression language; `parse(print(e))` rebuilds `e` (up to macros)."""
+
+    def _Var(self, n):
+        return n.name, ATOM
+
+    def _Const(self, n):
+        text = fmt_number(n.value)
+        if isinstance(n.value, Fraction) and n.value.denominator != 1:
+            return text, MUL
+        return text, (NEG if text.startswith("-") else ATOM)
+
+    def _DimSize(self, n):
+        return n.name, ATOM
+
+    def _Eye(self, n):
+        return f"eye({n.n})", ATOM
+
+    def _Ones(self, n):
+        return f"ones({', '.join(str(d) for d in n.shape)})", ATOM
+
+    def _Binary(self, n):
+        op = n.op
+        if op in "+-":
+            return f"{self.wrap(n.a, ADD)} {op} {self.wrap(n.b, ADD, strict=True)}", ADD
+        if op in "*/":
+            return f"{self.wrap(n.a, MUL)} {op} {self.wrap(n.b, MUL, strict=True)}", MUL
+        return f"{self.wrap(n.a, POW, strict=True)}**{self.wrap(n.b, POW)}", POW
+
+    def _Neg(self, n):
+        return f"-{self.wrap(n.a, NEG)}", NEG
+
+    def _MatMul(self, n):
+        return f"{self.wrap(n.a, MUL)} @ {self.wrap(n.b, MUL, strict=True)}", MUL
+
+    def _Transpose(self, n):
+        return f"{self.wrap(n.a, POSTFIX)}.T", POSTFIX
+
+    def _Apply(self, n):
+        args = [self(n.a)] + [self(p) for p in n.params]
+        return f"{n.fn}({', '.join(args)})", ATOM
+
+    def _Compare(self, n):
+        return f"{self.wrap(n.a, ADD)} {n.op} {self.wrap(n.b, ADD)}", 5
+
+    def _Where(self, n):
+        return f"where({self(n.cond)}, {self(n.a)}, {self(n.b)})", ATOM
+
+    def _Sum(self, n):
+        extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
+        return f"sum({self(n.a)}{extra})", ATOM
+
+    def _Trace(self, n):
+        return f"trace({self(n.a)})", ATOM
+
+    def _Det(self, n):
+        return f"det({self(n.a)})", ATOM
+
+    def _Inv(self, n):
+        return f"inv({self(n.a)})", ATOM
+
+    def _Diag(self, n):
+        return f"diag({self(n.a)})", ATOM
+
+    def _Outer(self, n):
+        return f"outer({self(n.a)}, {self(n.b)})", ATOM
+
+    def _Broadcast(self, n):
+        return f"{self.wrap(n.a, MUL)} * ones({', '.join(str(d) for d in n.shape)})", MUL
+
+    def _ExpandDims(self, n):
+        return f"expand_dims({self(n.a)}, {n.axis})", ATOM
+
+
+def _is_vector_product(n: ir.Node) -> bool:
+    return (isinstance(n, ir.Binary) and n.op == "*" and n.a.rank == 1 and n.b.rank == 1)
+
+
+class PrettyPrinter(_Printer):
+    """Unicode for a terminal: juxtaposition for @, ⊙ for elementwise products of arrays."""
+
+    def name(self, text: str) -> str:
+        return GREEK.get(text, text)
+
+    def _Var(self, n):
+        return self.name(n.name), ATOM
+
+    def _Const(self, n):
+        text = fmt_number(n.value).replace("-", "−")
+        if isinstance(n.value, Fraction) and n.value.denominator != 1:
+            return text, MUL
+        return text, (NEG if text.startswith("−") else ATOM)
+
+    def _DimSize(self, n):
+        return self.name(n.name), ATOM
+
+    def _Eye(self, n):
+        return "I", ATOM
+
+    def _Ones(self, n):
+        return "𝟙", ATOM
+
+    def _Binary(self, n):
+        op = n.op
+        if op in "+-":
+            sym = "+" if op == "+" else "−"
+            return f"{self.wrap(n.a, ADD)} {sym} {self.wrap(n.b, ADD, strict=True)}", ADD
+        if op == "*":
+            if n.a.rank and n.b.rank:
+                return f"{self.wrap(n.a, MUL)} ⊙ {self.wrap(n.b, MUL, strict=True)}", MUL
+            left, right = self.wrap(n.a, MUL), self.wrap(n.b, MUL, strict=True)
+            if isinstance(n.a, ir.Const) and not right.startswith(("−", "-")):
+                return f"{left} {right}" if right.startswith("(") else f"{left}·{right}", MUL
+            return f"{left}·{right}", MUL
+        if op == "/":
+            return f"{self.wrap(n.a, MUL)} / {self.wrap(n.b, MUL, strict=True)}", MUL
+        if isinstance(n.b, ir.Const) and isinstance(n.b.value, Fraction) and n.b.value.denominator == 1:
+            return f"{self.wrap(n.a, POW, strict=True)}{str(n.b.value.numerator).translate(SUPERSCRIPT)}", POW
+        return f"{self.wrap(n.a, POW, strict=True)}^{self.wrap(n.b, POW)}", POW
+
+    def _Neg(self, n):
+        return f"−{self.wrap(n.a, NEG)}", NEG
+
+    def _MatMul(self, n):
+        return f"{self.wrap(n.a, MUL)} {self.wrap(n.b, MUL, strict=True)}", MUL
+
+    def _Transpose(self, n):
+        if isinstance(n.a, ir.Inv):
+            return f"{self.wrap(n.a.a, POSTFIX)}⁻ᵀ", POSTFIX
+        return f"{self.wrap(n.a, POSTFIX)}ᵀ", POSTFIX
+
+    def _Apply(self, n):
+        args = [self(n.a)] + [self(p) for p in n.params]
+        if n.fn == "abs" and not n.params:
+            return f"|{args[0]}|", ATOM
+        if n.fn == "sqrt":
+            return f"√{self.wrap(n.a, ATOM)}", ATOM
+        return f"{n.fn}({', '.join(args)})", ATOM
+
+    def _Compare(self, n):
+        return f"{self.wrap(n.a, ADD)} {CMP_PRETTY[n.op]} {self.wrap(n.b, ADD)}", 5
+
+    def _Where(self, n):
+        if ir.is_const(n.a, 1) and ir.is_const(n.b, 0):
+            return f"𝟙[{self(n.cond)}]", ATOM
+        return f"{self(n.a)} if {self(n.cond)} else {self(n.b)}", 1
+
+    def _Sum(self, n):
+        if n.axis is None and not n.keepdims and _is_vector_product(n.a):
+            return f"⟨{self(n.a.a)}, {self(n.a.b)}⟩", ATOM
+        if n.axis is None:
+            return f"Σ({self(n.a)})", ATOM
+        if n.a.rank == 2 and n.axis == 0:
+            return f"𝟙ᵀ{self.wrap(n.a, POSTFIX)}", MUL
+        if n.a.rank == 2 and n.axis == 1:
+            return f"{self.wrap(n.a, POSTFIX)} 𝟙", MUL
+        return f"sum({self(n.a)}, axis={n.axis}{', keepdims' if n.keepdims else ''})", ATOM
+
+    def _Trace(self, n):
+        return f"tr({self(n.a)})", ATOM
+
+    def _Det(self, n):
+        return f"det({self(n.a)})", ATOM
+
+    def _Inv(self, n):
+        return f"{self.wrap(n.a, POSTFIX)}⁻¹", POSTFIX
+
+    def _Diag(self, n):
+        return f"diag({self(n.a)})", ATOM
+
+    def _Outer(self, n):
+        return f"{self.wrap(n.a, POSTFIX)} {self.wrap(n.b, POSTFIX)}ᵀ", MUL
+
+    def _Broadcast(self, n):
+        if ir.is_const(n.a, 1):
+            return "𝟙", ATOM
+        if n.a.rank == 0:
+            return f"{self.wrap(n.a, MUL)}·𝟙", MUL
+        return self.p(n.a)
+
+    def _ExpandDims(self, n):
+        return self.p(n.a)
+
+    def fn_name(self, fn):
+        return fn
+
+
+class LatexPrinter(_Printer):
+    def name(self, text: str) -> str:
+        if text in GREEK:
+            return "\\" + ("lambda" if text == "lam" else "epsilon" if text == "eps" else text)
+        if len(text) > 1 and text[-1].isdigit() and text[:-1].isalpha():
+            head = text.rstrip("0123456789")
+            return f"{head}_{{{text[len(head):]}}}"
+        if len(text) > 1:
+            return rf"\mathrm{{{text}}}"
+        return text
+
+    def paren(self, text):
+        return rf"\left({text}\right)"
+
+    def _Var(self, n):
+        return self.name(n.name), ATOM
+
+    def _Const(self, n):
+        v = n.value
+        if isinstance(v, Fraction) and v.denominator != 1:
+            sign = "-" if v < 0 else ""
+            return rf"{sign}\frac{{{abs(v.numerator)}}}{{{v.denominator}}}", MUL
+        text = fmt_number(v)
+        return text, (NEG if text.startswith("-") else ATOM)
+
+    def _DimSize(self, n):
+        return self.name(n.name), ATOM
+
+    def _Eye(self, n):
+        return "I", ATOM
+
+    def _Ones(self, n):
+        return r"\mathbf{1}", ATOM
+
+    def _Binary(self, n):
+        op = n.op
+        if op in "+-":
+            return f"{self.wrap(n.a, ADD)} {op} {self.wrap(n.b, ADD, strict=True)}", ADD
+        if op == "*":
+            sym = r" \odot " if (n.a.rank and n.b.rank) else r" \, "
+            return f"{self.wrap(n.a, MUL)}{sym}{self.wrap(n.b, MUL, strict=True)}", MUL
+        if op == "/":
+            return rf"\frac{{{self(n.a)}}}{{{self(n.b)}}}", ATOM
+        return f"{{{self.wrap(n.a, POW, strict=True)}}}^{{{self(n.b)}}}", POW
+
+    def _Neg(self, n):
+        return f"-{self.wrap(n.a, NEG)}", NEG
+
+    def _MatMul(self, n):
+        return f"{self.wrap(n.a, MUL)} {self.wrap(n.b, MUL, strict=True)}", MUL
+
+    def _Transpose(self, n):
+        if isinstance(n.a, ir.Inv):
+            return f"{{{self.wrap(n.a.a, POSTFIX)}}}^{{-\\top}}", POSTFIX
+        return f"{{{self.wrap(n.a, POSTFIX)}}}^{{\\top}}", POSTFIX
+
+    def _Apply(self, n):
+        x = self(n.a)
+        if n.fn == "sqrt":
+            return rf"\sqrt{{{x}}}", ATOM
+        if n.fn == "abs":
+            return rf"\left|{x}\right|", ATOM
+        args = ", ".join([x] + [self(p) for p in n.params])
+        return rf"{LATEX_FN[n.fn]}\left({args}\right)", ATOM
+
+    def _Compare(self, n):
+        return f"{self.wrap(n.a, ADD)} {CMP_LATEX[n.op]} {self.wrap(n.b, ADD)}", 5
+
+    def _Where(self, n):
+        if ir.is_const(n.a, 1) and ir.is_const(n.b, 0):
+            return rf"\mathbb{{1}}\left[{self(n.cond)}\right]", ATOM
+        return (rf"\begin{{cases}} {self(n.a)} & {self(n.cond)} \\ {self(n.b)} & "
+                rf"\text{{otherwise}} \end{{cases}}", ATOM)
+
+    def _Sum(self, n):
+        if n.axis is None and not n.keepdims and _is_vector_product(n.a):
+            return rf"\left\langle {self(n.a.a)}, {self(n.a.b)} \right\rangle", ATOM
+        if n.axis is None:
+            return rf"\sum {self.wrap(n.a, POSTFIX)}", MUL
+        if n.a.rank == 2 and n.axis == 0:
+            return rf"\mathbf{{1}}^{{\top}} {self.wrap(n.a, POSTFIX)}", MUL
+        if n.a.rank == 2 and n.axis == 1:
+            return rf"{self.wrap(n.a, POSTFIX)} \mathbf{{1}}", MUL
+        return rf"\operatorname{{sum}}_{{{n.axis}}}\left({self(n.a)}\right)", ATOM
+
+    def _Trace(self, n):
+        return rf"\operatorname{{tr}}\left({self(n.a)}\right)", ATOM
+
+    def _Det(self, n):
+        return rf"\det\left({self(n.a)}\right)", ATOM
+
+    def _Inv(self, n):
+        return f"{{{self.wrap(n.a, POSTFIX)}}}^{{-1}}", POSTFIX
+
+    def _Diag(self, n):
+        return rf"\operatorname{{diag}}\left({self(n.a)}\right)", ATOM
+
+    def _Outer(self, n):
+        return f"{self.wrap(n.a, POSTFIX)} {{{self.wrap(n.b, POSTFIX)}}}^{{\\top}}", MUL
+
+    def _Broadcast(self, n):
+        if ir.is_const(n.a, 1):
+            return r"\mathbf{1}", ATOM
+        if n.a.rank == 0:
+            return rf"{self.wrap(n.a, MUL)} \, \mathbf{{1}}", MUL
+        return self.p(n.a)
+
+    def _ExpandDims(self, n):
+        return self.p(n.a)
+
+    def fn_name(self, fn):
+        return rf"\operatorname{{{fn}}}"
+
+    def _Macro(self, n):
+        args = [self(a) for a in n.operands]
+        return rf"\operatorname{{{n.fn}}}\left({', '.join(args)}\right)", ATOM
+
+
+language = LanguagePrinter()
+pretty = PrettyPrinter()
+latex = LatexPrinter()
