@@ -1,0 +1,1 @@
+"""Symbolic derivation: IR -> derivative forms, each verified element-wise."""
