@@ -244,9 +244,19 @@ def test_derive_linear_says_verified(runner):
     result = runner.invoke(app, ["derive", "linear"])
     assert result.exit_code == 0, result.output
     assert "verified" in result.stdout
+    assert "NOT VERIFIED" not in result.stdout
+    assert "Y = Y =" not in result.stdout
     assert ANSI not in result.stdout
     for wrt in ("X", "W", "b"):
         assert f"∂{wrt}" in result.stdout or f"/∂{wrt}" in result.stdout
+
+
+def test_derive_latex_is_not_doubled(runner):
+    result = runner.invoke(app, ["derive", "linear", "--wrt", "W", "--form", "latex"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count(r"\frac{\partial L}{\partial W} =") == 1
+    data = json.loads(runner.invoke(app, ["derive", "linear", "--wrt", "W", "--json"]).stdout)
+    assert data["derivatives"][0]["latex"].count("=") == 1
 
 
 def test_derive_linear_wrt_restricts(runner):

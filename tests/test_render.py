@@ -12,7 +12,7 @@ from conftest import make_linear_derivation
 from derivkit.render import FORMS, form_selection, format_sizes
 from derivkit.render.json_render import derivation_data, dumps, recipes_data
 from derivkit.render.rich_render import equation, render_derivation, render_recipes
-from derivkit.results import RecipeSummary
+from derivkit.results import RecipeSummary, Verification
 
 ANSI = "\x1b["
 
@@ -179,3 +179,35 @@ def test_derivative_without_any_form_is_not_verified():
     assert "no closed matrix form obtained" in out
     assert "NOT VERIFIED" in out.splitlines()[-1]
     assert derivation_data(r)["derivatives"][0]["verified"] is False
+
+
+def test_lhs_already_in_the_form_is_not_repeated():
+    """The engine writes `Form.latex` and `forward_pretty` as whole equations and puts its own
+    sentence in `Verification.detail`; nothing may be printed twice."""
+    from dataclasses import replace
+
+    r = make_linear_derivation(matrix_verified=False)
+    d = r.derivatives[0]
+    bad = Verification(False, "none", ({"m": 2, "n": 3, "k": 4},),
+                       "NOT VERIFIED: disagrees with the element-wise derivation at m = 2")
+    good = Verification(True, "symbolic", ({"m": 2, "n": 3, "k": 4},), "verified symbolically at m = 2")
+    d = replace(d, matrix=replace(d.matrix, latex=r"\frac{\partial L}{\partial W} = X^{T} G",
+                                  verification=bad),
+                index=replace(d.index, verification=good))
+    r = replace(r, forward_pretty="Y = X⋅W + b", derivatives=(d,))
+    out = _render(r, "all")
+    assert "Y = Y =" not in out and "Y = X⋅W + b" in out
+    assert out.count(r"\frac{\partial L}{\partial W} =") == 1
+    assert "✗ NOT VERIFIED: disagrees with the element-wise derivation at m = 2" in out
+    assert out.count("NOT VERIFIED") == 2            # the form's line and the summary line
+    assert "✓ verified symbolically at m = 2" in out
+    assert derivation_data(r)["derivatives"][0]["latex"] == r"\frac{\partial L}{\partial W} = X^{T} G"
+
+
+def test_long_notes_wrap_under_their_text():
+    from dataclasses import replace
+
+    r = replace(make_linear_derivation(), notes=("word " * 40,))
+    lines = _render(r).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  • word"))
+    assert lines[start + 1].startswith("    word")

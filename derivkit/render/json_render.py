@@ -44,12 +44,19 @@ def _form(f: Form | None) -> dict | None:
             "verification": _verification(f.verification)}
 
 
+def with_lhs(lhs: str | None, rhs: str) -> str:
+    """`lhs = rhs`, unless `rhs` already is an equation starting with `lhs`."""
+    if not lhs or rhs.lstrip().startswith(f"{lhs} ="):
+        return rhs
+    return f"{lhs} = {rhs}"
+
+
 def equation_latex(d: Derivative) -> str:
     """The derivative as one LaTeX equation: the matrix form if obtained, else the index form."""
     if d.matrix is not None:
-        return f"{d.lhs_latex} = {d.matrix.latex}"
+        return with_lhs(d.lhs_latex, d.matrix.latex)
     if d.index is not None:
-        return f"{d.index_lhs_latex or d.lhs_latex} = {d.index.latex}"
+        return with_lhs(d.index_lhs_latex or d.lhs_latex, d.index.latex)
     return ""
 
 

@@ -15,7 +15,7 @@ from rich.text import Text
 from ..results import Derivation, Derivative, Form, RecipeSummary, Verification
 from ..shapes import fmt_shape
 from . import format_sizes, form_selection
-from .json_render import equation_latex
+from .json_render import equation_latex, with_lhs
 
 KIND_LABELS = {
     "jacobian": "Jacobian",
@@ -52,10 +52,11 @@ def render_recipes(console: Console, summaries: Iterable[RecipeSummary]) -> None
 # ---------------------------------------------------------------------------- derivation
 
 def equation(lhs: str | None, rhs: str) -> str:
-    """`lhs = rhs`, with `lhs = ` on the middle line when `rhs` is a multi-line pretty form."""
-    if not lhs:
-        return rhs
+    """`lhs = rhs`, with `lhs = ` on the middle line when `rhs` is a multi-line pretty form;
+    `rhs` as is when it already is an equation for `lhs`."""
     lines = rhs.split("\n")
+    if not lhs or any(line.lstrip().startswith(f"{lhs} =") for line in lines):
+        return rhs
     if len(lines) == 1:
         return f"{lhs} = {rhs}"
     mid = (len(lines) - 1) // 2
@@ -67,16 +68,20 @@ def equation(lhs: str | None, rhs: str) -> str:
 def verification_text(v: Verification) -> Text:
     """A green tick only for a confirmed form; anything else is loudly NOT VERIFIED."""
     if v.verified:
-        line = Text("✓ verified", style="bold green")
-        line.append(f" {METHOD_WORDS.get(v.method, v.method)}", style="green")
+        line = Text("✓ ", style="bold green")
+        if v.detail:            # the engine's own sentence, e.g. "verified symbolically at n = 2, 3"
+            line.append(v.detail, style="green")
+            return line
+        line.append(f"verified {METHOD_WORDS.get(v.method, v.method)}", style="green")
         where = format_sizes(v.sizes)
         if where:
             line.append(f" at {where}", style="green")
-        if v.detail:
-            line.append(f" ({v.detail})", style="dim")
         return line
+    detail = v.detail.strip()
+    if detail.upper().startswith("NOT VERIFIED"):
+        detail = detail[len("NOT VERIFIED"):].lstrip(" :")
     line = Text("✗ NOT VERIFIED", style="bold red")
-    line.append(f": {v.detail or 'this form could not be confirmed against the element-wise derivation'}",
+    line.append(f": {detail or 'this form could not be confirmed against the element-wise derivation'}",
                 style="red")
     line.append(" (do not rely on it)", style="red")
     return line
@@ -97,8 +102,7 @@ def _render_form(console: Console, title: str, lhs: str | None, lhs_latex: str |
     if "pretty" in notations:
         _block(console, equation(lhs, form.pretty))
     if "latex" in notations:
-        latex = f"{lhs_latex} = {form.latex}" if lhs_latex else form.latex
-        _block(console, Text("LaTeX: ", style="dim") + Text(latex))
+        _block(console, Text("LaTeX: ", style="dim") + Text(with_lhs(lhs_latex, form.latex)))
     _block(console, verification_text(form.verification))
 
 
@@ -126,8 +130,8 @@ def render_derivative(console: Console, d: Derivative, derivation: Derivation,
                                  style="yellow"))
         else:
             _render_form(console, "matrix form", d.lhs_pretty, d.lhs_latex, d.matrix, notations)
-    for note in d.notes:
-        _block(console, Text("• ") + Text(note), indent=2)
+    if d.notes:
+        console.print(_bullet_grid(d.notes))
 
 
 def _bullets(console: Console, title: str, items: Iterable[str]) -> None:
@@ -135,8 +139,17 @@ def _bullets(console: Console, title: str, items: Iterable[str]) -> None:
     if not items:
         return
     console.print(Text(title, style="bold"))
+    console.print(_bullet_grid(items))
+
+
+def _bullet_grid(items: Iterable[str], indent: int = 2) -> Table:
+    """Bullets whose wrapped lines hang under the text, not under the bullet."""
+    grid = Table.grid(padding=(0, 1, 0, 0))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
     for item in items:
-        console.print(Padding(Text("• ") + Text(item), (0, 0, 0, 2), expand=False))
+        grid.add_row(" " * indent + "•", Text(item))
+    return grid
 
 
 def render_derivation(console: Console, r: Derivation, form: str | None = None) -> None:
