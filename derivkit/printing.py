@@ -20,10 +20,22 @@ LATEX_FN = {"exp": r"\exp", "log": r"\log", "tanh": r"\tanh", "sqrt": None, "abs
             "leaky_relu": r"\operatorname{leaky\_relu}"}
 
 
+def _terminating(q: int) -> bool:
+    for p in (2, 5):
+        while q % p == 0:
+            q //= p
+    return q == 1
+
+
 def fmt_number(value: Fraction | float) -> str:
+    """Integers as integers, terminating fractions as decimals (0.01), others as p/q."""
     if isinstance(value, Fraction):
         if value.denominator == 1:
             return str(value.numerator)
+        if _terminating(value.denominator):
+            from decimal import Decimal
+            text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
+            return text
         return f"{value.numerator}/{value.denominator}"
     text = repr(float(value))
     return text[:-2] if text.endswith(".0") else text
@@ -64,8 +76,8 @@ class LanguagePrinter(_Printer):
 
     def _Const(self, n):
         text = fmt_number(n.value)
-        if isinstance(n.value, Fraction) and n.value.denominator != 1:
-            return text, MUL
+        if "/" in text:
+            return text.replace("/", " / "), MUL
         return text, (NEG if text.startswith("-") else ATOM)
 
     def _DimSize(self, n):
@@ -145,7 +157,7 @@ class PrettyPrinter(_Printer):
 
     def _Const(self, n):
         text = fmt_number(n.value).replace("-", "−")
-        if isinstance(n.value, Fraction) and n.value.denominator != 1:
+        if "/" in text:
             return text, MUL
         return text, (NEG if text.startswith("−") else ATOM)
 

@@ -78,6 +78,8 @@ class Simplifier:
     # ------------------------------------------------------------------ structural rules
     def _Transpose(self, n: ir.Transpose) -> ir.Node:
         a = n.a
+        if _is_zero(a):
+            return ir.broadcast_to(ir.ZERO, n.shape) if n.shape else ir.ZERO
         if a.rank <= 1:
             return a
         if isinstance(a, ir.Transpose):
@@ -102,6 +104,8 @@ class Simplifier:
 
     def _MatMul(self, n: ir.MatMul) -> ir.Node:
         a, b = n.a, n.b
+        if _is_zero(a) or _is_zero(b):
+            return ir.broadcast_to(ir.ZERO, n.shape) if n.shape else ir.ZERO
         if isinstance(a, ir.Eye):
             return b
         if isinstance(b, ir.Eye):
@@ -156,6 +160,8 @@ class Simplifier:
 
     def _Sum(self, n: ir.Sum) -> ir.Node:
         a = n.a
+        if _is_zero(a):
+            return ir.broadcast_to(ir.ZERO, n.shape) if n.shape else ir.ZERO
         if isinstance(a, ir.Broadcast) and a.a.rank == 0 and n.axis is None and not n.keepdims:
             return ir.mul(a.a, self._count(a.shape))
         if isinstance(a, ir.Ones) and n.axis is None and not n.keepdims:
@@ -232,7 +238,7 @@ class Simplifier:
         if isinstance(n, ir.Ones):
             return sp.Integer(1)
         s = self.simp(n)
-        if isinstance(s, ARITH) or isinstance(s, ir.Const):
+        if isinstance(s, (ir.Binary, ir.Neg, ir.Const, ir.Broadcast, ir.Ones)):
             return self.to_sym(s)
         return self._leaf(s)
 
@@ -358,6 +364,10 @@ class Simplifier:
                 return ir.div(ir.ONE, self._from(base ** -exp))
             return ir.power(self._from(base), self._from(exp))
         raise _Unmappable(e)
+
+
+def _is_zero(n: ir.Node) -> bool:
+    return ir.is_const(n, 0) or (isinstance(n, ir.Broadcast) and ir.is_const(n.a, 0))
 
 
 def _negative(term: sp.Expr) -> bool:

@@ -1,0 +1,49 @@
+"""Formulas over a target's names: its inputs, parameters, output and upstream gradient.
+
+A derivative's printed matrix form (and a user's claimed formula) is text in the expression
+language over these names; `parse_form` reads it back into IR, with the output name bound to
+the forward expression, and `form_function` lowers it to a NumPy callable.
+"""
+
+from __future__ import annotations
+
+from . import ir, lower
+from .derive.engine import parse_forward
+from .language import Scope, parse
+from .recipes import Recipe
+
+
+def parse_form(recipe: Recipe, text: str) -> tuple[ir.Node, dict[str, ir.Node], Scope]:
+    """(form IR, named definitions, scope) for `text` over the recipe's names."""
+    scope, out = parse_forward(recipe)
+    names = dict(scope.inputs)
+    names[recipe.output] = out.shape
+    if out.rank:
+        names[recipe.upstream] = out.shape
+    form_scope = Scope(names, scope.params)
+    node = parse(text, form_scope)
+    named_var = ir.Var(recipe.output, out.shape, "input")
+    node = ir.substitute(node, {named_var: ir.Var(recipe.output, out.shape, "named")})
+    return node, {recipe.output: out}, form_scope
+
+
+def form_function(recipe: Recipe, text: str, fname: str = "form"):
+    """A NumPy function of keyword arguments (inputs, upstream gradient, parameters)."""
+    node, named, _ = parse_form(recipe, text)
+    _, out = parse_forward(recipe)
+    inputs = {i.name: i.shape for i in recipe.inputs}
+    args = list(inputs)
+    if out.rank and any(isinstance(n, ir.Var) and n.name == recipe.upstream for n in ir.walk(node)):
+        inputs[recipe.upstream] = out.shape
+        args.append(recipe.upstream)
+    params = {p.name: p.default for p in recipe.params}
+    source = lower.function_source(fname, args, node, inputs, named, params)
+    return lower.compile_function(fname, source)
+
+
+def forward_function(recipe: Recipe):
+    _, out = parse_forward(recipe)
+    inputs = {i.name: i.shape for i in recipe.inputs}
+    params = {p.name: p.default for p in recipe.params}
+    source = lower.function_source("forward", list(inputs), out, inputs, {}, params)
+    return lower.compile_function("forward", source)
