@@ -95,11 +95,18 @@ def derivative(fn: str) -> DerivativeRule:
     uses_value = False
     if not f.has(sp.Piecewise, sp.Abs, sp.sign):
         for candidate in _in_terms_of_value(f, fprime, t):
+            if uses_value and candidate is _SOLVED:
+                break  # a proven direct rewrite exists; skip solving s = f(t)
+            if candidate is _SOLVED:
+                continue
             if sp.count_ops(candidate) < sp.count_ops(best) and _proved_equal(
                     fprime, candidate.subs(S, f), t):
                 best, uses_value = candidate, True
     best = best.subs(t, T) if t != T else best
     return DerivativeRule(fn, _tidy(best), uses_value, params)
+
+
+_SOLVED = object()  # marker between the direct candidates and the solved ones
 
 
 def _in_terms_of_value(f: sp.Expr, fprime: sp.Expr, t: sp.Symbol):
@@ -109,6 +116,7 @@ def _in_terms_of_value(f: sp.Expr, fprime: sp.Expr, t: sp.Symbol):
     if not direct.has(t):
         yield direct
         yield sp.factor(direct)
+    yield _SOLVED
     for s_sym in (S, sp.Symbol("s", positive=True)):
         try:
             roots = sp.solve(sp.Eq(s_sym, f), t)
