@@ -24,8 +24,6 @@ def get_recipe(name: str, recipe_dirs: list[str | Path] | None = None) -> _recip
 def derive_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                   wrt: list[str] | None = None) -> Derivation:
     """Derive every derivative a recipe declares (or only `wrt`), verified element-wise."""
-    from .derive.engine import derive
-
     recipe = _recipes.load(name, recipe_dirs)
     if wrt:
         for w in wrt:
@@ -33,6 +31,8 @@ def derive_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                 raise DerivkitError(f"--wrt {w!r} is not an input of recipe {name!r}",
                                     f"inputs: {', '.join(i.name for i in recipe.inputs)}")
         recipe = _replace_wrt(recipe, tuple(wrt))
+    from .derive.engine import derive
+
     return derive(recipe)
 
 
@@ -40,7 +40,7 @@ def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
                            params: dict[str, float] | None = None,
                            domains: dict[str, str] | None = None) -> _recipes.Recipe:
     """A one-off recipe for `--expr`: inputs are the names given shapes; params are scalars."""
-    data = {"name": "expr", "summary": "user expression", "forward": expr,
+    data = {"name": "expr", "summary": " ".join(str(expr).split())[:200], "forward": expr,
             "inputs": dict(shapes), "params": dict(params or {}), "wrt": list(wrt),
             "output": "f", "upstream": "g"}
     if domains:
@@ -61,9 +61,10 @@ def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
 
 def derive_expression(expr: str, wrt: list[str], shapes: dict[str, str],
                       params: dict[str, float] | None = None) -> Derivation:
+    recipe = recipe_from_expression(expr, wrt, shapes, params)
     from .derive.engine import derive
 
-    return derive(recipe_from_expression(expr, wrt, shapes, params))
+    return derive(recipe)
 
 
 def _fresh(base: str, taken: set[str]) -> str:

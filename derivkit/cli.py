@@ -10,6 +10,7 @@ Module-level imports stay light (no SymPy, NumPy or engine) so that `derivkit --
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -21,6 +22,13 @@ from .errors import DerivkitError
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+DEBUG_ENV = "DERIVKIT_DEBUG"
+
+
+def _is_cli_control_flow(exc: Exception) -> bool:
+    """Exit, Abort, usage errors: raised by Typer (which vendors Click) for Typer to handle."""
+    return type(exc).__module__.split(".")[0] in ("typer", "click")
 
 
 class _DerivkitGroup(TyperGroup):
@@ -32,6 +40,13 @@ class _DerivkitGroup(TyperGroup):
         except DerivkitError as exc:
             typer.echo(f"derivkit: error: {exc.one_line()}", err=True)
             raise typer.Exit(EXIT_USAGE) from None
+        except Exception as exc:  # a bug in derivkit, not bad input
+            if os.environ.get(DEBUG_ENV) or _is_cli_control_flow(exc):
+                raise
+            detail = " ".join(str(exc).split())[:200]
+            typer.echo(f"derivkit: internal error: {type(exc).__name__}: {detail} (a bug in derivkit; "
+                       f"rerun with {DEBUG_ENV}=1 for the traceback and report it)", err=True)
+            raise typer.Exit(EXIT_INTERNAL) from None
 
 
 app = typer.Typer(
@@ -44,7 +59,8 @@ app = typer.Typer(
            "derivkit list\n\n"
            "derivkit derive softmax\n\n"
            "derivkit derive --expr \"trace(A @ X)\" --wrt X --shape A=n,n --shape X=n,n\n\n"
-           "Exit codes: 0 ok, 1 a check failed, 2 usage or input error.",
+           "Exit codes: 0 ok, 1 a check failed (e.g. a form NOT VERIFIED), 2 usage or input "
+           "error, 3 internal error.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
@@ -171,10 +187,12 @@ def derive_command(
         from .render.json_render import derivation_data, dumps
 
         typer.echo(dumps(derivation_data(result)))
-        return
-    from .render.rich_render import make_console, render_derivation
+    else:
+        from .render.rich_render import make_console, render_derivation
 
-    render_derivation(make_console(), result, form.value if form else None)
+        render_derivation(make_console(), result, form.value if form else None)
+    if not result.verified:
+        raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 def main() -> None:

@@ -24,7 +24,9 @@ class Form:
     """One way of writing a derivative.
 
     `text` is in derivkit's expression language (NumPy syntax for matrix forms; subscripts and
-    delta(i, j) for index forms), so it can be parsed back; `pretty` is Unicode for people."""
+    delta(i, j) for index forms), so it can be parsed back; `pretty` is Unicode for people.
+    `text` and `pretty` are the right-hand side only; `latex` is the whole equation (with its
+    left-hand side, e.g. \frac{∂L}{∂W} = X^⊤ G)."""
 
     text: str
     pretty: str
@@ -67,6 +69,9 @@ class InputInfo:
 
 @dataclass(frozen=True)
 class Derivation:
+    """A target's derivatives. `forward_pretty` and `forward_latex` are whole equations
+    (output = forward expression)."""
+
     target: str
     summary: str
     forward: str

@@ -351,6 +351,8 @@ def fake_api(monkeypatch):
             from derivkit.errors import ExpressionError
 
             raise ExpressionError("unknown function 'frob'", source="frob(x)", col=0)
+        if name == "crash":
+            raise ZeroDivisionError("division by zero\nsecond line")
         return make_linear_derivation(matrix_verified=name != "unverified")
 
     def derive_expression(expr, wrt, shapes, params=None):
@@ -383,12 +385,25 @@ def test_cli_derive_renders_for_people(runner, fake_api):
     assert r"\frac{\partial L}{\partial W} = X^{T} G" in latex.stdout
 
 
-def test_cli_unverified_is_exit_0_but_says_so(runner, fake_api):
+def test_cli_unverified_is_a_failed_check_exit_1_and_says_so(runner, fake_api):
     result = runner.invoke(app, ["derive", "unverified"])
-    assert result.exit_code == 0
+    assert result.exit_code == 1
     assert "NOT VERIFIED" in result.stdout
-    data = json.loads(runner.invoke(app, ["derive", "unverified", "--json"]).stdout)
+    as_json = runner.invoke(app, ["derive", "unverified", "--json"])
+    assert as_json.exit_code == 1
+    data = json.loads(as_json.stdout)
     assert data["derivatives"][0]["verified"] is False
+
+
+def test_cli_internal_error_is_one_line_exit_3(runner, fake_api, monkeypatch):
+    monkeypatch.delenv("DERIVKIT_DEBUG", raising=False)
+    result = runner.invoke(app, ["derive", "crash"])
+    assert result.exit_code == 3
+    err = result.stderr
+    assert err.count("\n") == 1 and err.endswith("\n")
+    assert err.startswith("derivkit: internal error: ZeroDivisionError: division by zero second line")
+    assert "DERIVKIT_DEBUG=1" in err
+    assert "Traceback" not in result.output
 
 
 def test_cli_derive_json_is_plain(runner, fake_api):
