@@ -11,6 +11,7 @@ Module-level imports stay light (no SymPy, NumPy or engine) so that `derivkit --
 from __future__ import annotations
 
 import os
+import sys
 from enum import Enum
 from typing import Annotated, Optional
 
@@ -32,7 +33,31 @@ def _is_cli_control_flow(exc: Exception) -> bool:
 
 
 class _DerivkitGroup(TyperGroup):
-    """The one place where library errors become exit codes."""
+    """The one place where errors become exit codes: library input errors (DerivkitError) and
+    command-line usage errors are one line on stderr and exit 2; bugs are one line and exit 3."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                standalone_mode=False, **extra)
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except Exception as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `derivkit`: show the help
+                typer.echo(exc.format_message())
+                sys.exit(EXIT_USAGE)
+            if hasattr(exc, "format_message") and _is_cli_control_flow(exc):
+                ctx = getattr(exc, "ctx", None)
+                where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+                message = " ".join(exc.format_message().split())
+                typer.echo(f"derivkit: error: {message}{where}", err=True)
+                sys.exit(EXIT_USAGE)
+            if type(exc).__name__ == "Abort":
+                typer.echo("derivkit: aborted", err=True)
+                sys.exit(EXIT_CHECK_FAILED)
+            raise
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
     def invoke(self, ctx):  # noqa: ANN001 - Click's signature
         try:

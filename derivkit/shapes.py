@@ -19,7 +19,7 @@ MAX_RANK = 2
 
 def parse_dim(text: str, *, where: str) -> Dim:
     t = text.strip()
-    if t.isdigit():
+    if t.isascii() and t.isdigit():
         value = int(t)
         if value < 1:
             raise ShapeError(f"{where}: dimension {t!r} must be at least 1")

@@ -17,16 +17,17 @@ from derivkit.language import Scope, parse
 SCOPE = Scope({"x": ("n",), "y": ("n",), "A": ("n", "n"), "X": ("m", "n"), "W": ("n", "k")},
               {"c": 0.5})
 
-vec = st.deferred(lambda: st.one_of(
+vec = st.recursive(
     st.sampled_from(["x", "y"]),
-    st.builds(lambda a, b, op: f"({a} {op} {b})", vec, vec, st.sampled_from(["+", "-", "*"])),
-    st.builds(lambda f, a: f"{f}({a})", st.sampled_from(
-        ["exp", "tanh", "sigmoid", "relu", "softmax", "leaky_relu"]), vec),
-    st.builds(lambda a: f"(A @ {a})", vec),
-    st.builds(lambda a: f"(A.T @ {a})", vec),
-    st.builds(lambda a: f"(c * {a})", vec),
-    st.builds(lambda a, k: f"({a} ** {k})", vec, st.sampled_from(["2", "3"])),
-))
+    lambda inner: st.one_of(
+        st.builds(lambda a, b, op: f"({a} {op} {b})", inner, inner, st.sampled_from(["+", "-", "*"])),
+        st.builds(lambda f, a: f"{f}({a})", st.sampled_from(
+            ["exp", "tanh", "sigmoid", "relu", "softmax", "leaky_relu"]), inner),
+        st.builds(lambda a: f"(A @ {a})", inner),
+        st.builds(lambda a: f"(A.T @ {a})", inner),
+        st.builds(lambda a: f"(c * {a})", inner),
+        st.builds(lambda a, k: f"({a} ** {k})", inner, st.sampled_from(["2", "3"]))),
+    max_leaves=12)
 scalar = st.one_of(st.builds(lambda a: f"sum({a})", vec),
                    st.builds(lambda a, b: f"({a}) @ ({b})", vec, vec),
                    st.builds(lambda a: f"mean({a})", vec))
