@@ -78,3 +78,38 @@ def _replace_wrt(recipe: _recipes.Recipe, wrt: tuple[str, ...]) -> _recipes.Reci
     from dataclasses import replace
 
     return replace(recipe, wrt=wrt)
+
+
+def check_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
+                 wrt: list[str] | None = None, mode: str = "auto", sizes: dict[str, int] | None = None,
+                 seed: int = 0, dtype: str = "float64", rtol: float | None = None,
+                 atol: float | None = None, directions: int = 8,
+                 params: dict[str, float] | None = None):
+    """Check every derivative of a recipe against finite differences (-> results.TargetCheck)."""
+    recipe = _recipes.load(name, recipe_dirs)
+    if wrt:
+        for w in wrt:
+            if w not in {i.name for i in recipe.inputs}:
+                raise DerivkitError(f"--wrt {w!r} is not an input of recipe {name!r}",
+                                    f"inputs: {', '.join(i.name for i in recipe.inputs)}")
+        recipe = _replace_wrt(recipe, tuple(wrt))
+    from .check.runner import check
+
+    return check(recipe, mode=mode, sizes=sizes, seed=seed, dtype=dtype, rtol=rtol, atol=atol,
+                 directions=directions, params=params)
+
+
+def check_expression(expr: str, wrt: list[str], shapes: dict[str, str],
+                     params: dict[str, float] | None = None, **options):
+    recipe = recipe_from_expression(expr, wrt, shapes, params)
+    from .check.runner import check
+
+    return check(recipe, params=params, **options)
+
+
+def check_all(*, recipe_dirs: list[str | Path] | None = None, progress=None, **options):
+    """Check every recipe on the search path (-> results.CheckReport). `progress(name)` is
+    called before each recipe. A recipe that cannot be loaded or checked is a failed target."""
+    from .check.runner import check_all as _check_all
+
+    return _check_all(recipe_dirs=recipe_dirs, progress=progress, **options)

@@ -104,3 +104,64 @@ class RecipeSummary:
 
 def to_dict(obj) -> dict:
     return asdict(obj)
+
+
+# ---------------------------------------------------------------- numerical checks
+@dataclass(frozen=True)
+class WorstEntry:
+    """One compared entry. `index` indexes the wrt input (VJP/gradient entries) or, for a
+    Jacobian, (output index..., input index...); for a directional check it is the direction."""
+
+    index: tuple[int, ...]
+    derived: float
+    numeric: float
+    abs_error: float
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A derivative of one input compared with finite differences of the lowered forward.
+
+    Pass iff every compared entry has |derived − numeric| ≤ atol + rtol·|numeric| where rtol and
+    atol come from the method's error estimate and the dtype (or the user's override)."""
+
+    wrt: str
+    kind: str                  # "vjp" | "gradient" | "jacobian"
+    shape: tuple[int, ...]     # of the wrt input
+    mode: str                  # "full" | "directional"
+    method: str                # "complex-step" | "central" | "central-richardson"
+    step: float                # the step used (relative steps: the largest)
+    fd_error_estimate: float   # estimated error of the numerical side
+    max_abs_error: float
+    max_rel_error: float
+    rtol: float
+    atol: float
+    n_evals: int               # forward evaluations
+    passed: bool
+    worst: tuple[WorstEntry, ...] = ()
+    directions: int = 0
+    localised: tuple[WorstEntry, ...] = ()   # entries a failing directional check was traced to
+    detection: str = ""        # stated detection power (directional)
+    seconds: float = 0.0
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    target: str
+    passed: bool
+    seed: int
+    dtype: str
+    sizes: dict
+    results: tuple[CheckResult, ...]
+    conventions: tuple[str, ...] = ()
+    error: str | None = None   # a target that could not be checked (counts as a failure)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    passed: bool
+    targets: tuple[TargetCheck, ...]
+    seconds: float = 0.0
