@@ -75,3 +75,22 @@ def parse_names(values: list[str] | None, option: str = "--wrt") -> list[str]:
             if name not in names:
                 names.append(name)
     return names
+
+
+_SIZE_HINT = "write e.g. --size m=64 --size n=128 (a dimension name and a positive integer)"
+
+
+def parse_sizes(specs: list[str] | None) -> dict[str, int]:
+    """['m=64', 'n=128'] -> {'m': 64, 'n': 128}: concrete sizes for symbolic dimensions."""
+    sizes: dict[str, int] = {}
+    for spec in specs or []:
+        name, text = _split_spec("--size", spec, _SIZE_HINT)
+        if name in sizes:
+            raise DerivkitError(f"--size gives the size of {name!r} twice")
+        if not (text.isascii() and text.isdigit()):
+            raise DerivkitError(f"--size {spec!r}: {text!r} is not a positive integer", _SIZE_HINT)
+        value = int(text)
+        if value < 1:
+            raise DerivkitError(f"--size {spec!r}: the size must be at least 1", _SIZE_HINT)
+        sizes[name] = value
+    return sizes
