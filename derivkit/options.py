@@ -77,7 +77,7 @@ def parse_names(values: list[str] | None, option: str = "--wrt") -> list[str]:
     return names
 
 
-_SIZE_HINT = "write e.g. --size m=64 --size n=128 (a dimension name and a positive integer)"
+_SIZE_HINT = "write a dimension name and a positive integer, e.g. --size m=64 --size n=128"
 
 
 def parse_sizes(specs: list[str] | None) -> dict[str, int]:
