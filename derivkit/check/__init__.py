@@ -1,0 +1,1 @@
+"""Numerical checks of derived gradients against finite differences of the lowered forward."""

@@ -1,0 +1,477 @@
+"""check(recipe) -> TargetCheck: every derived form against finite differences of the forward.
+
+Modes (per input x of n entries; the output has N entries):
+- full: one finite-difference column per entry of x (directions e_j scaled by max(1, |x_j|)),
+  evaluated in batches through a leading batch axis. VJPs/gradients are compared entry by entry
+  (the numerical VJP is Σ_o u_o J_oj for a random upstream u), Jacobians entry by entry.
+- directional: k seeded random directions v_b (scaled per entry) and upstreams u_b; compares
+  ⟨u_b, J v_b⟩ from the derivation with the finite difference of ⟨u_b, f(x + t v_b)⟩. A failure is
+  localised by bisection over the entries of x (then of the output) in O(log n) evaluations.
+- auto: directional always, plus full where x has at most AUTO_FULL_MAX entries.
+
+Tolerance, entry by entry: |derived − numeric| ≤ atol_e + rtol·|numeric|, with
+rtol = 16ε and atol_e = 4·(FD error estimate of the entry) + 16ε·√N·S, where ε is the dtype's
+machine epsilon and S the largest magnitude compared (rounding in a length-N contraction grows
+like √N). --rtol/--atol replace both. Relative errors are |d − n| / max(|d|, |n|, 10⁻³·S).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .. import ir
+from ..derive.engine import derive, parse_forward
+from ..errors import DerivkitError
+from ..forms import form_function
+from ..lower import batched_function
+from ..recipes import Recipe, load_all
+from ..results import CheckReport, CheckResult, Derivation, TargetCheck, WorstEntry
+from . import finite, sampling
+
+MODES = ("auto", "full", "directional")
+DTYPES = {"float64": np.float64, "float32": np.float32}
+AUTO_FULL_MAX = 512
+MAX_FULL_BYTES = 2 << 30
+CHUNK_BYTES = 256 << 20
+KINK_ATTEMPTS = 20
+MISS_PROBABILITY = 0.01
+
+
+class _KinkCrossed(Exception):
+    pass
+
+
+@dataclass
+class _Target:
+    recipe: Recipe
+    out: ir.Node
+    sizes: dict[str, int]
+    params: dict[str, float]
+    dtype: type
+    args: list[str]
+
+
+# ---------------------------------------------------------------- comparison
+def _compare(derived: np.ndarray, numeric: np.ndarray, fd_error: np.ndarray, dtype, n_terms: int,
+             rtol: float | None, atol: float | None):
+    eps = float(np.finfo(dtype).eps)
+    d = np.asarray(derived, dtype=np.float64).ravel()
+    n = np.asarray(numeric, dtype=np.float64).ravel()
+    err = np.asarray(fd_error, dtype=np.float64).ravel()
+    finite_ok = bool(np.all(np.isfinite(d)) and np.all(np.isfinite(n)))
+    scale = float(max(np.max(np.abs(d), initial=0.0), np.max(np.abs(n), initial=0.0), 1e-300))
+    r = 16 * eps if rtol is None else rtol
+    atol_e = (4 * err + 16 * eps * math.sqrt(max(n_terms, 1)) * scale) if atol is None else \
+        np.full_like(n, atol)
+    tol = atol_e + r * np.abs(n)
+    diff = np.abs(d - n)
+    rel = diff / np.maximum(np.maximum(np.abs(d), np.abs(n)), 1e-3 * scale)
+    ok = bool(finite_ok and np.all(diff <= tol))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(np.isfinite(diff), diff / tol, np.inf)
+    ratio = np.nan_to_num(ratio, nan=np.inf)
+    return {"passed": ok, "diff": diff, "tol": tol, "ratio": ratio, "d": d, "n": n,
+            "rtol": float(r), "atol": float(np.max(atol_e, initial=0.0)),
+            "max_abs": float(np.max(diff, initial=0.0)) if finite_ok else float("inf"),
+            "max_rel": float(np.max(rel, initial=0.0)) if finite_ok else float("inf"),
+            "finite": finite_ok}
+
+
+def _worst(cmp: dict, shape: tuple[int, ...], count: int = 5) -> tuple[WorstEntry, ...]:
+    order = np.argsort(-cmp["ratio"], kind="stable")[:count]
+    out = []
+    for flat in order:
+        idx = tuple(int(i) for i in np.unravel_index(int(flat), shape)) if shape else ()
+        out.append(WorstEntry(idx, float(cmp["d"][flat]), float(cmp["n"][flat]),
+                              float(cmp["diff"][flat]), float(cmp["tol"][flat])))
+    return tuple(out)
+
+
+@lru_cache(maxsize=None)
+def _quantile_product(k: int, scalar_output: bool) -> float:
+    """q such that a single-entry error is missed by all k directions with probability
+    ≤ MISS_PROBABILITY when |u_o·w_e|·|δ| > q·(tolerance); u, w standard normal."""
+    rng = np.random.default_rng(12345)
+    z = np.abs(rng.standard_normal(400_000))
+    if not scalar_output:
+        z = z * np.abs(rng.standard_normal(400_000))
+    return float(np.quantile(z, MISS_PROBABILITY ** (1.0 / k)))
+
+
+# ---------------------------------------------------------------- the check
+def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = None,
+          seed: int = 0, dtype: str = "float64", rtol: float | None = None,
+          atol: float | None = None, directions: int = 8,
+          params: dict[str, float] | None = None, derivation: Derivation | None = None,
+          implementations: dict | None = None) -> TargetCheck:
+    """`implementations` maps (kind, wrt) to a callable used instead of derivkit's derived form
+    (keywords: the inputs, the upstream gradient for "vjp", the parameters)."""
+    started = time.perf_counter()
+    if mode not in MODES:
+        raise DerivkitError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
+    if dtype not in DTYPES:
+        raise DerivkitError(f"unsupported dtype {dtype!r}", f"use one of {', '.join(DTYPES)}")
+    if directions < 1:
+        raise DerivkitError("--directions must be at least 1")
+    for name, value in (("--rtol", rtol), ("--atol", atol)):
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            raise DerivkitError(f"{name} must be a finite number ≥ 0, got {value}")
+    scope, out = parse_forward(recipe)
+    dims = sorted(scope.dims)
+    all_params = {p.name: p.default for p in recipe.params}
+    for name, value in (params or {}).items():
+        if name not in all_params:
+            raise DerivkitError(f"--param {name}: {recipe.name!r} has no parameter {name!r}",
+                                f"parameters: {', '.join(all_params) or 'none'}")
+        all_params[name] = float(value)
+    concrete_sizes = sampling.default_sizes(dims, sizes)
+    np_dtype = DTYPES[dtype]
+    derivation = derivation or derive(recipe)
+    target = _Target(recipe, out, concrete_sizes, all_params, np_dtype, [i.name for i in recipe.inputs])
+    rng = np.random.default_rng(seed)
+    results: list[CheckResult] = []
+    notes: list[str] = []
+    for w in recipe.wrt:
+        dvs = [dv for dv in derivation.derivatives if dv.wrt == w]
+        results.extend(_check_input(target, w, dvs, mode, rng, rtol, atol, directions, notes,
+                                    implementations or {}))
+    conventions = tuple(c for c in derivation.conventions if "kink" in c) + tuple(notes)
+    return TargetCheck(target=recipe.name, passed=all(r.passed for r in results), seed=seed,
+                       dtype=dtype, sizes=concrete_sizes, results=tuple(results),
+                       conventions=conventions, seconds=time.perf_counter() - started)
+
+
+def _chunk(target: _Target, n_batch: int) -> int:
+    per_sample = 0
+    for node in ir.walk(target.out):
+        per_sample += 16 * int(np.prod(sampling.concrete(node.shape, target.sizes) or (1,)))
+    return max(1, min(n_batch, CHUNK_BYTES // max(per_sample, 1)))
+
+
+def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: int,
+                 notes: list[str], implementations: dict) -> list[CheckResult]:
+    recipe, out = target.recipe, target.out
+    analytic = sampling.is_analytic(out)
+    fb = batched_function("forward", target.args, out, {w}, target.sizes, target.params)
+    switches = None if analytic else sampling.switch_function(out, w, target.args, target.sizes,
+                                                              target.params)
+    x_shape = sampling.concrete(next(i.shape for i in recipe.inputs if i.name == w), target.sizes)
+    out_shape = sampling.concrete(out.shape, target.sizes)
+    n_in, n_out = int(np.prod(x_shape or (1,))), int(np.prod(out_shape or (1,)))
+    full_bytes = n_in * n_out * np.dtype(target.dtype).itemsize
+    run_full = mode == "full" or (mode == "auto" and n_in <= AUTO_FULL_MAX)
+    if run_full and full_bytes > MAX_FULL_BYTES:
+        if mode == "full":
+            raise DerivkitError(
+                f"a full check of {w} needs a {n_out}×{n_in} Jacobian ({full_bytes / 2**30:.1f} GiB)",
+                "use --mode directional, or smaller --size values")
+        run_full = False
+    run_directional = mode in ("directional", "auto")
+
+    for attempt in range(KINK_ATTEMPTS):
+        values = sampling.sample_inputs(recipe, target.sizes, rng, target.dtype)
+        try:
+            results = []
+            cache: dict = {}
+            for dv in dvs:
+                derived = implementations.get((dv.kind, w))
+                if derived is None:
+                    if dv.matrix is None:
+                        continue
+                    derived = form_function(recipe, dv.matrix.text, f"{dv.kind}_{w}")
+                for run, how in ((run_full, "full"), (run_directional, "directional")):
+                    if not run:
+                        continue
+                    try:
+                        if how == "full":
+                            results.append(_full(target, w, dv, derived, fb, switches, values, rng,
+                                                 rtol, atol, x_shape, out_shape, cache))
+                        else:
+                            results.append(_directional(target, w, dv, derived, fb, switches,
+                                                        values, rng, rtol, atol, k, x_shape,
+                                                        out_shape))
+                    except _WrongShape as exc:
+                        got, want = exc.args
+                        results.append(_shape_failure(w, dv.kind, how, x_shape, got, want))
+            if switches is not None:
+                notes.append(f"{w}: no finite-difference stencil crosses a kink (every switching "
+                             f"quantity keeps its sign at every evaluation point"
+                             f"{'' if attempt == 0 else f'; {attempt} earlier draw(s) were too close'})")
+            return results
+        except _KinkCrossed:
+            continue
+    raise DerivkitError(f"could not draw inputs for {w} whose finite-difference stencils avoid every "
+                        f"kink in {KINK_ATTEMPTS} attempts", "try other --size or --seed values")
+
+
+def _estimate(target: _Target, fb, switches, values, w, V):
+    x = values[w]
+    others = {k: v for k, v in values.items() if k != w}
+
+    def f(xb):
+        return fb(**others, **{w: xb})
+
+    chunk = _chunk(target, V.shape[0])
+    if switches is None:
+        return finite.complex_step(f, x, V, target.dtype, chunk)
+    est = finite.central_richardson(f, x, V, target.dtype, chunk)
+    _assert_no_kink(switches, others, w, x, V, est.step, chunk)
+    return est
+
+
+def _assert_no_kink(switches, others, w, x, V, h, chunk):
+    center = switches(**others, **{w: x[None]})
+    for c in center:
+        if np.any(c == 0):
+            raise _KinkCrossed()
+    for s in (1.0, -1.0):
+        for start in range(0, V.shape[0], chunk):
+            pts = switches(**others, **{w: x[None] + s * h * V[start:start + chunk]})
+            for c, p in zip(center, pts):
+                if np.any(np.sign(p) != np.sign(c)):
+                    raise _KinkCrossed()
+
+
+def _scaled_units(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Directions e_j·max(1, |x_j|), one per entry: (V, scale)."""
+    scale = np.maximum(1.0, np.abs(x)).ravel()
+    V = np.zeros((x.size, x.size), dtype=x.dtype)
+    V[np.arange(x.size), np.arange(x.size)] = scale
+    return V.reshape((x.size,) + x.shape), scale
+
+
+def _upstream(rng, out_shape, dtype):
+    return np.asarray(rng.standard_normal(out_shape), dtype=dtype)
+
+
+class _WrongShape(Exception):
+    pass
+
+
+def _derived_value(target: _Target, dv, derived, values, u, expected: tuple | None = None):
+    """The derived side at the sampled point, broadcast to `expected` (a shape that does not
+    broadcast, e.g. a transposed non-square result, raises _WrongShape)."""
+    kwargs = dict(values)
+    if dv.kind == "vjp":
+        kwargs[target.recipe.upstream] = u
+    value = np.asarray(derived(**kwargs, **target.params), dtype=target.dtype)
+    if expected is not None and value.shape != tuple(expected):
+        try:
+            ok = np.broadcast_shapes(value.shape, expected) == tuple(expected)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise _WrongShape(value.shape, tuple(expected))
+        value = np.broadcast_to(value, expected)
+    return value
+
+
+def _full(target, w, dv, derived, fb, switches, values, rng, rtol, atol, x_shape, out_shape,
+          cache: dict):
+    started = time.perf_counter()
+    x = values[w]
+    V, scale = _scaled_units(x)
+    if "full" not in cache:  # the columns serve every kind of this input
+        cache["full"] = _estimate(target, fb, switches, values, w, V)
+    est = cache["full"]
+    cols = est.value.reshape(x.size, -1) / scale[:, None]          # (n_in, n_out): J[:, e]ᵀ
+    cols_err = est.error.reshape(x.size, -1) / scale[:, None]
+    notes = ()
+    if dv.kind == "jacobian":
+        numeric = cols.T.reshape(out_shape + x_shape)
+        error = cols_err.T.reshape(out_shape + x_shape)
+        derived_v = _derived_value(target, dv, derived, values, None, numeric.shape)
+        n_terms, shape = 1, out_shape + x_shape
+    else:
+        u = _upstream(rng, out_shape, target.dtype) if dv.kind == "vjp" else np.ones(out_shape,
+                                                                                    target.dtype)
+        flat_u = u.ravel()
+        numeric = (cols @ flat_u).reshape(x_shape)
+        error = (cols_err @ np.abs(flat_u)).reshape(x_shape)
+        derived_v = _derived_value(target, dv, derived, values, u, x_shape)
+        n_terms, shape = int(flat_u.size), x_shape
+        if dv.kind == "vjp":
+            notes = ("numerical VJP = Σ_o u_o ∂f_o/∂x_e for a seeded random upstream u",)
+    cmp = _compare(derived_v, numeric, error, target.dtype, n_terms, rtol, atol)
+    worst = _worst(cmp, shape)
+    localised = ()
+    if not cmp["passed"] and dv.kind == "vjp" and cmp["finite"]:
+        localised = (_localise_output(target, dv, derived, values, u, worst[0].index,
+                                      cols[np.ravel_multi_index(worst[0].index, x_shape)],
+                                      out_shape, x_shape),)
+    return CheckResult(
+        wrt=w, kind=dv.kind, shape=x_shape, mode="full", method=est.method, step=float(
+            est.step * (np.max(scale) if est.method != "complex-step" else 1.0)),
+        fd_error_estimate=float(np.max(error, initial=0.0)), max_abs_error=cmp["max_abs"],
+        max_rel_error=cmp["max_rel"], rtol=cmp["rtol"], atol=cmp["atol"], n_evals=est.n_evals,
+        passed=cmp["passed"], worst=worst if not cmp["passed"] else worst[:1], localised=localised,
+        seconds=time.perf_counter() - started, notes=notes + _finite_note(cmp))
+
+
+def _shape_failure(w, kind, mode, x_shape, got, want) -> CheckResult:
+    nan = float("nan")
+    return CheckResult(wrt=w, kind=kind, shape=x_shape, mode=mode, method="none", step=nan,
+                       fd_error_estimate=nan, max_abs_error=float("inf"), max_rel_error=float("inf"),
+                       rtol=nan, atol=nan, n_evals=0, passed=False,
+                       notes=(f"the derived {kind} has shape {got}, expected {want}"
+                              f"{' (transposed?)' if tuple(reversed(got)) == tuple(want) else ''}",))
+
+
+def _finite_note(cmp) -> tuple[str, ...]:
+    return () if cmp["finite"] else ("non-finite values (NaN or inf) in the derived or numerical "
+                                     "side at the sampled point",)
+
+
+def _directional(target, w, dv, derived, fb, switches, values, rng, rtol, atol, k, x_shape,
+                 out_shape):
+    started = time.perf_counter()
+    x = values[w]
+    scale = np.maximum(1.0, np.abs(x))
+    W = np.asarray(rng.standard_normal((k,) + x_shape), dtype=target.dtype)
+    V = W * scale[None]
+    scalar_out = dv.kind == "gradient"
+    U = (np.ones((k,) + out_shape, dtype=target.dtype) if scalar_out
+         else np.asarray(rng.standard_normal((k,) + out_shape), dtype=target.dtype))
+    est = _estimate(target, fb, switches, values, w, V)
+    axes_out = tuple(range(1, 1 + len(out_shape)))
+    numeric = np.sum(U * est.value, axis=axes_out) if out_shape else U * est.value
+    error = np.sum(np.abs(U) * est.error, axis=axes_out) if out_shape else est.error
+    derived_b = np.empty(k, dtype=np.float64)
+    axes_in = tuple(range(len(x_shape)))
+    jac = None
+    for b in range(k):
+        if dv.kind == "jacobian":
+            if jac is None:
+                jac = _derived_value(target, dv, derived, values, None, out_shape + x_shape)
+            derived_b[b] = float(U[b] @ jac @ V[b])
+        else:
+            g = _derived_value(target, dv, derived, values, U[b] if dv.kind == "vjp" else None,
+                               x_shape)
+            derived_b[b] = float(np.sum(np.broadcast_to(g, x_shape) * V[b], axis=axes_in))
+    n_terms = int(np.prod(x_shape or (1,))) * int(np.prod(out_shape or (1,)))
+    cmp = _compare(derived_b, np.ravel(numeric), np.ravel(error), target.dtype, n_terms, rtol, atol)
+    q = _quantile_product(k, scalar_out or dv.kind == "gradient")
+    delta_star = float(np.max(cmp["tol"])) / q if q > 0 else float("inf")
+    detection = (f"{k} random directions: a single Jacobian entry J[o, e] (|x_e| ≤ 1) off by "
+                 f"|δ| ≥ {delta_star:.1e} is caught with probability ≥ {1 - MISS_PROBABILITY:.0%} "
+                 f"(tolerance {float(np.max(cmp['tol'])):.1e} per direction)")
+    localised = ()
+    n_evals = est.n_evals
+    if not cmp["passed"] and cmp["finite"]:
+        b = int(np.argmax(cmp["ratio"]))
+        entry, extra = _localise(target, dv, derived, fb, switches, values, w, U[b], V[b],
+                                 x_shape, out_shape, jac)
+        localised, n_evals = (entry,), n_evals + extra
+    worst = _worst(cmp, (k,))
+    return CheckResult(
+        wrt=w, kind=dv.kind, shape=x_shape, mode="directional", method=est.method,
+        step=float(est.step), fd_error_estimate=float(np.max(error, initial=0.0)),
+        max_abs_error=cmp["max_abs"], max_rel_error=cmp["max_rel"], rtol=cmp["rtol"],
+        atol=cmp["atol"], n_evals=n_evals, passed=cmp["passed"],
+        worst=worst if not cmp["passed"] else worst[:1], directions=k, localised=localised,
+        detection=detection, seconds=time.perf_counter() - started, notes=_finite_note(cmp))
+
+
+# ---------------------------------------------------------------- localisation
+def _localise(target, dv, derived, fb, switches, values, w, u, v, x_shape, out_shape, jac):
+    """Bisect the input entries of one failing direction, then the outputs: (entry, evals)."""
+    x = values[w]
+    if dv.kind == "jacobian":
+        g = (u.ravel() @ jac.reshape(u.size, -1)).reshape(x_shape)
+    else:
+        g = _derived_value(target, dv, derived, values, u if dv.kind == "vjp" else None, x_shape)
+    idx = np.arange(x.size)
+    evals = 0
+    axes_out = tuple(range(1, 1 + len(out_shape)))
+    while idx.size > 1:
+        halves = np.array_split(idx, 2)
+        V = np.zeros((2, x.size), dtype=x.dtype)
+        for h, part in enumerate(halves):
+            V[h, part] = v.ravel()[part]
+        V = V.reshape((2,) + x_shape)
+        est = _estimate(target, fb, switches, values, w, V)
+        evals += est.n_evals
+        num = np.sum(u[None] * est.value, axis=axes_out) if out_shape else u * est.value
+        err = np.sum(np.abs(u)[None] * est.error, axis=axes_out) if out_shape else est.error
+        der = np.array([np.sum(g.ravel()[part] * v.ravel()[part]) for part in halves])
+        mismatch = np.abs(der - np.ravel(num)) / (np.ravel(err) + 1e-300 + 1e-12 * np.abs(der))
+        idx = halves[int(np.argmax(mismatch))]
+    e = int(idx[0])
+    e_index = tuple(int(i) for i in np.unravel_index(e, x_shape)) if x_shape else ()
+    V = np.zeros((1, x.size), dtype=x.dtype)
+    V[0, e] = 1.0
+    est = _estimate(target, fb, switches, values, w, V.reshape((1,) + x_shape))
+    evals += est.n_evals
+    column = est.value.reshape(-1)
+    if dv.kind == "gradient" or not out_shape:
+        d = float(np.ravel(g)[e])
+        n = float(column[0])
+        return WorstEntry(e_index, d, n, abs(d - n), float(np.ravel(est.error)[0])), evals
+    return _localise_output(target, dv, derived, values, u, e_index, column, out_shape, x_shape,
+                            jac), evals
+
+
+def _localise_output(target, dv, derived, values, u, e_index, column, out_shape, x_shape, jac=None):
+    """Given the numerical column J[:, e], find the output o where the derived J[o, e] differs
+    most, by bisection with restricted upstreams (O(log N) VJP calls)."""
+    e = int(np.ravel_multi_index(e_index, x_shape)) if x_shape else 0
+    column = np.asarray(column).reshape(-1)
+
+    def derived_entry_sum(mask_idx):
+        if jac is not None:
+            return float(np.sum(jac.reshape(len(column), -1)[mask_idx, e] * u.ravel()[mask_idx]))
+        um = np.zeros(u.size, dtype=u.dtype)
+        um[mask_idx] = u.ravel()[mask_idx]
+        g = _derived_value(target, dv, derived, values, um.reshape(out_shape), x_shape)
+        return float(np.ravel(np.broadcast_to(g, x_shape))[e])
+
+    idx = np.arange(len(column))
+    while idx.size > 1:
+        halves = np.array_split(idx, 2)
+        gaps = [abs(derived_entry_sum(p) - float(np.sum(column[p] * u.ravel()[p]))) for p in halves]
+        idx = halves[int(np.argmax(gaps))]
+    o = int(idx[0])
+    unit = np.zeros(u.size, dtype=u.dtype)
+    unit[o] = 1.0
+    if jac is not None:
+        d = float(jac.reshape(len(column), -1)[o, e])
+    else:
+        g = _derived_value(target, dv, derived, values, unit.reshape(out_shape), x_shape)
+        d = float(np.ravel(np.broadcast_to(g, x_shape))[e])
+    n = float(column[o])
+    o_index = tuple(int(i) for i in np.unravel_index(o, out_shape))
+    return WorstEntry(o_index + e_index, d, n, abs(d - n), float("nan"))
+
+
+# ---------------------------------------------------------------- every recipe
+def check_all(*, recipe_dirs=None, progress=None, sizes: dict[str, int] | None = None, **options
+              ) -> CheckReport:
+    from ..recipes import discover, load_file, recipe_dirs as search_path
+
+    started = time.perf_counter()
+    targets: list[TargetCheck] = []
+    found = discover(search_path(recipe_dirs))
+    for name, path in sorted(found.items()):
+        if progress is not None:
+            progress(name)
+        t0 = time.perf_counter()
+        try:
+            recipe = load_file(path)
+            if recipe.name != name:
+                raise DerivkitError(f"{path}: field 'name' is {recipe.name!r} but the file is "
+                                    f"{path.name}")
+            scope, _ = parse_forward(recipe)
+            mine = {k: v for k, v in (sizes or {}).items() if k in scope.dims}
+            targets.append(check(recipe, sizes=mine, **options))
+        except DerivkitError as exc:
+            targets.append(TargetCheck(target=name, passed=False, seed=options.get("seed", 0),
+                                       dtype=options.get("dtype", "float64"), sizes={}, results=(),
+                                       error=exc.one_line(), seconds=time.perf_counter() - t0))
+    _ = load_all
+    return CheckReport(passed=all(t.passed for t in targets) and bool(targets),
+                       targets=tuple(targets), seconds=time.perf_counter() - started)

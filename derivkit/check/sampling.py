@@ -1,0 +1,89 @@
+"""Check points: concrete sizes, inputs drawn from each input's domain, and kink safety.
+
+Default sizes give every symbolic dimension its own value (3, 4, 5, ...), so no check runs on a
+square shape that would hide a transposition. Inputs are standard normal ("real"), |N| + 0.5
+("positive") or ±(|N| + 0.1) ("nonzero", away from a kink at 0). For forwards with kinks
+(relu, leaky_relu, abs, where), `kink_switches` lowers every switching quantity (a kink
+function's argument, a where condition's lhs − rhs) so the runner can require that no
+finite-difference stencil crosses a kink.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ir
+from ..errors import DerivkitError
+from ..lower import batched_function
+from ..recipes import Recipe
+
+DEFAULT_VALUES = (3, 4, 5, 6, 7, 8, 9, 10)
+KINK_FUNCTIONS = {"relu": 0.0, "leaky_relu": 0.0, "abs": 0.0, "sign": 0.0}
+
+
+def default_sizes(dims: list[str], given: dict[str, int] | None = None) -> dict[str, int]:
+    given = dict(given or {})
+    for name, value in given.items():
+        if name not in dims:
+            raise DerivkitError(f"--size {name}={value}: {name!r} is not a dimension of this target",
+                                f"dimensions: {', '.join(dims) or 'none (all sizes are concrete)'}")
+        if value < 1:
+            raise DerivkitError(f"--size {name}={value}: sizes must be at least 1")
+    free = [v for v in DEFAULT_VALUES if v not in given.values()]
+    out = {}
+    for d in dims:
+        out[d] = given[d] if d in given else free.pop(0)
+    return out
+
+
+def concrete(shape, sizes: dict[str, int]) -> tuple[int, ...]:
+    return tuple(d if isinstance(d, int) else sizes[d] for d in shape)
+
+
+def sample(shape: tuple[int, ...], domain: str, rng: np.random.Generator, dtype) -> np.ndarray:
+    x = rng.standard_normal(shape)
+    if domain == "positive":
+        x = np.abs(x) + 0.5
+    elif domain == "nonzero":
+        x = np.where(x >= 0, 1.0, -1.0) * (np.abs(x) + 0.1)
+    return np.asarray(x, dtype=dtype)
+
+
+def sample_inputs(recipe: Recipe, sizes: dict[str, int], rng: np.random.Generator, dtype):
+    return {spec.name: sample(concrete(spec.shape, sizes), spec.domain, rng, dtype)
+            for spec in recipe.inputs}
+
+
+def is_analytic(node: ir.Node) -> bool:
+    """True if the forward is analytic (complex-step safe): no kinks, no comparisons."""
+    for n in ir.walk(node):
+        if isinstance(n, (ir.Where, ir.Compare)):
+            return False
+        if isinstance(n, ir.Apply) and n.fn in KINK_FUNCTIONS:
+            return False
+    return True
+
+
+def kink_switches(node: ir.Node) -> list[ir.Node]:
+    """Quantities whose sign decides a branch: arguments of kink functions, where-conditions."""
+    out = []
+    for n in ir.walk(node):
+        if isinstance(n, ir.Apply) and n.fn in KINK_FUNCTIONS:
+            out.append(n.a if KINK_FUNCTIONS[n.fn] == 0 else ir.sub(n.a, ir.const(KINK_FUNCTIONS[n.fn])))
+        elif isinstance(n, ir.Compare):
+            out.append(ir.sub(n.a, n.b))
+    return out
+
+
+def switch_function(node: ir.Node, wrt: str, args: list[str], sizes, params):
+    """f(**inputs) -> list of batched arrays, one per switching quantity (None if none)."""
+    switches = kink_switches(node)
+    if not switches:
+        return None
+    fns = [batched_function(f"switch{i}", args, s, {wrt}, sizes, params)
+           for i, s in enumerate(switches)]
+
+    def evaluate(**kwargs):
+        return [np.real(f(**kwargs)) for f in fns]
+
+    return evaluate
