@@ -1,0 +1,145 @@
+"""JSON for `derivkit check`: one document on stdout, plain data, stable keys (new keys may be
+added; existing ones keep their meaning).
+
+Numbers that JSON cannot hold are written as strings, always the same three: infinity as
+"Infinity", minus infinity as "-Infinity", not-a-number as "NaN" (Python's `float()` and
+JavaScript's `Number()` both read them back). Every other float is a JSON number.
+
+Also home of the small helpers the check renderers share (verdicts, number formatting); like the
+other renderers it only reads `derivkit.results` and imports neither SymPy nor NumPy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from ..results import CheckReport, CheckResult, TargetCheck, WorstEntry
+
+#: How a float that JSON cannot represent is written.
+NONFINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+NAN = "NaN"
+
+
+# ---------------------------------------------------------------------------- verdicts
+
+def result_passed(r: CheckResult) -> bool:
+    return bool(r.passed)
+
+
+def target_passed(t: TargetCheck) -> bool:
+    """A target passes only if the engine says so, nothing went wrong loading or checking it,
+    and every one of its results passed."""
+    return bool(t.passed) and t.error is None and all(result_passed(r) for r in t.results)
+
+
+def report_passed(report: CheckReport) -> bool:
+    return bool(report.passed) and all(target_passed(t) for t in report.targets)
+
+
+# ---------------------------------------------------------------------------- numbers
+
+def json_float(value) -> float | str | None:
+    """A float as JSON can hold it: finite numbers as numbers, inf/-inf/nan as strings."""
+    if value is None:
+        return None
+    x = float(value)
+    if math.isnan(x):
+        return NAN
+    if math.isinf(x):
+        return NONFINITE[x]
+    return x
+
+
+def fmt_num(value, digits: int = 2) -> str:
+    """1.234e-07 -> '1.23e-07'; inf -> 'inf'; nan -> 'nan'; 0 -> '0'."""
+    if value is None:
+        return "—"
+    x = float(value)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    return f"{x:.{digits}e}"
+
+
+def fmt_index(index) -> str:
+    """(2, 3) -> '[2, 3]'; () -> '[]' (a scalar)."""
+    return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def fmt_sizes(sizes) -> str:
+    """{'m': 64, 'n': 128} -> 'm=64, n=128'."""
+    return ", ".join(f"{k}={v}" for k, v in dict(sizes or {}).items())
+
+
+# ---------------------------------------------------------------------------- data
+
+def _ints(values) -> list[int]:
+    return [int(v) for v in values]
+
+
+def entry_data(e: WorstEntry) -> dict:
+    return {"index": _ints(e.index), "derived": json_float(e.derived),
+            "numeric": json_float(e.numeric), "abs_error": json_float(e.abs_error),
+            "tolerance": json_float(e.tolerance)}
+
+
+def result_data(r: CheckResult) -> dict:
+    return {
+        "wrt": r.wrt,
+        "kind": r.kind,
+        "shape": _ints(r.shape),
+        "mode": r.mode,
+        "method": r.method,
+        "step": json_float(r.step),
+        "fd_error_estimate": json_float(r.fd_error_estimate),
+        "max_abs_error": json_float(r.max_abs_error),
+        "max_rel_error": json_float(r.max_rel_error),
+        "rtol": json_float(r.rtol),
+        "atol": json_float(r.atol),
+        "n_evals": int(r.n_evals),
+        "passed": result_passed(r),
+        "worst": [entry_data(e) for e in r.worst],
+        "directions": int(r.directions),
+        "localised": [entry_data(e) for e in r.localised],
+        "detection": r.detection,
+        "seconds": json_float(r.seconds),
+        "notes": list(r.notes),
+    }
+
+
+def target_data(t: TargetCheck) -> dict:
+    return {
+        "target": t.target,
+        "passed": target_passed(t),
+        "seed": int(t.seed),
+        "dtype": t.dtype,
+        "sizes": {str(k): int(v) for k, v in dict(t.sizes or {}).items()},
+        "results": [result_data(r) for r in t.results],
+        "conventions": list(t.conventions),
+        "error": t.error,
+        "seconds": json_float(t.seconds),
+    }
+
+
+def report_data(report: CheckReport) -> dict:
+    targets = [target_data(t) for t in report.targets]
+    return {
+        "passed": report_passed(report),
+        "n_targets": len(targets),
+        "n_passed": sum(1 for t in targets if t["passed"]),
+        "targets": targets,
+        "seconds": json_float(report.seconds),
+    }
+
+
+def dumps(data: dict) -> str:
+    """Strict JSON: a stray non-finite float is a bug here, not silently written as NaN."""
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+__all__ = ["target_data", "report_data", "result_data", "entry_data", "dumps", "json_float",
+           "target_passed", "report_passed", "result_passed", "fmt_num", "fmt_index", "fmt_sizes"]

@@ -1,0 +1,256 @@
+"""Rich output of `derivkit check` for people: a table per target (or one summary table for
+`--all`), the worst entries of every failed check, and a verdict line.
+
+Data is printed as `Text`, never as markup. Colour follows the terminal: none when stdout is not
+a terminal, none when NO_COLOR is set (Rich decides; nothing here forces it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich import box
+from rich.console import Console
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from ..results import CheckReport, CheckResult, TargetCheck, WorstEntry
+from .check_json import fmt_index, fmt_num, fmt_sizes, result_passed, target_passed
+
+PASS = ("✓ pass", "bold green")
+FAIL = ("✗ FAIL", "bold red")
+ERROR = ("✗ ERROR", "bold red")
+
+
+def _verdict(ok: bool) -> Text:
+    return Text(*(PASS if ok else FAIL))
+
+
+def fmt_tol(value) -> str:
+    """Tolerances are usually round: 1e-06, 1.5e-07 (two significant digits)."""
+    text = fmt_num(value, 1)
+    return text.replace(".0e", "e") if text[:1].isdigit() else text
+
+
+def _tolerance(r: CheckResult) -> str:
+    return f"{fmt_tol(r.rtol)} / {fmt_tol(r.atol)}"
+
+
+#: How methods are named for people (the JSON keeps the engine's names).
+METHOD_LABELS = {"central": "central", "complex-step": "complex step",
+                 "central-richardson": "central + Richardson"}
+
+
+def method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def _table(**kwargs) -> Table:
+    """Compact: a rule under the header, two spaces between columns, no outer edge."""
+    return Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False,
+                 collapse_padding=True, **kwargs)
+
+
+def _header(t: TargetCheck) -> Text:
+    line = Text(t.target, style="bold cyan")
+    facts = [f"seed {t.seed}", t.dtype]
+    if t.sizes:
+        facts.append(f"sizes {fmt_sizes(t.sizes)}")
+    line.append("  " + ", ".join(facts), style="dim")
+    return line
+
+
+def _para(console: Console, text: Text | str, indent: int = 2) -> None:
+    """A paragraph whose wrapped lines keep the indent."""
+    body = text if isinstance(text, Text) else Text(text)
+    console.print(Padding(body, (0, 0, 0, indent), expand=False))
+
+
+# ---------------------------------------------------------------------------- one target
+
+def results_table(t: TargetCheck) -> Table:
+    """One row per derivative. Pairs are stacked in one cell (mode over method, absolute over
+    relative error, rtol over atol) so that every field fits an 80-column terminal."""
+    table = _table()
+    table.add_column("wrt", no_wrap=True, style="bold magenta")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("mode / method", min_width=11)
+    table.add_column("step", justify="right", no_wrap=True)
+    table.add_column("max error", no_wrap=True)
+    table.add_column("tolerance", no_wrap=True)
+    table.add_column("evals", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    for r in t.results:
+        ok = result_passed(r)
+        errors = Text(f"abs {fmt_num(r.max_abs_error)}\nrel {fmt_num(r.max_rel_error)}",
+                      style="" if ok else "red")
+        table.add_row(Text(r.wrt), Text(r.kind), Text(f"{r.mode}\n{method_label(r.method)}"),
+                      fmt_num(r.step, 1), errors,
+                      Text(f"rtol {fmt_tol(r.rtol)}\natol {fmt_tol(r.atol)}"), str(r.n_evals),
+                      _verdict(ok))
+    return table
+
+
+def entries_table(entries: tuple[WorstEntry, ...], *, directional: bool = False) -> Table:
+    table = _table()
+    table.add_column("direction" if directional else "index", no_wrap=True)
+    table.add_column("derived", justify="right", no_wrap=True)
+    table.add_column("numeric", justify="right", no_wrap=True)
+    table.add_column("|error|", justify="right", no_wrap=True)
+    table.add_column("tolerance", justify="right", no_wrap=True)
+    for e in entries:
+        ok = float(e.abs_error) <= float(e.tolerance)
+        table.add_row(fmt_index(e.index), fmt_num(e.derived, 6), fmt_num(e.numeric, 6),
+                      Text(fmt_num(e.abs_error), style="" if ok else "red"), fmt_num(e.tolerance))
+    return table
+
+
+def _lines(console: Console, items, indent: int = 2) -> None:
+    grid = Table.grid(padding=(0, 1, 0, 0))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for item in items:
+        grid.add_row(" " * indent + "•", item if isinstance(item, Text) else Text(item))
+    console.print(grid)
+
+
+def render_failure(console: Console, t: TargetCheck, r: CheckResult) -> None:
+    """What a person needs to act on a failed check: the errors against the tolerance, the
+    worst entries (or directions), and for a directional check the entries it was traced to."""
+    console.print(Text(f"✗ {t.target}: ∂/∂{r.wrt} ({r.kind}) does not match finite differences",
+                       style="bold red"))
+    _para(console, f"max relative error {fmt_num(r.max_rel_error)}, max absolute error "
+                   f"{fmt_num(r.max_abs_error)}; tolerance rtol {fmt_tol(r.rtol)}, atol "
+                   f"{fmt_tol(r.atol)} ({r.mode} check, {method_label(r.method)}, step {fmt_num(r.step)}, "
+                   f"error estimate of the differences {fmt_num(r.fd_error_estimate)})")
+    directional = r.mode == "directional"
+    if r.worst:
+        console.print(Text("  worst " + ("directions" if directional else "entries"), style="bold"))
+        console.print(Padding(entries_table(r.worst, directional=directional), (0, 0, 0, 4), expand=False))
+    if r.localised:
+        console.print(Text("  localised to these entries", style="bold"))
+        console.print(Padding(entries_table(r.localised), (0, 0, 0, 4), expand=False))
+
+
+def _remarks(r: CheckResult) -> list[Text]:
+    """Detection power of a directional check and the engine's notes, labelled by input."""
+    items = []
+    if r.detection and r.mode == "directional":
+        items.append(Text(f"{r.wrt}: ", style="bold") + Text(r.detection))
+    items += [Text(f"{r.wrt}: ", style="bold") + Text(note) for note in r.notes]
+    return items
+
+
+def render_target(console: Console, t: TargetCheck) -> None:
+    console.print(_header(t))
+    if t.results:
+        console.print(results_table(t))
+    if t.error is not None:
+        console.print(Text("✗ could not check: ", style="bold red") + Text(t.error, style="red"))
+    for r in t.results:
+        if not result_passed(r):
+            render_failure(console, t, r)
+    remarks = [item for r in t.results for item in _remarks(r)]
+    if remarks:
+        console.print(Text("Notes", style="bold"))
+        _lines(console, remarks)
+    if t.conventions:
+        console.print(Text("Conventions", style="bold"))
+        _lines(console, t.conventions)
+    console.print(target_line(t))
+
+
+def target_line(t: TargetCheck) -> Text:
+    n = len(t.results)
+    bad = sum(1 for r in t.results if not result_passed(r))
+    if t.error is not None:
+        return Text(f"✗ {t.target}: could not be checked.", style="bold red")
+    if bad:
+        return Text(f"✗ {bad} of {n} derivative check(s) FAILED: the derived formula and finite "
+                    "differences disagree.", style="bold red")
+    if not target_passed(t):
+        return Text(f"✗ {t.target} did not pass.", style="bold red")
+    if not n:
+        return Text("No derivative was checked.", style="bold yellow")
+    return Text(f"✓ All {n} derivative check(s) passed against finite differences.",
+                style="bold green")
+
+
+# ---------------------------------------------------------------------------- --all
+
+def summary_table(report: CheckReport) -> Table:
+    table = _table()
+    table.add_column("recipe", no_wrap=True, style="bold cyan")
+    table.add_column("wrt", no_wrap=True)
+    table.add_column("method", min_width=7)
+    table.add_column("max rel err", justify="right", no_wrap=True)
+    table.add_column("rtol / atol", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    for t in report.targets:
+        for k, r in enumerate(t.results):
+            table.add_row(Text(t.target if k == 0 else ""), Text(f"{r.wrt} ({r.kind})"),
+                          Text(method_label(r.method)), fmt_num(r.max_rel_error), _tolerance(r),
+                          _verdict(result_passed(r)))
+        if t.error is not None:
+            table.add_row(Text(t.target if not t.results else ""), Text("—"),
+                          Text("not checked"), "", "", Text(*ERROR))
+        elif not t.results:
+            table.add_row(Text(t.target), Text("—"), Text("nothing checked"), "", "",
+                          _verdict(target_passed(t)))
+    return table
+
+
+def render_report(console: Console, report: CheckReport) -> None:
+    console.print(summary_table(report))
+    for t in report.targets:
+        if t.error is not None:
+            console.print(Text(f"✗ {t.target}: could not check: ", style="bold red")
+                          + Text(t.error, style="red"))
+        for r in t.results:
+            if not result_passed(r):
+                render_failure(console, t, r)
+        if not target_passed(t) and t.conventions:
+            console.print(Text(f"Conventions of {t.target}", style="bold"))
+            _lines(console, t.conventions)
+    console.print(report_line(report))
+
+
+def report_line(report: CheckReport) -> Text:
+    n = len(report.targets)
+    ok = sum(1 for t in report.targets if target_passed(t))
+    seeds = sorted({t.seed for t in report.targets})
+    dtypes = sorted({t.dtype for t in report.targets})
+    where = f" (seed {', '.join(map(str, seeds))}; {', '.join(dtypes)})" if n else ""
+    return Text(f"{'✓' if ok == n else '✗'} {ok}/{n} targets passed{where}",
+                style="bold green" if ok == n else "bold red")
+
+
+@contextmanager
+def progress_callback(console: Console, total: int | None) -> Iterator[Callable[[str], None]]:
+    """A transient progress bar; yields `callback(name)` to call before each recipe. Shows
+    nothing unless `console` is an interactive terminal."""
+    if not console.is_interactive:
+        yield lambda name: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("checking", total=total)
+        started = False
+
+        def callback(name: str) -> None:
+            nonlocal started
+            if started:
+                progress.advance(task)
+            started = True
+            progress.update(task, description=f"checking {name}")
+
+        yield callback
+
+
+__all__ = ["render_target", "render_report", "results_table", "summary_table", "entries_table",
+           "progress_callback", "target_line", "report_line", "render_failure"]

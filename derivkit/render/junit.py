@@ -1,0 +1,145 @@
+"""JUnit XML for CI systems (GitHub Actions, GitLab, Jenkins read it as test results).
+
+One `<testsuite>` per target and one `<testcase classname="derivkit.<target>" name="<wrt> <kind>">`
+per checked derivative. A failed check carries `<failure message=...>` with the worst entries; a
+target that could not be checked (`TargetCheck.error`) is a testcase `name="check"` with
+`<error>`. Seed, dtype and sizes are `<properties>`, so a failure can be reproduced.
+
+Built with `xml.etree.ElementTree` (which escapes text); characters XML 1.0 cannot hold at all
+(control characters) are replaced by U+FFFD first, so the document always parses.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from ..errors import DerivkitError
+from ..results import CheckReport, CheckResult, TargetCheck
+from .check_json import fmt_index, fmt_num, fmt_sizes, result_passed, target_passed
+
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value) -> str:
+    """Any value as text XML 1.0 can hold."""
+    return _NOT_XML.sub("\ufffd", str(value))
+
+
+def _el(parent: ET.Element | None, tag: str, text: str | None = None, **attrs) -> ET.Element:
+    clean = {k: xml_text(v) for k, v in attrs.items() if v is not None}
+    el = ET.Element(tag, clean) if parent is None else ET.SubElement(parent, tag, clean)
+    if text is not None:
+        el.text = xml_text(text)
+    return el
+
+
+def _secs(value) -> str:
+    try:
+        return f"{max(float(value), 0.0):.3f}"
+    except (TypeError, ValueError):
+        return "0.000"
+
+
+def failure_message(r: CheckResult) -> str:
+    """One line, e.g. 'W vjp: max relative error 1.20e-03 > rtol 1.00e-06 (atol 1.00e-09)'."""
+    return (f"{r.wrt} {r.kind}: max relative error {fmt_num(r.max_rel_error)}, max absolute error "
+            f"{fmt_num(r.max_abs_error)} exceed the tolerance rtol {fmt_num(r.rtol)}, atol "
+            f"{fmt_num(r.atol)} ({r.mode} check, {r.method})")
+
+
+def failure_detail(r: CheckResult, t: TargetCheck) -> str:
+    """The body of a <failure>: worst entries, localised entries, detection power, notes."""
+    lines = [failure_message(r),
+             f"seed {t.seed}, dtype {t.dtype}" + (f", sizes {fmt_sizes(t.sizes)}" if t.sizes else ""),
+             f"step {fmt_num(r.step)}, {r.n_evals} forward evaluations"]
+    for title, entries in (("worst entries", r.worst), ("localised to", r.localised)):
+        if entries:
+            lines.append(f"{title} (index: derived vs numeric, |error| > tolerance):")
+            lines += [f"  {fmt_index(e.index)}: {fmt_num(e.derived, 6)} vs {fmt_num(e.numeric, 6)}, "
+                      f"|error| {fmt_num(e.abs_error)} > {fmt_num(e.tolerance)}" for e in entries]
+    if r.detection:
+        lines.append(r.detection)
+    lines += list(r.notes)
+    return "\n".join(lines)
+
+
+def _testcase(suite: ET.Element, t: TargetCheck, r: CheckResult) -> bool:
+    case = _el(suite, "testcase", classname=f"derivkit.{t.target}", name=f"{r.wrt} {r.kind}",
+               time=_secs(r.seconds))
+    if result_passed(r):
+        _el(case, "system-out", f"{r.mode} check, {r.method}: max relative error "
+                                f"{fmt_num(r.max_rel_error)} (rtol {fmt_num(r.rtol)}, atol "
+                                f"{fmt_num(r.atol)})")
+        return True
+    _el(case, "failure", failure_detail(r, t), message=failure_message(r), type="CheckFailed")
+    return False
+
+
+def target_suite(t: TargetCheck) -> tuple[ET.Element, int, int, int]:
+    """(<testsuite>, tests, failures, errors) for one target."""
+    suite = _el(None, "testsuite", name=f"derivkit.{t.target}")
+    props = _el(suite, "properties")
+    for name, value in (("seed", t.seed), ("dtype", t.dtype), ("sizes", fmt_sizes(t.sizes))):
+        _el(props, "property", name=name, value=value)
+    for i, convention in enumerate(t.conventions):
+        _el(props, "property", name=f"convention.{i + 1}", value=convention)
+    tests = failures = errors = 0
+    for r in t.results:
+        tests += 1
+        failures += not _testcase(suite, t, r)
+    if t.error is not None:
+        tests += 1
+        errors += 1
+        case = _el(suite, "testcase", classname=f"derivkit.{t.target}", name="check", time="0.000")
+        _el(case, "error", t.error, message=" ".join(str(t.error).split())[:500] or "error",
+            type="CheckError")
+    elif not target_passed(t) and failures == 0:
+        # the engine failed the target without a failing result: still a visible failure
+        tests += 1
+        failures += 1
+        case = _el(suite, "testcase", classname=f"derivkit.{t.target}", name="check", time="0.000")
+        _el(case, "failure", message="the target did not pass", type="CheckFailed")
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", "0")
+    suite.set("time", _secs(t.seconds))
+    return suite, tests, failures, errors
+
+
+def junit_tree(targets: list[TargetCheck] | tuple[TargetCheck, ...],
+               seconds: float = 0.0) -> ET.ElementTree:
+    root = _el(None, "testsuites", name="derivkit check")
+    totals = [0, 0, 0]
+    for t in targets:
+        suite, *counts = target_suite(t)
+        root.append(suite)
+        totals = [a + b for a, b in zip(totals, counts)]
+    for key, value in zip(("tests", "failures", "errors"), totals):
+        root.set(key, str(value))
+    root.set("time", _secs(seconds or sum(float(t.seconds or 0) for t in targets)))
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def junit_xml(check: TargetCheck | CheckReport) -> bytes:
+    """The JUnit document for one target or for a whole report, as UTF-8 bytes."""
+    if isinstance(check, CheckReport):
+        tree = junit_tree(check.targets, check.seconds)
+    else:
+        tree = junit_tree([check], check.seconds)
+    return ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def write_junit(path: str | Path, check: TargetCheck | CheckReport) -> None:
+    """Write the JUnit file; an unwritable path is an input error (exit 2), not a crash."""
+    data = junit_xml(check)
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise DerivkitError(f"cannot write --junit {str(path)!r}: {exc.strerror or exc}") from None
+
+
+__all__ = ["junit_xml", "junit_tree", "write_junit", "failure_message", "xml_text"]
