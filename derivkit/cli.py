@@ -220,6 +220,12 @@ def derive_command(
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 
+# `derivkit check` lives in its own module (light at import time, like this one).
+from . import cli_check as _cli_check  # noqa: E402
+
+_cli_check.register(app)
+
+
 def main() -> None:
     """Console-script entry point (`derivkit`, `python -m derivkit`)."""
     app(prog_name="derivkit")

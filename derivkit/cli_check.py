@@ -1,0 +1,197 @@
+"""`derivkit check`: compare derived derivatives with finite differences of the lowered forward,
+for one recipe, one expression or every recipe (`--all`, the CI gate).
+
+Like `derive`, the command only parses options, calls `derivkit.api` and hands the result to a
+renderer (Rich for people, JSON and JUnit for machines). Exit codes: 0 every check passed, 1 a
+check failed (or a target could not be checked), 2 usage or input error (DerivkitError, mapped in
+`derivkit.cli`). Module-level imports stay light: `derivkit --help` must not import NumPy/SymPy.
+
+Registered on the app by `derivkit.cli` through `register(app)`; this module does not import
+`derivkit.cli` at import time (that would be circular).
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import DerivkitError
+
+EXIT_CHECK_FAILED = 1   # = derivkit.cli.EXIT_CHECK_FAILED
+
+HELP = ("Check derivatives against finite differences: a recipe, an --expr, or --all recipes.\n\n"
+        "Each derivative is derived symbolically, lowered to NumPy and compared with central "
+        "differences of the forward, entry by entry (full) or along seeded random directions "
+        "(directional), at a tolerance set by the method and dtype. Exit code 1 if any check "
+        "fails.")
+
+EPILOG = ("Examples:\n\n"
+          "derivkit check softmax\n\n"
+          "derivkit check linear --wrt W --mode full --size m=3 --size n=4 --size k=5\n\n"
+          "derivkit check --expr \"sum(tanh(X @ w))\" --wrt w --shape X=m,n --shape w=n\n\n"
+          "derivkit check --all --recipes ./recipes --junit derivkit.xml\n\n"
+          "Exit codes: 0 every check passed, 1 a check failed (or a recipe could not be "
+          "checked), 2 usage or input error.")
+
+
+class ModeChoice(str, Enum):
+    auto = "auto"
+    directional = "directional"
+    full = "full"
+
+
+class DtypeChoice(str, Enum):
+    float64 = "float64"
+    float32 = "float32"
+
+
+def _tolerance(option: str, value: float | None) -> float | None:
+    if value is not None and (not math.isfinite(value) or value < 0):
+        raise DerivkitError(f"{option} {value!r}: a tolerance must be a finite number >= 0")
+    return value
+
+
+def check_command(
+    name: Annotated[Optional[str], typer.Argument(
+        metavar="NAME", show_default=False,
+        help="A recipe to check (see 'derivkit list'). Give NAME, --expr or --all.")] = None,
+    expr: Annotated[Optional[str], typer.Option(
+        "--expr", "-e", metavar="TEXT",
+        help="A forward expression in NumPy syntax; needs --wrt and a --shape for every "
+             "input.")] = None,
+    all_recipes: Annotated[bool, typer.Option(
+        "--all", help="Check every recipe on the search path (the CI gate).")] = False,
+    wrt: Annotated[Optional[list[str]], typer.Option(
+        "--wrt", metavar="NAME",
+        help="Input to differentiate with respect to (repeatable or comma-separated). "
+             "Required with --expr; with NAME it restricts the recipe's inputs.")] = None,
+    shape: Annotated[Optional[list[str]], typer.Option(
+        "--shape", metavar="NAME=DIMS",
+        help="Shape of an --expr input, e.g. X=m,n, x=n, c=scalar. Repeatable.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(
+        "--param", metavar="NAME=VALUE",
+        help="A scalar parameter and its value, e.g. alpha=0.1 (--expr, or to override a "
+             "recipe's default). Repeatable.")] = None,
+    mode: Annotated[ModeChoice, typer.Option(
+        "--mode", case_sensitive=False,
+        help="full: compare every entry (full Jacobian); directional: compare along seeded "
+             "random directions; auto: full where small, directional otherwise.")]
+        = ModeChoice.auto,
+    size: Annotated[Optional[list[str]], typer.Option(
+        "--size", metavar="DIM=N",
+        help="Concrete size of a symbolic dimension, e.g. m=64 (repeatable). Default: sizes "
+             "chosen by derivkit.")] = None,
+    seed: Annotated[int, typer.Option(
+        "--seed", min=0, help="Seed of the random inputs and directions.")] = 0,
+    dtype: Annotated[DtypeChoice, typer.Option(
+        "--dtype", case_sensitive=False,
+        help="Floating-point type of the check; tolerances follow it.")] = DtypeChoice.float64,
+    rtol: Annotated[Optional[float], typer.Option(
+        "--rtol", metavar="FLOAT", show_default=False,
+        help="Relative tolerance, overriding the one derived from the method and dtype.")] = None,
+    atol: Annotated[Optional[float], typer.Option(
+        "--atol", metavar="FLOAT", show_default=False,
+        help="Absolute tolerance, overriding the one derived from the method and dtype.")] = None,
+    directions: Annotated[int, typer.Option(
+        "--directions", metavar="K", min=1,
+        help="Number of random directions of a directional check.")] = 8,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON document on stdout (no colour) for machines.")] = False,
+    junit: Annotated[Optional[Path], typer.Option(
+        "--junit", metavar="FILE", dir_okay=False,
+        help="Also write the results as JUnit XML to FILE, for CI test reports.")] = None,
+    recipes: Annotated[Optional[list[str]], typer.Option(
+        "--recipes", metavar="DIR",
+        help="Extra folder of recipe TOML files (repeatable); a recipe there replaces a "
+             "built-in one of the same name. Also read from $DERIVKIT_RECIPES.")] = None,
+) -> None:
+    """Check derivatives against finite differences (help text: HELP)."""
+    from .options import parse_names, parse_params, parse_shapes, parse_sizes
+
+    given = [what for what, on in (("NAME", name), ("--expr", expr), ("--all", all_recipes)) if on]
+    if len(given) > 1:
+        raise DerivkitError(f"give one of a recipe NAME, --expr or --all, not {' and '.join(given)}")
+    if not given:
+        raise DerivkitError("give a recipe NAME, --expr TEXT or --all",
+                            "e.g. 'derivkit check softmax'; 'derivkit list' shows the recipes")
+    if shape and not expr:
+        raise DerivkitError("--shape applies to --expr only",
+                            "a recipe declares its own shapes; set sizes with --size m=64")
+    if all_recipes and (wrt or param):
+        raise DerivkitError(f"{'--wrt' if wrt else '--param'} applies to one target "
+                            "(NAME or --expr), not to --all")
+    names = parse_names(wrt)
+    shapes = parse_shapes(shape)
+    params = parse_params(param)
+    if junit is not None and not junit.resolve().parent.is_dir():
+        raise DerivkitError(f"--junit {str(junit)!r}: the folder {str(junit.parent)!r} does not exist")
+    options = dict(mode=mode.value, sizes=parse_sizes(size) or None, seed=seed,
+                   dtype=dtype.value, rtol=_tolerance("--rtol", rtol),
+                   atol=_tolerance("--atol", atol), directions=directions)
+
+    from . import api
+
+    if all_recipes:
+        outcome = _check_all(api, recipes, json_out, options)
+    elif name:
+        outcome = api.check_recipe(name, recipe_dirs=recipes or None, wrt=names or None,
+                                   params=params or None, **options)
+    else:
+        outcome = api.check_expression(expr, names, shapes, params or None, **options)
+
+    if junit is not None:
+        from .render.junit import write_junit
+
+        write_junit(junit, outcome)
+    _render(outcome, json_out)
+    from .render.check_json import report_passed, target_passed
+
+    ok = report_passed(outcome) if all_recipes else target_passed(outcome)
+    if not ok:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _check_all(api, recipes: list[str] | None, json_out: bool, options: dict):
+    """api.check_all with a transient progress bar on stderr when it is an interactive terminal
+    (never with --json)."""
+    if json_out:
+        return api.check_all(recipe_dirs=recipes or None, **options)
+    from .render.check_rich import progress_callback
+    from .render.rich_render import make_console
+
+    console = make_console(stderr=True)
+    total = None
+    if console.is_interactive:
+        try:
+            total = len(api.list_recipes(recipes or None))
+        except DerivkitError:   # a broken recipe file: check_all reports it as a failed target
+            total = None
+    with progress_callback(console, total) as callback:
+        return api.check_all(recipe_dirs=recipes or None, progress=callback, **options)
+
+
+def _render(outcome, json_out: bool) -> None:
+    from .results import CheckReport
+
+    if json_out:
+        from .render.check_json import dumps, report_data, target_data
+
+        data = report_data(outcome) if isinstance(outcome, CheckReport) else target_data(outcome)
+        typer.echo(dumps(data))
+        return
+    from .render.check_rich import render_report, render_target
+    from .render.rich_render import make_console
+
+    if isinstance(outcome, CheckReport):
+        render_report(make_console(), outcome)
+    else:
+        render_target(make_console(), outcome)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `check` to the derivkit app."""
+    app.command("check", help=HELP, epilog=EPILOG)(check_command)
