@@ -113,3 +113,31 @@ def check_all(*, recipe_dirs: list[str | Path] | None = None, progress=None, **o
     from .check.runner import check_all as _check_all
 
     return _check_all(recipe_dirs=recipe_dirs, progress=progress, **options)
+
+
+def lower_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
+                 wrt: list[str] | None = None):
+    """A standalone NumPy module (-> results.Lowered) with `forward` and, per input, its verified
+    `vjp_x` (plus `grad_x` for scalar outputs, `jacobian_x` for vector -> vector). Raises
+    DerivkitError if a form is not verified. `derivkit.module.load(lowered)` gives the callables."""
+    recipe = _recipes.load(name, recipe_dirs)
+    if wrt:
+        for w in wrt:
+            if w not in {i.name for i in recipe.inputs}:
+                raise DerivkitError(f"--wrt {w!r} is not an input of recipe {name!r}",
+                                    f"inputs: {', '.join(i.name for i in recipe.inputs)}")
+        recipe = _replace_wrt(recipe, tuple(wrt))
+    return _lower(recipe)
+
+
+def lower_expression(expr: str, wrt: list[str], shapes: dict[str, str],
+                     params: dict[str, float] | None = None):
+    """`lower_recipe` for an expression; parameters become keywords with their given values."""
+    return _lower(recipe_from_expression(expr, wrt, shapes, params))
+
+
+def _lower(recipe: _recipes.Recipe):
+    from .derive.engine import derive
+    from .module import lower
+
+    return lower(recipe, derive(recipe))

@@ -165,3 +165,20 @@ class CheckReport:
     passed: bool
     targets: tuple[TargetCheck, ...]
     seconds: float = 0.0
+
+
+# ---------------------------------------------------------------- lowering
+@dataclass(frozen=True)
+class Lowered:
+    """A standalone NumPy module lowered from a verified derivation (`derivkit lower`).
+
+    `source` imports only NumPy; `functions` names its public functions in order (`forward`,
+    then per input `grad_x` / `jacobian_x` and `vjp_x`); `formulas` pairs each function with the
+    pretty equation it computes. Only verified matrix forms are ever lowered. Get the callables
+    with `derivkit.module.load(lowered)`."""
+
+    target: str
+    source: str
+    functions: tuple[str, ...]
+    formulas: tuple[tuple[str, str], ...] = ()
+    helpers: tuple[str, ...] = ()
