@@ -225,6 +225,10 @@ from . import cli_check as _cli_check  # noqa: E402
 
 _cli_check.register(app)
 
+from . import cli_lower as _cli_lower  # noqa: E402 - `derivkit lower`, its own module too
+
+_cli_lower.register(app)
+
 
 def main() -> None:
     """Console-script entry point (`derivkit`, `python -m derivkit`)."""

@@ -1,0 +1,126 @@
+"""`derivkit lower`: write a recipe's or an expression's verified derivatives as a standalone
+NumPy module (`forward`, `vjp_x`, and `grad_x` or `jacobian_x` where they apply).
+
+Like `derive`, the command only parses options, calls `derivkit.api` and prints the result:
+the source (Rich syntax highlighting on a terminal, plain otherwise) or, with `-o FILE`, one
+line saying what was written. A form that is not verified is refused by the library with a
+DerivkitError (exit 2, mapped in `derivkit.cli`); nothing is written then.
+
+Registered on the app by `derivkit.cli` through `register(app)`; this module does not import
+`derivkit.cli` at import time (that would be circular), and nothing heavy at module level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import DerivkitError
+
+HELP = ("Write the verified derivatives as a standalone NumPy module.\n\n"
+        "The module imports only NumPy and has keyword-only functions forward(...), vjp_x(..., "
+        "upstream) for every differentiated input x, grad_x(...) when the output is a scalar "
+        "and jacobian_x(...) when output and x are vectors. Its docstring states the forward, "
+        "each function's formula and how it was verified. A form that is not verified is "
+        "never written (exit code 2).")
+
+EPILOG = ("Examples:\n\n"
+          "derivkit lower linear -o linear_grads.py\n\n"
+          "derivkit lower softmax\n\n"
+          "derivkit lower --expr \"trace(A @ X)\" --wrt X --shape A=n,n --shape X=n,n -o trace.py\n\n"
+          "Exit codes: 0 written or printed, 2 usage or input error (also: a form not verified, "
+          "or FILE exists without --force).")
+
+
+def lower_command(
+    name: Annotated[Optional[str], typer.Argument(
+        metavar="NAME", show_default=False,
+        help="A recipe to lower (see 'derivkit list'). Give NAME or --expr, not both.")] = None,
+    expr: Annotated[Optional[str], typer.Option(
+        "--expr", "-e", metavar="TEXT",
+        help="A forward expression in NumPy syntax; needs --wrt and a --shape for every "
+             "input.")] = None,
+    wrt: Annotated[Optional[list[str]], typer.Option(
+        "--wrt", metavar="NAME",
+        help="Input to differentiate with respect to (repeatable or comma-separated). "
+             "Required with --expr; with NAME it restricts the recipe's inputs.")] = None,
+    shape: Annotated[Optional[list[str]], typer.Option(
+        "--shape", metavar="NAME=DIMS",
+        help="Shape of an --expr input, e.g. X=m,n, x=n, c=scalar. Repeatable.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(
+        "--param", metavar="NAME=VALUE",
+        help="A scalar parameter of --expr and its default in the module, e.g. alpha=0.1. "
+             "Repeatable.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", metavar="FILE", dir_okay=False, show_default=False,
+        help="Write the module to FILE (e.g. linear_grads.py) instead of printing it.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite FILE if it exists.")] = False,
+    recipes: Annotated[Optional[list[str]], typer.Option(
+        "--recipes", metavar="DIR",
+        help="Extra folder of recipe TOML files (repeatable); a recipe there replaces a "
+             "built-in one of the same name. Also read from $DERIVKIT_RECIPES.")] = None,
+) -> None:
+    """Write verified derivatives as a standalone NumPy module (help text: HELP)."""
+    from .options import parse_names, parse_params, parse_shapes
+
+    if name and expr:
+        raise DerivkitError("give a recipe NAME or --expr, not both")
+    if not name and not expr:
+        raise DerivkitError("give a recipe NAME or --expr TEXT",
+                            "e.g. 'derivkit lower linear -o linear_grads.py'")
+    names = parse_names(wrt)
+    if name and (shape or param):
+        raise DerivkitError("--shape and --param apply to --expr only",
+                            f"recipe {name!r} declares its own shapes and parameters")
+    shapes = parse_shapes(shape)
+    params = parse_params(param)
+    if output is not None:
+        _check_writable(output, force)
+
+    from . import api
+
+    if name:
+        lowered = api.lower_recipe(name, recipe_dirs=recipes or None, wrt=names or None)
+    else:
+        lowered = api.lower_expression(expr, names, shapes, params)
+
+    if output is None:
+        _print_source(lowered.source)
+        return
+    _check_writable(output, force)   # again: the derivation took a while
+    try:
+        output.write_text(lowered.source, encoding="utf-8")
+    except OSError as exc:
+        raise DerivkitError(f"cannot write {str(output)!r}: {exc.strerror}") from None
+    typer.echo(f"wrote {output}: {lowered.target} as a NumPy module with "
+               f"{', '.join(lowered.functions)}")
+
+
+def _check_writable(path: Path, force: bool) -> None:
+    if path.is_dir():
+        raise DerivkitError(f"--output {str(path)!r} is a folder", "give a file name, e.g. grads.py")
+    if path.exists() and not force:
+        raise DerivkitError(f"{str(path)!r} exists; not overwriting it", "pass --force to overwrite")
+    if not path.resolve().parent.is_dir():
+        raise DerivkitError(f"--output {str(path)!r}: the folder {str(path.parent)!r} does not exist")
+
+
+def _print_source(source: str) -> None:
+    """Highlighted on a colour terminal; otherwise exactly the source (so `> file.py` works)."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if console.color_system is None or console.no_color or not console.is_terminal:
+        typer.echo(source, nl=False)
+        return
+    from rich.syntax import Syntax
+
+    console.print(Syntax(source, "python", word_wrap=True, background_color="default"))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `lower` to the derivkit app."""
+    app.command("lower", help=HELP, epilog=EPILOG)(lower_command)
