@@ -166,9 +166,11 @@ def _check_all(api, recipes: list[str] | None, json_out: bool, options: dict):
     console = make_console(stderr=True)
     total = None
     if console.is_interactive:
-        try:
-            total = len(api.list_recipes(recipes or None))
-        except DerivkitError:   # a broken recipe file: check_all reports it as a failed target
+        from .recipes import discover, recipe_dirs
+
+        try:   # counts the files without parsing them (a broken one is a failed target later)
+            total = len(discover(recipe_dirs(recipes or None)))
+        except DerivkitError:
             total = None
     with progress_callback(console, total) as callback:
         return api.check_all(recipe_dirs=recipes or None, progress=callback, **options)

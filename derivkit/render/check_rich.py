@@ -136,10 +136,11 @@ def render_failure(console: Console, t: TargetCheck, r: CheckResult) -> None:
 
 def _remarks(r: CheckResult) -> list[Text]:
     """Detection power of a directional check and the engine's notes, labelled by input."""
+    label = f"{r.wrt} {r.kind}, {r.mode}: "
     items = []
     if r.detection and r.mode == "directional":
-        items.append(Text(f"{r.wrt}: ", style="bold") + Text(r.detection))
-    items += [Text(f"{r.wrt}: ", style="bold") + Text(note) for note in r.notes]
+        items.append(Text(label, style="bold") + Text(r.detection))
+    items += [Text(label, style="bold") + Text(note) for note in r.notes]
     return items
 
 
@@ -181,18 +182,19 @@ def target_line(t: TargetCheck) -> Text:
 # ---------------------------------------------------------------------------- --all
 
 def summary_table(report: CheckReport) -> Table:
+    """One row per checked derivative of every target (a recipe's name on its first row)."""
     table = _table()
     table.add_column("recipe", no_wrap=True, style="bold cyan")
     table.add_column("wrt", no_wrap=True)
-    table.add_column("method", min_width=7)
+    table.add_column("mode / method", min_width=11)
     table.add_column("max rel err", justify="right", no_wrap=True)
-    table.add_column("rtol / atol", justify="right", no_wrap=True)
+    table.add_column("rtol/atol", justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     for t in report.targets:
         for k, r in enumerate(t.results):
             table.add_row(Text(t.target if k == 0 else ""), Text(f"{r.wrt} ({r.kind})"),
-                          Text(method_label(r.method)), fmt_num(r.max_rel_error), _tolerance(r),
-                          _verdict(result_passed(r)))
+                          Text(f"{r.mode}\n{method_label(r.method)}"), fmt_num(r.max_rel_error),
+                          f"{fmt_tol(r.rtol)}\n{fmt_tol(r.atol)}", _verdict(result_passed(r)))
         if t.error is not None:
             table.add_row(Text(t.target if not t.results else ""), Text("—"),
                           Text("not checked"), "", "", Text(*ERROR))
