@@ -118,7 +118,8 @@ def _print_source(source: str) -> None:
         return
     from rich.syntax import Syntax
 
-    console.print(Syntax(source, "python", word_wrap=True, background_color="default"))
+    # soft_wrap: lines are never cut or broken by Rich (the terminal wraps), so a copy is code
+    console.print(Syntax(source, "python", background_color="default"), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
