@@ -119,7 +119,7 @@ def _print_source(source: str) -> None:
     from rich.syntax import Syntax
 
     # soft_wrap: lines are never cut or broken by Rich (the terminal wraps), so a copy is code
-    console.print(Syntax(source, "python", background_color="default"), soft_wrap=True)
+    console.print(Syntax(source.rstrip("\n"), "python", background_color="default"), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -397,3 +397,21 @@ def test_lower_help_is_light(tmp_path):
     assert "@@" in proc.stdout, proc.stderr
     assert "derivkit lower" in proc.stdout
     assert json.loads(proc.stdout.rsplit("@@", 1)[1]) == []
+
+
+def test_source_is_highlighted_on_a_colour_terminal(monkeypatch, capsys, lowered):
+    import re
+
+    from derivkit.cli_lower import _print_source
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    _print_source(lowered["softmax"].source)
+    out = capsys.readouterr().out
+    assert ANSI in out
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    assert [ln.rstrip() for ln in plain.splitlines()] == \
+        [ln.rstrip() for ln in lowered["softmax"].source.splitlines()]
+    monkeypatch.setenv("NO_COLOR", "1")
+    _print_source(lowered["softmax"].source)
+    assert capsys.readouterr().out == lowered["softmax"].source
