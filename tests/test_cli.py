@@ -312,7 +312,7 @@ def test_readme_documents_every_option_and_gives_an_example(command):
 def test_readme_quick_start_is_what_ci_runs():
     text = README.read_text(encoding="utf-8")
     quick = text.split("## Quick start", 1)[1].split("```", 2)[1].strip().splitlines()
-    assert quick == ['pip install -e ".[test]" && derivkit derive softmax', "python -m pytest"]
+    assert quick == ['pip install -e ".[test]" && derivkit check --all', "python -m pytest"]
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     ci_lines = [ln.strip() for ln in ci.splitlines()
                 if ln.strip() and not ln.startswith(("#", "set ", "cd "))]
