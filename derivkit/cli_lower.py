@@ -29,7 +29,8 @@ HELP = ("Write the verified derivatives as a standalone NumPy module.\n\n"
 EPILOG = ("Examples:\n\n"
           "derivkit lower linear -o linear_grads.py\n\n"
           "derivkit lower softmax\n\n"
-          "derivkit lower --expr \"trace(A @ X)\" --wrt X --shape A=n,n --shape X=n,n -o trace.py\n\n"
+          "derivkit lower --expr \"trace(A @ X)\" --wrt X --shape A=n,n --shape X=n,n "
+          "-o trace.py\n\n"
           "Exit codes: 0 written or printed, 2 usage or input error (also: a form not verified, "
           "or FILE exists without --force).")
 
@@ -101,11 +102,14 @@ def lower_command(
 
 def _check_writable(path: Path, force: bool) -> None:
     if path.is_dir():
-        raise DerivkitError(f"--output {str(path)!r} is a folder", "give a file name, e.g. grads.py")
+        raise DerivkitError(f"--output {str(path)!r} is a folder",
+                            "give a file name, e.g. grads.py")
     if path.exists() and not force:
-        raise DerivkitError(f"{str(path)!r} exists; not overwriting it", "pass --force to overwrite")
+        raise DerivkitError(f"{str(path)!r} exists; not overwriting it",
+                            "pass --force to overwrite")
     if not path.resolve().parent.is_dir():
-        raise DerivkitError(f"--output {str(path)!r}: the folder {str(path.parent)!r} does not exist")
+        raise DerivkitError(f"--output {str(path)!r}: the folder {str(path.parent)!r} "
+                            "does not exist")
 
 
 def _print_source(source: str) -> None:

@@ -80,7 +80,8 @@ def load_module(lowered: Lowered) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__file__ = filename
     # So that tracebacks and inspect.getsource show the generated lines.
-    linecache.cache[filename] = (len(lowered.source), None, lowered.source.splitlines(True), filename)
+    lines = lowered.source.splitlines(True)
+    linecache.cache[filename] = (len(lowered.source), None, lines, filename)
     code = compile(lowered.source, filename, "exec")
     exec(code, module.__dict__)  # noqa: S102 - derivkit's own generated source, not user text
     return module
@@ -145,8 +146,9 @@ def _plan(recipe: Recipe, derivation: Derivation, out: ir.Node) -> list[_Functio
             plan.append(_Function(
                 f"vjp_{dv.wrt}", tuple(inputs) + (recipe.upstream,), body, named,
                 f"∂ℓ/∂{dv.wrt} = {pretty(body)}",
-                (f"{recipe.upstream} = ∂ℓ/∂{recipe.output} is the upstream gradient (a scalar) "
-                 f"of a loss ℓ downstream; this is {recipe.upstream} times grad_{dv.wrt}.",
+                (f"{recipe.upstream} = ∂ℓ/∂{recipe.output} is the upstream gradient (a "
+                 f"scalar) of a loss ℓ downstream; this is {recipe.upstream} times "
+                 f"grad_{dv.wrt}.",
                  _sentence(f"as grad_{dv.wrt}, {verified}"))))
     return plan
 
@@ -374,14 +376,15 @@ def _module_docstring(recipe: Recipe, derivation: Derivation, functions: list[_F
                    "the forward definition and verified against an independent element-wise "
                    "derivation before writing it here.", "")
     lines += ["", "Forward"] + [f"    {ln}" for ln in derivation.forward_pretty.split("\n")]
-    shapes = ", ".join(f"{i.name}: {i.shape_text}" + ("" if i.domain == "real" else f" ({i.domain})")
+    shapes = ", ".join(f"{i.name}: {i.shape_text}"
+                       + ("" if i.domain == "real" else f" ({i.domain})")
                        for i in derivation.inputs)
     lines.append(f"    {shapes}; {derivation.output}: {derivation.output_shape_text}")
     if derivation.params:
         lines.append("    parameters: " + ", ".join(f"{n} = {v!r}" for n, v in derivation.params))
     if "_softmax" in helpers:
-        lines += _wrap("softmax is evaluated in its stable form exp(x − max x) / Σ exp(x − max x), "
-                       "the same function.", "    ")
+        lines += _wrap("softmax is evaluated in its stable form "
+                       "exp(x − max x) / Σ exp(x − max x), the same function.", "    ")
     lines += ["", "Functions"]
     params = tuple(f"{p.name}={p.default!r}" for p in recipe.params)
     for f in functions:
