@@ -438,7 +438,7 @@ def test_human_output_for_all(runner, fake_check):
     result = runner.invoke(app, ["check", "--all"])
     assert result.exit_code == 1
     out = result.stdout
-    for text in ("recipe", "wrt", "mode / method", "max rel err", "rtol/atol", "verdict",
+    for text in ("recipe", "wrt", "mode/method", "max rel err", "rtol/atol", "verdict",
                  "W (vjp)", "✗ ERROR", "recipes/broken.toml: bad forward"):
         assert text in out.replace("\n", " ") or text in out, text
     assert out.rstrip().splitlines()[-1].startswith("✗ 1/3 targets passed")

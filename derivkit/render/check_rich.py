@@ -76,7 +76,7 @@ def results_table(t: TargetCheck) -> Table:
     table = _table()
     table.add_column("wrt", no_wrap=True, style="bold magenta")
     table.add_column("kind", no_wrap=True)
-    table.add_column("mode / method", min_width=11)
+    table.add_column("mode/method", min_width=11)
     table.add_column("step", justify="right", no_wrap=True)
     table.add_column("max error", no_wrap=True)
     table.add_column("tolerance", no_wrap=True)
@@ -134,14 +134,18 @@ def render_failure(console: Console, t: TargetCheck, r: CheckResult) -> None:
         console.print(Padding(entries_table(r.localised), (0, 0, 0, 4), expand=False))
 
 
-def _remarks(r: CheckResult) -> list[Text]:
-    """Detection power of a directional check and the engine's notes, labelled by input."""
-    label = f"{r.wrt} {r.kind}, {r.mode}: "
-    items = []
-    if r.detection and r.mode == "directional":
-        items.append(Text(label, style="bold") + Text(r.detection))
-    items += [Text(label, style="bold") + Text(note) for note in r.notes]
-    return items
+def remarks(results) -> list[Text]:
+    """Detection power of each directional check and the engine's notes, labelled by the checks
+    they belong to; a note shared by several inputs is given once ("X, W, b (vjp, full): ...")."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for r in results:
+        texts = ([r.detection] if r.detection and r.mode == "directional" else []) + list(r.notes)
+        for text in texts:
+            wrts = groups.setdefault((text, r.kind, r.mode), [])
+            if r.wrt not in wrts:
+                wrts.append(r.wrt)
+    return [Text(f"{', '.join(wrts)} ({kind}, {mode}): ", style="bold") + Text(text)
+            for (text, kind, mode), wrts in groups.items()]
 
 
 def render_target(console: Console, t: TargetCheck) -> None:
@@ -153,10 +157,10 @@ def render_target(console: Console, t: TargetCheck) -> None:
     for r in t.results:
         if not result_passed(r):
             render_failure(console, t, r)
-    remarks = [item for r in t.results for item in _remarks(r)]
-    if remarks:
+    notes = remarks(t.results)
+    if notes:
         console.print(Text("Notes", style="bold"))
-        _lines(console, remarks)
+        _lines(console, notes)
     if t.conventions:
         console.print(Text("Conventions", style="bold"))
         _lines(console, t.conventions)
@@ -186,7 +190,7 @@ def summary_table(report: CheckReport) -> Table:
     table = _table()
     table.add_column("recipe", no_wrap=True, style="bold cyan")
     table.add_column("wrt", no_wrap=True)
-    table.add_column("mode / method", min_width=11)
+    table.add_column("mode/method", min_width=11)
     table.add_column("max rel err", justify="right", no_wrap=True)
     table.add_column("rtol/atol", justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
