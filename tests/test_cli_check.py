@@ -590,6 +590,40 @@ def test_engine_all_with_a_broken_recipe_fails_and_names_it(runner, tmp_path):
 
 
 @engine
+def test_engine_gate_fails_on_a_wrong_rule_and_shows_it(runner, monkeypatch, tmp_path):
+    """The real checker with a linear-layer VJP whose entry [1, 2] is 0.1 % off: exit 1, the
+    entry named in the table, the JSON and the JUnit failure."""
+    import derivkit.api as api
+    from derivkit import recipes
+    from derivkit.check import runner as check_runner
+
+    def vjp_w(X, W, b, G):
+        out = X.T @ G
+        out[1, 2] *= 1.001
+        return out
+
+    def wrong_check_recipe(name, *, recipe_dirs=None, wrt=None, params=None, **options):
+        return check_runner.check(recipes.load(name), implementations={("vjp", "W"): vjp_w},
+                                  **options)
+
+    monkeypatch.setattr(api, "check_recipe", wrong_check_recipe)
+    human = runner.invoke(app, ["check", "linear", "--mode", "full"])
+    assert human.exit_code == 1, human.output
+    assert "✗ FAIL" in human.stdout and "linear: ∂/∂W (vjp) does not match" in human.stdout
+    assert "[1, 2]" in human.stdout
+    out = tmp_path / "wrong.xml"
+    as_json = runner.invoke(app, ["check", "linear", "--json", "--junit", str(out)])
+    assert as_json.exit_code == 1
+    data = _strict_json(as_json.stdout)
+    (w,) = [r for r in data["results"] if r["wrt"] == "W" and r["mode"] == "full"]
+    assert w["passed"] is False and w["worst"][0]["index"] == [1, 2]
+    assert all(r["passed"] for r in data["results"] if r["wrt"] != "W")
+    failures = [c for c in _junit(out).iter("testcase") if c.find("failure") is not None]
+    assert failures and all(c.get("name") == "W vjp" for c in failures)
+    assert "[1, 2]" in failures[0].find("failure").text
+
+
+@engine
 def test_engine_unknown_size_name_is_a_usage_error(runner):
     result = runner.invoke(app, ["check", "softmax", "--size", "q=3"])
     assert result.exit_code == 2

@@ -92,7 +92,8 @@ def target_suite(t: TargetCheck) -> tuple[ET.Element, int, int, int]:
     if t.error is not None:
         tests += 1
         errors += 1
-        case = _el(suite, "testcase", classname=f"derivkit.{t.target}", name="check", time="0.000")
+        case = _el(suite, "testcase", classname=f"derivkit.{t.target}", name="check",
+                   time=_secs(t.seconds))
         _el(case, "error", t.error, message=" ".join(str(t.error).split())[:500] or "error",
             type="CheckError")
     elif not target_passed(t) and failures == 0:
