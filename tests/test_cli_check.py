@@ -420,7 +420,7 @@ def test_human_output_for_one_target(runner, fake_check):
         assert text in out, text
     assert "does not match finite differences" in out
     assert "worst directions" in out and "[1, 2]" in out and "4.995000e-01" in out
-    assert "localised to these entries" in out and "[3, 1]" in out
+    assert "localised to these Jacobian entries" in out and "[3, 1]" in out
     assert "caught with probability" in out                       # detection
     assert "numerical VJP for a seeded random upstream u" in out  # notes
     assert "Conventions" in out and "relu'(0) = 0" in out

@@ -7,6 +7,7 @@ a terminal, none when NO_COLOR is set (Rich decides; nothing here forces it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -101,9 +102,11 @@ def entries_table(entries: tuple[WorstEntry, ...], *, directional: bool = False)
     table.add_column("|error|", justify="right", no_wrap=True)
     table.add_column("tolerance", justify="right", no_wrap=True)
     for e in entries:
-        ok = float(e.abs_error) <= float(e.tolerance)
+        tol = float(e.tolerance)
+        ok = float(e.abs_error) <= tol
         table.add_row(fmt_index(e.index), fmt_num(e.derived, 6), fmt_num(e.numeric, 6),
-                      Text(fmt_num(e.abs_error), style="" if ok else "red"), fmt_num(e.tolerance))
+                      Text(fmt_num(e.abs_error), style="" if ok or math.isnan(tol) else "red"),
+                      "—" if math.isnan(tol) else fmt_num(tol))
     return table
 
 
@@ -130,7 +133,8 @@ def render_failure(console: Console, t: TargetCheck, r: CheckResult) -> None:
         console.print(Text("  worst " + ("directions" if directional else "entries"), style="bold"))
         console.print(Padding(entries_table(r.worst, directional=directional), (0, 0, 0, 4), expand=False))
     if r.localised:
-        console.print(Text("  localised to these entries", style="bold"))
+        console.print(Text("  localised to these Jacobian entries (output index, input index)",
+                           style="bold"))
         console.print(Padding(entries_table(r.localised), (0, 0, 0, 4), expand=False))
 
 
