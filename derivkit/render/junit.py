@@ -11,6 +11,7 @@ Built with `xml.etree.ElementTree` (which escapes text); characters XML 1.0 cann
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -43,10 +44,11 @@ def _secs(value) -> str:
 
 
 def failure_message(r: CheckResult) -> str:
-    """One line, e.g. 'W vjp: max relative error 1.20e-03 > rtol 1.00e-06 (atol 1.00e-09)'."""
-    return (f"{r.wrt} {r.kind}: max relative error {fmt_num(r.max_rel_error)}, max absolute error "
-            f"{fmt_num(r.max_abs_error)} exceed the tolerance rtol {fmt_num(r.rtol)}, atol "
-            f"{fmt_num(r.atol)} ({r.mode} check, {r.method})")
+    """One line, e.g. 'W vjp does not match finite differences: max relative error 1.00e-03, max
+    absolute error 5.00e-04 (tolerance rtol 3.55e-15, atol 1.00e-12; full check, complex-step)'."""
+    return (f"{r.wrt} {r.kind} does not match finite differences: max relative error "
+            f"{fmt_num(r.max_rel_error)}, max absolute error {fmt_num(r.max_abs_error)} (tolerance "
+            f"rtol {fmt_num(r.rtol)}, atol {fmt_num(r.atol)}; {r.mode} check, {r.method})")
 
 
 def failure_detail(r: CheckResult, t: TargetCheck) -> str:
@@ -54,11 +56,16 @@ def failure_detail(r: CheckResult, t: TargetCheck) -> str:
     lines = [failure_message(r),
              f"seed {t.seed}, dtype {t.dtype}" + (f", sizes {fmt_sizes(t.sizes)}" if t.sizes else ""),
              f"step {fmt_num(r.step)}, {r.n_evals} forward evaluations"]
-    for title, entries in (("worst entries", r.worst), ("localised to", r.localised)):
+    for title, entries in (("worst entries (index: derived vs numeric, |error|, tolerance)",
+                            r.worst),
+                           ("localised to Jacobian entries (output index, input index)",
+                            r.localised)):
         if entries:
-            lines.append(f"{title} (index: derived vs numeric, |error| > tolerance):")
+            lines.append(title + ":")
             lines += [f"  {fmt_index(e.index)}: {fmt_num(e.derived, 6)} vs {fmt_num(e.numeric, 6)}, "
-                      f"|error| {fmt_num(e.abs_error)} > {fmt_num(e.tolerance)}" for e in entries]
+                      f"|error| {fmt_num(e.abs_error)}"
+                      + ("" if math.isnan(float(e.tolerance)) else f", tolerance {fmt_num(e.tolerance)}")
+                      for e in entries]
     if r.detection:
         lines.append(r.detection)
     lines += list(r.notes)
