@@ -17,6 +17,11 @@ NP_FN = {"exp": "np.exp", "log": "np.log", "sqrt": "np.sqrt", "abs": "np.abs", "
          "tanh": "np.tanh"}
 
 
+def _shape_tuple(shape) -> str:
+    dims = [str(d) for d in shape]
+    return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+
+
 class NumpyPrinter(LanguagePrinter):
     """NumPy source for an IR expression; named nodes are referenced by name."""
 
@@ -32,7 +37,7 @@ class NumpyPrinter(LanguagePrinter):
         return f"np.eye({n.n})", ATOM
 
     def _Ones(self, n):
-        return f"np.ones(({', '.join(str(d) for d in n.shape)},))", ATOM
+        return f"np.ones({_shape_tuple(n.shape)})", ATOM
 
     def _Binary(self, n):
         if n.op == "**" and isinstance(n.b, ir.Const) and n.b.value == 2:
@@ -58,6 +63,10 @@ class NumpyPrinter(LanguagePrinter):
         return f"np.where({self(n.cond)}, {self(n.a)}, {self(n.b)})", ATOM
 
     def _Sum(self, n):
+        a = n.a
+        if (n.axis is None and not n.keepdims and isinstance(a, ir.Binary) and a.op == "*"
+                and a.a.rank == 1 and a.b.rank == 1):
+            return f"{self.wrap(a.a, MUL)} @ {self.wrap(a.b, MUL, strict=True)}", MUL  # ⟨a, b⟩
         extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
         return f"np.sum({self(n.a)}{extra})", ATOM
 
@@ -77,7 +86,7 @@ class NumpyPrinter(LanguagePrinter):
         return f"np.outer({self(n.a)}, {self(n.b)})", ATOM
 
     def _Broadcast(self, n):
-        return f"np.broadcast_to({self(n.a)}, ({', '.join(str(d) for d in n.shape)},))", ATOM
+        return f"np.broadcast_to({self(n.a)}, {_shape_tuple(n.shape)})", ATOM
 
     def _ExpandDims(self, n):
         return f"np.expand_dims({self(n.a)}, {n.axis})", ATOM
@@ -96,8 +105,8 @@ class NumpyPrinter(LanguagePrinter):
 
 HELPERS = '''\
 def _softmax(x, axis=-1):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _leaky_relu(x, alpha):
@@ -213,8 +222,12 @@ class BatchedNumpyPrinter(NumpyPrinter):
 
     def _MatMul(self, n):
         a, b = n.a, n.b
-        if not self.is_batched(n) or (a.rank == 2 and b.rank == 2):
+        if not self.is_batched(n):
             return super()._MatMul(n)
+        if a.rank == 2 and b.rank == 2:
+            hints = "".join(f", shared_{side}=_real_part.get({x.name!r})" for side, x in
+                            (("a", a), ("b", b)) if isinstance(x, ir.Var) and self.is_batched(x))
+            return f"_matmul({self(a)}, {self(b)}{hints})", ATOM
         spec = {(1, 2): "...i,...ij->...j", (2, 1): "...ij,...j->...i", (1, 1): "...i,...i->..."}
         return f"np.einsum('{spec[(a.rank, b.rank)]}', {self(a)}, {self(b)})", ATOM
 
@@ -306,6 +319,34 @@ def _softmax(x, axis=-1):
 
 def _leaky_relu(x, alpha):
     return np.where(np.real(x) >= 0, x, alpha * x)
+
+
+def _shared(a):
+    """a[0] if every batch member of `a` equals it (the real part of a complex-step batch)."""
+    return a[0] if a.ndim == 3 and np.array_equal(a, np.broadcast_to(a[:1], a.shape)) else None
+
+
+def _matmul(a, b, shared_a=None, shared_b=None):
+    """a @ b where one operand may carry a leading batch axis. A complex-step batch is split
+    into real and imaginary parts (real GEMMs, not complex ones of four times the work), and a
+    real part shared by the whole batch (x + i·h·v has the same real part for every v) is
+    multiplied once."""
+    if not (np.iscomplexobj(a) or np.iscomplexobj(b)):
+        return np.matmul(a, b)
+    re_a, re_b = np.real(a), np.real(b)
+    sa = shared_a if shared_a is not None else _shared(re_a)
+    sb = shared_b if shared_b is not None else _shared(re_b)
+    real = np.matmul(re_a if sa is None else sa, re_b if sb is None else sb)
+    imag = None
+    if np.iscomplexobj(a):
+        imag = np.matmul(np.imag(a), re_b if sb is None else sb)
+    if np.iscomplexobj(b):
+        part = np.matmul(re_a if sa is None else sa, np.imag(b))
+        imag = part if imag is None else imag + part
+    out = np.empty(np.broadcast_shapes(real.shape, imag.shape), dtype=np.result_type(a, b))
+    out.real = real
+    out.imag = imag
+    return out
 '''
 
 
@@ -316,7 +357,9 @@ def batched_function(fname: str, args: list[str], body: ir.Node, batched: set[st
 
     printer = BatchedNumpyPrinter(batched, sizes)
     params = params or {}
-    sig = ", ".join(args + [f"{p}={params[p]!r}" for p in params])
+    # _real_part: {name: array} when the caller knows a batched input's real part is the same
+    # for every batch member (complex step: x + i·h·v); lets products skip recomputing it
+    sig = ", ".join(args + [f"{p}={params[p]!r}" for p in params] + ["_real_part={}"])
     source = f"def {fname}(*, {sig}):\n    return {printer(body)}\n"
     namespace: dict = {"np": np}
     exec(compile(BATCH_HELPERS + "\n\n" + source, f"<derivkit:{fname}>", "exec"), namespace)  # noqa: S102

@@ -179,3 +179,28 @@ def test_check_all_checks_every_recipe_and_reports_broken_ones(tmp_path):
     assert not broken.passed and "frob" in broken.error
     assert not report.passed
     assert all(t.passed for t in report.targets if t.target != "broken")
+
+
+# ---------------------------------------------------------------- property: no false failures
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_expr = st.recursive(
+    st.sampled_from(["x", "y", "(A @ x)", "(A.T @ y)"]),
+    lambda inner: st.one_of(
+        st.builds(lambda a, b, op: f"({a} {op} {b})", inner, inner, st.sampled_from(["+", "-", "*"])),
+        st.builds(lambda f, a: f"{f}({a})", st.sampled_from(
+            ["exp", "tanh", "sigmoid", "softmax", "relu", "leaky_relu"]), inner),
+        st.builds(lambda a: f"(B @ {a})", inner)),
+    max_leaves=4)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_expr, st.integers(0, 10_000), st.integers(2, 9), st.sampled_from(["full", "directional"]))
+def test_correct_derivations_of_random_expressions_pass(text, seed, n, mode):
+    """derivkit's derived (and symbolically verified) gradients must pass the numerical check:
+    the tolerances are never tighter than the rounding they have to absorb."""
+    shapes = {"x": "n", "y": "n", "A": "n,n", "B": "n,n"}
+    for expr in (f"sum({text} * y)", f"sum({text})"):
+        tc = api.check_expression(expr, ["x", "A"], shapes, mode=mode, seed=seed, sizes={"n": n})
+        assert tc.passed, [(r.wrt, r.mode, r.max_abs_error, r.atol, r.worst[:1]) for r in tc.results]
