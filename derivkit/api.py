@@ -24,13 +24,7 @@ def get_recipe(name: str, recipe_dirs: list[str | Path] | None = None) -> _recip
 def derive_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                   wrt: list[str] | None = None) -> Derivation:
     """Derive every derivative a recipe declares (or only `wrt`), verified element-wise."""
-    recipe = _recipes.load(name, recipe_dirs)
-    if wrt:
-        for w in wrt:
-            if w not in {i.name for i in recipe.inputs}:
-                raise DerivkitError(f"--wrt {w!r} is not an input of recipe {name!r}",
-                                    f"inputs: {', '.join(i.name for i in recipe.inputs)}")
-        recipe = _replace_wrt(recipe, tuple(wrt))
+    recipe = _load_with_wrt(name, recipe_dirs, wrt)
     from .derive.engine import derive
 
     return derive(recipe)
@@ -74,10 +68,19 @@ def _fresh(base: str, taken: set[str]) -> str:
     raise DerivkitError(f"cannot name the output: too many inputs named like {base!r}")
 
 
-def _replace_wrt(recipe: _recipes.Recipe, wrt: tuple[str, ...]) -> _recipes.Recipe:
+def _load_with_wrt(name: str, recipe_dirs, wrt: list[str] | None) -> _recipes.Recipe:
+    """The recipe, restricted to the inputs in `wrt` (each must be one of its inputs)."""
     from dataclasses import replace
 
-    return replace(recipe, wrt=wrt)
+    recipe = _recipes.load(name, recipe_dirs)
+    if not wrt:
+        return recipe
+    inputs = [i.name for i in recipe.inputs]
+    for w in wrt:
+        if w not in inputs:
+            raise DerivkitError(f"--wrt {w!r} is not an input of recipe {name!r}",
+                                f"inputs: {', '.join(inputs)}")
+    return replace(recipe, wrt=tuple(wrt))
 
 
 def check_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
@@ -86,13 +89,7 @@ def check_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                  atol: float | None = None, directions: int = 8,
                  params: dict[str, float] | None = None):
     """Check every derivative of a recipe against finite differences (-> results.TargetCheck)."""
-    recipe = _recipes.load(name, recipe_dirs)
-    if wrt:
-        for w in wrt:
-            if w not in {i.name for i in recipe.inputs}:
-                raise DerivkitError(f"--wrt {w!r} is not an input of recipe {name!r}",
-                                    f"inputs: {', '.join(i.name for i in recipe.inputs)}")
-        recipe = _replace_wrt(recipe, tuple(wrt))
+    recipe = _load_with_wrt(name, recipe_dirs, wrt)
     from .check.runner import check
 
     return check(recipe, mode=mode, sizes=sizes, seed=seed, dtype=dtype, rtol=rtol, atol=atol,
@@ -120,13 +117,7 @@ def lower_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
     """A standalone NumPy module (-> results.Lowered) with `forward` and, per input, its verified
     `vjp_x` (plus `grad_x` for scalar outputs, `jacobian_x` for vector -> vector). Raises
     DerivkitError if a form is not verified. `derivkit.module.load(lowered)` gives the callables."""
-    recipe = _recipes.load(name, recipe_dirs)
-    if wrt:
-        for w in wrt:
-            if w not in {i.name for i in recipe.inputs}:
-                raise DerivkitError(f"--wrt {w!r} is not an input of recipe {name!r}",
-                                    f"inputs: {', '.join(i.name for i in recipe.inputs)}")
-        recipe = _replace_wrt(recipe, tuple(wrt))
+    recipe = _load_with_wrt(name, recipe_dirs, wrt)
     return _lower(recipe)
 
 

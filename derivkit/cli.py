@@ -18,6 +18,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
+from .cli_options import ExprOption, ParamOption, RecipesOption, ShapeOption, WrtOption
 from .errors import DerivkitError
 
 EXIT_OK = 0
@@ -118,10 +119,6 @@ def _root(
     printed form against an independent element-wise derivation, and print them."""
 
 
-RecipesOption = Annotated[Optional[list[str]], typer.Option(
-    "--recipes", metavar="DIR",
-    help="Extra folder of recipe TOML files (repeatable); a recipe there replaces a built-in "
-         "one of the same name. Also read from $DERIVKIT_RECIPES.")]
 JsonOption = Annotated[bool, typer.Option(
     "--json", help="Print plain JSON on stdout (no colour, no markup) for machines.")]
 
@@ -160,22 +157,10 @@ def derive_command(
     name: Annotated[Optional[str], typer.Argument(
         metavar="NAME", show_default=False,
         help="A recipe to derive (see 'derivkit list'). Give NAME or --expr, not both.")] = None,
-    expr: Annotated[Optional[str], typer.Option(
-        "--expr", "-e", metavar="TEXT",
-        help="A forward expression in NumPy syntax, e.g. \"sum((X @ W - T)**2)\"; needs "
-             "--wrt and a --shape for every input.")] = None,
-    wrt: Annotated[Optional[list[str]], typer.Option(
-        "--wrt", metavar="NAME",
-        help="Input to differentiate with respect to (repeatable or comma-separated). "
-             "Required with --expr; with NAME it restricts the recipe's inputs.")] = None,
-    shape: Annotated[Optional[list[str]], typer.Option(
-        "--shape", metavar="NAME=DIMS",
-        help="Shape of an --expr input, e.g. X=m,n (matrix), x=n (vector), c=scalar. "
-             "Repeatable.")] = None,
-    param: Annotated[Optional[list[str]], typer.Option(
-        "--param", metavar="NAME=VALUE",
-        help="A scalar parameter of --expr and its value for checks, e.g. alpha=0.1. "
-             "Repeatable.")] = None,
+    expr: ExprOption = None,
+    wrt: WrtOption = None,
+    shape: ShapeOption = None,
+    param: ParamOption = None,
     form: Annotated[Optional[FormChoice], typer.Option(
         "--form", case_sensitive=False, show_default=False,
         help="What to show: index, matrix, latex, or all (index + matrix + LaTeX). "

@@ -19,6 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .cli_options import ExprOption, ParamOption, RecipesOption, ShapeOption, WrtOption
 from .errors import DerivkitError
 
 EXIT_CHECK_FAILED = 1   # = derivkit.cli.EXIT_CHECK_FAILED
@@ -59,23 +60,12 @@ def check_command(
     name: Annotated[Optional[str], typer.Argument(
         metavar="NAME", show_default=False,
         help="A recipe to check (see 'derivkit list'). Give NAME, --expr or --all.")] = None,
-    expr: Annotated[Optional[str], typer.Option(
-        "--expr", "-e", metavar="TEXT",
-        help="A forward expression in NumPy syntax; needs --wrt and a --shape for every "
-             "input.")] = None,
+    expr: ExprOption = None,
     all_recipes: Annotated[bool, typer.Option(
         "--all", help="Check every recipe on the search path (the CI gate).")] = False,
-    wrt: Annotated[Optional[list[str]], typer.Option(
-        "--wrt", metavar="NAME",
-        help="Input to differentiate with respect to (repeatable or comma-separated). "
-             "Required with --expr; with NAME it restricts the recipe's inputs.")] = None,
-    shape: Annotated[Optional[list[str]], typer.Option(
-        "--shape", metavar="NAME=DIMS",
-        help="Shape of an --expr input, e.g. X=m,n, x=n, c=scalar. Repeatable.")] = None,
-    param: Annotated[Optional[list[str]], typer.Option(
-        "--param", metavar="NAME=VALUE",
-        help="A scalar parameter and its value, e.g. alpha=0.1 (--expr, or to override a "
-             "recipe's default). Repeatable.")] = None,
+    wrt: WrtOption = None,
+    shape: ShapeOption = None,
+    param: ParamOption = None,
     mode: Annotated[ModeChoice, typer.Option(
         "--mode", case_sensitive=False,
         help="full: compare every entry (full Jacobian); directional: compare along seeded "
@@ -104,10 +94,7 @@ def check_command(
     junit: Annotated[Optional[Path], typer.Option(
         "--junit", metavar="FILE", dir_okay=False,
         help="Also write the results as JUnit XML to FILE, for CI test reports.")] = None,
-    recipes: Annotated[Optional[list[str]], typer.Option(
-        "--recipes", metavar="DIR",
-        help="Extra folder of recipe TOML files (repeatable); a recipe there replaces a "
-             "built-in one of the same name. Also read from $DERIVKIT_RECIPES.")] = None,
+    recipes: RecipesOption = None,
 ) -> None:
     """Check derivatives against finite differences (help text: HELP)."""
     from .options import parse_names, parse_params, parse_shapes, parse_sizes

@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .cli_options import ExprOption, ParamOption, RecipesOption, ShapeOption, WrtOption
 from .errors import DerivkitError
 
 HELP = ("Write the verified derivatives as a standalone NumPy module.\n\n"
@@ -39,30 +40,16 @@ def lower_command(
     name: Annotated[Optional[str], typer.Argument(
         metavar="NAME", show_default=False,
         help="A recipe to lower (see 'derivkit list'). Give NAME or --expr, not both.")] = None,
-    expr: Annotated[Optional[str], typer.Option(
-        "--expr", "-e", metavar="TEXT",
-        help="A forward expression in NumPy syntax; needs --wrt and a --shape for every "
-             "input.")] = None,
-    wrt: Annotated[Optional[list[str]], typer.Option(
-        "--wrt", metavar="NAME",
-        help="Input to differentiate with respect to (repeatable or comma-separated). "
-             "Required with --expr; with NAME it restricts the recipe's inputs.")] = None,
-    shape: Annotated[Optional[list[str]], typer.Option(
-        "--shape", metavar="NAME=DIMS",
-        help="Shape of an --expr input, e.g. X=m,n, x=n, c=scalar. Repeatable.")] = None,
-    param: Annotated[Optional[list[str]], typer.Option(
-        "--param", metavar="NAME=VALUE",
-        help="A scalar parameter of --expr and its default in the module, e.g. alpha=0.1. "
-             "Repeatable.")] = None,
+    expr: ExprOption = None,
+    wrt: WrtOption = None,
+    shape: ShapeOption = None,
+    param: ParamOption = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", metavar="FILE", dir_okay=False, show_default=False,
         help="Write the module to FILE (e.g. linear_grads.py) instead of printing it.")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite FILE if it exists.")] = False,
-    recipes: Annotated[Optional[list[str]], typer.Option(
-        "--recipes", metavar="DIR",
-        help="Extra folder of recipe TOML files (repeatable); a recipe there replaces a "
-             "built-in one of the same name. Also read from $DERIVKIT_RECIPES.")] = None,
+    recipes: RecipesOption = None,
 ) -> None:
     """Write verified derivatives as a standalone NumPy module (help text: HELP)."""
     from .options import parse_names, parse_params, parse_shapes
