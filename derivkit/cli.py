@@ -85,6 +85,9 @@ app = typer.Typer(
            "derivkit list\n\n"
            "derivkit derive softmax\n\n"
            "derivkit derive --expr \"trace(A @ X)\" --wrt X --shape A=n,n --shape X=n,n\n\n"
+           "derivkit check linear --size m=64 --size n=128 --size k=64\n\n"
+           "derivkit check --all --json\n\n"
+           "derivkit lower linear -o linear_grads.py\n\n"
            "Exit codes: 0 ok, 1 a check failed (e.g. a form NOT VERIFIED), 2 usage or input "
            "error, 3 internal error.",
     no_args_is_help=True,
