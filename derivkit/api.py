@@ -37,8 +37,10 @@ def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
     data = {"name": "expr", "summary": " ".join(str(expr).split())[:200], "forward": expr,
             "inputs": dict(shapes), "params": dict(params or {}), "wrt": list(wrt),
             "output": "f", "upstream": "g"}
-    if domains:
-        data["domain"] = dict(domains)
+    inferred = _natural_domains(expr, shapes, params)
+    inferred.update(domains or {})
+    if inferred:
+        data["domain"] = inferred
     if not shapes:
         raise DerivkitError("--expr needs the shape of every input", "e.g. --shape X=n,n")
     if not wrt:
@@ -59,6 +61,27 @@ def derive_expression(expr: str, wrt: list[str], shapes: dict[str, str],
     from .derive.engine import derive
 
     return derive(recipe)
+
+
+def _natural_domains(expr: str, shapes: dict[str, str], params) -> dict[str, str]:
+    """Sampling domains implied by the expression: an input passed straight to log or sqrt is
+    sampled positive, one passed straight to a kink (relu, leaky_relu, abs) away from 0."""
+    from . import ir
+    from .language import Scope, parse
+    from .shapes import parse_shape
+
+    try:
+        node = parse(expr, Scope({k: parse_shape(v) for k, v in shapes.items()}, dict(params or {})))
+    except DerivkitError:
+        return {}  # the real parse reports it, with its context
+    out: dict[str, str] = {}
+    for n in ir.walk(node):
+        if isinstance(n, ir.Apply) and isinstance(n.a, ir.Var) and n.a.role == "input":
+            if n.fn in ("log", "sqrt"):
+                out[n.a.name] = "positive"
+            elif n.fn in ("relu", "leaky_relu", "abs", "sign"):
+                out.setdefault(n.a.name, "nonzero")
+    return out
 
 
 def _fresh(base: str, taken: set[str]) -> str:

@@ -204,3 +204,14 @@ def test_correct_derivations_of_random_expressions_pass(text, seed, n, mode):
     for expr in (f"sum({text} * y)", f"sum({text})"):
         tc = api.check_expression(expr, ["x", "A"], shapes, mode=mode, seed=seed, sizes={"n": n})
         assert tc.passed, [(r.wrt, r.mode, r.max_abs_error, r.atol, r.worst[:1]) for r in tc.results]
+
+
+def test_a_forward_that_is_not_finite_at_the_sample_is_reported_not_called_a_disagreement():
+    with pytest.raises(DerivkitError, match="not finite"):
+        api.check_expression("sum(log(x * y))", ["x"], {"x": "n", "y": "n"}, sizes={"n": 12})
+
+
+def test_expression_inputs_take_their_natural_domain():
+    recipe = api.recipe_from_expression("sum(log(x) + relu(y))", ["x"], {"x": "n", "y": "n"})
+    assert {i.name: i.domain for i in recipe.inputs} == {"x": "positive", "y": "nonzero"}
+    assert api.check_expression("sum(log(x))", ["x"], {"x": "n"}, sizes={"n": 12}).passed

@@ -10,10 +10,12 @@ Modes (per input x of n entries; the output has N entries):
 - auto: directional always, plus full where x has at most AUTO_FULL_MAX entries.
 
 Tolerance, entry by entry: |derived − numeric| ≤ atol_e + rtol·|numeric|, with rtol = 16ε and
-atol_e = 4·(FD error estimate of the entry) + 16ε·A_e + 64ε·S, where ε is the dtype's machine
-epsilon, A_e the entry's magnitude before cancellation (Σ|g_e·v_e| for a direction, Σ_o |u_o·J_oe|
-for a VJP entry; rounding in a sum is bounded by a few ε times it — measured ≤ 1.1ε on linear at
-up to 512×128) and S the largest magnitude compared. --rtol/--atol replace both. Relative errors
+atol_e = 4·(FD error estimate of the entry) + 16ε·(A_e + F_e) + 64ε·S, where ε is the dtype's
+machine epsilon, A_e the entry's magnitude before cancellation (Σ|g_e·v_e| for a direction,
+Σ_o |u_o·J_oe| for a VJP entry; rounding in a sum is bounded by a few ε times it — measured
+≤ 1.1ε on linear at up to 512×128), F_e = ‖u‖₂·‖v‖∞·max|f(x)|/max(1, max|x|), the natural size
+of the derivative, for cancellation inside f (d/dx Σ softmax(x) = 0 comes out as ~1e-17), and S
+the largest magnitude compared. --rtol/--atol replace both. Relative errors
 are |d − n| / max(|d|, |n|, 10⁻³·S).
 """
 
@@ -56,11 +58,12 @@ class _Target:
     params: dict[str, float]
     dtype: type
     args: list[str]
+    scale: float = 0.0   # max|f(x)| / max(1, max|x|): the natural size of ∂f/∂x at the point
 
 
 # ---------------------------------------------------------------- comparison
 def _compare(derived: np.ndarray, numeric: np.ndarray, fd_error: np.ndarray, dtype,
-             magnitude: np.ndarray, rtol: float | None, atol: float | None):
+             magnitude: np.ndarray, rtol: float | None, atol: float | None, floor=0.0):
     eps = float(np.finfo(dtype).eps)
     d = np.asarray(derived, dtype=np.float64).ravel()
     n = np.asarray(numeric, dtype=np.float64).ravel()
@@ -69,7 +72,8 @@ def _compare(derived: np.ndarray, numeric: np.ndarray, fd_error: np.ndarray, dty
     scale = float(max(np.max(np.abs(d), initial=0.0), np.max(np.abs(n), initial=0.0), 1e-300))
     r = 16 * eps if rtol is None else rtol
     mag = np.asarray(magnitude, dtype=np.float64).ravel()
-    atol_e = (4 * err + 16 * eps * mag + 64 * eps * scale) if atol is None else np.full_like(n, atol)
+    atol_e = (4 * err + 16 * eps * (mag + floor) + 64 * eps * scale) if atol is None else \
+        np.full_like(n, atol)
     tol = atol_e + r * np.abs(n)
     diff = np.abs(d - n)
     rel = diff / np.maximum(np.maximum(np.abs(d), np.abs(n)), 1e-3 * scale)
@@ -138,10 +142,11 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
     rng = np.random.default_rng(seed)
     results: list[CheckResult] = []
     notes: list[str] = []
-    for w in recipe.wrt:
-        dvs = [dv for dv in derivation.derivatives if dv.wrt == w]
-        results.extend(_check_input(target, w, dvs, mode, rng, rtol, atol, directions, notes,
-                                    implementations or {}))
+    with np.errstate(all="ignore"):  # non-finite values are detected and reported, not warned
+        for w in recipe.wrt:
+            dvs = [dv for dv in derivation.derivatives if dv.wrt == w]
+            results.extend(_check_input(target, w, dvs, mode, rng, rtol, atol, directions, notes,
+                                        implementations or {}))
     conventions = tuple(c for c in derivation.conventions if "kink" in c) + tuple(notes)
     return TargetCheck(target=recipe.name, passed=all(r.passed for r in results), seed=seed,
                        dtype=dtype, sizes=concrete_sizes, results=tuple(results),
@@ -177,6 +182,16 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
 
     for attempt in range(KINK_ATTEMPTS):
         values = sampling.sample_inputs(recipe, target.sizes, rng, target.dtype)
+        at_point = fb(**{k: (v[None] if k == w else v) for k, v in values.items()})
+        target.scale = float(np.max(np.abs(at_point), initial=0.0)) / max(
+            1.0, float(np.max(np.abs(values[w]), initial=0.0)))
+        if not np.all(np.isfinite(at_point)):
+            raise DerivkitError(
+                f"the forward of {recipe.name!r} is not finite (NaN or inf) at the sampled inputs, "
+                f"so its derivative cannot be checked there",
+                "an input outside a function's domain? in a recipe declare it, e.g. [domain] "
+                "x = \"positive\"; with --expr, an input passed straight to log or sqrt is "
+                "sampled positive")
         try:
             results = []
             cache: dict = {}
@@ -306,7 +321,8 @@ def _full(target, w, dv, derived, fb, switches, values, rng, rtol, atol, x_shape
         shape = x_shape
         if dv.kind == "vjp":
             notes = ("numerical VJP = Σ_o u_o ∂f_o/∂x_e for a seeded random upstream u",)
-    cmp = _compare(derived_v, numeric, error, target.dtype, magnitude, rtol, atol)
+    floor = target.scale * (1.0 if u is None else float(np.linalg.norm(u)))
+    cmp = _compare(derived_v, numeric, error, target.dtype, magnitude, rtol, atol, floor)
     worst = _worst(cmp, shape)
     localised = ()
     if not cmp["passed"] and dv.kind == "vjp" and cmp["finite"]:
@@ -367,8 +383,10 @@ def _directional(target, w, dv, derived, fb, switches, values, rng, rtol, atol, 
             terms = g * V[b]
         derived_b[b] = float(np.sum(terms))
         magnitude[b] = float(np.sum(np.abs(terms)))
+    floor = target.scale * np.linalg.norm(U.reshape(k, -1), axis=1) * \
+        np.max(np.abs(V.reshape(k, -1)), axis=1)
     cmp = _compare(derived_b, np.ravel(numeric), np.ravel(error), target.dtype, magnitude, rtol,
-                   atol)
+                   atol, floor)
     q = _quantile_product(k, scalar_out or dv.kind == "gradient")
     delta_star = float(np.max(cmp["tol"])) / q if q > 0 else float("inf")
     detection = (f"{k} random directions: a single Jacobian entry J[o, e] (|x_e| ≤ 1) off by "

@@ -216,12 +216,18 @@ def _contract_one(body: sp.Expr, k: sp.Symbol, lo, hi) -> sp.Expr:
     return out
 
 
+def _expand_products(e: sp.Expr) -> sp.Expr:
+    """Distribute products over sums only: exp(Σ…) must not become Π exp(…)."""
+    return sp.expand(e, deep=False, mul=True, multinomial=False, power_exp=False,
+                     power_base=False, log=False)
+
+
 def canonical(e: sp.Expr, preference: list[sp.Symbol]) -> sp.Expr:
     """Within each term, δ_ab means a = b: rename the later-preferred index to the earlier
     one outside the delta (p_j δ_ij -> p_i δ_ij); square deltas collapse; then factor."""
     rank = {s: i for i, s in enumerate(preference)}
     terms = []
-    for term in sp.Add.make_args(sp.expand(e)):
+    for term in sp.Add.make_args(_expand_products(e)):
         factors = list(sp.Mul.make_args(term))
         deltas = [f for f in factors if isinstance(f, sp.KroneckerDelta)]
         rest = sp.Mul(*[f for f in factors if not isinstance(f, sp.KroneckerDelta)])
@@ -250,7 +256,14 @@ def canonical(e: sp.Expr, preference: list[sp.Symbol]) -> sp.Expr:
                 candidates.append(f(total))
             except Exception:  # pragma: no cover - sympy limits on exotic expressions
                 pass
+    candidates = [_fold_products(c) for c in candidates]
     return min(candidates, key=lambda x: (sp.count_ops(x), len(str(x))))
+
+
+def _fold_products(e: sp.Expr) -> sp.Expr:
+    """Π_k exp(f_k) -> exp(Σ_k f_k) (SymPy's factor/expand produce the former)."""
+    return e.replace(lambda x: isinstance(x, sp.Product) and isinstance(x.function, sp.exp),
+                     lambda x: sp.exp(sp.Sum(x.function.args[0], *x.limits)))
 
 
 # ---------------------------------------------------------------- printers

@@ -216,7 +216,7 @@ class Verifier:
                 sub.update({s: sp.Integer(v) for s, v in zip(form.out_idx, o)})
                 sub.update({s: sp.Integer(v) for s, v in zip(form.in_idx, e)})
                 val = form.expr.xreplace(sub)
-                if val.has(sp.Sum):
+                if val.has(sp.Sum, sp.Product):
                     val = val.doit()
                 val = val.xreplace({a: lookup(a) for a in val.atoms(sp.Indexed)})
                 val = val.xreplace({s: lookup(s) for s in val.free_symbols if lookup(s) is not None})
