@@ -153,6 +153,17 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
                        conventions=conventions, seconds=time.perf_counter() - started)
 
 
+@lru_cache(maxsize=256)
+def _compiled_form(recipe: Recipe, text: str, fname: str):
+    """The derived form as a NumPy function, compiled once per (recipe, form)."""
+    return form_function(recipe, text, fname)
+
+
+@lru_cache(maxsize=256)
+def _compiled_forward(out: ir.Node, args: tuple[str, ...], wrt: str, sizes: tuple, params: tuple):
+    return batched_function("forward", list(args), out, {wrt}, dict(sizes), dict(params))
+
+
 def _chunk(target: _Target, n_batch: int) -> int:
     per_sample = 0
     for node in ir.walk(target.out):
@@ -164,7 +175,8 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
                  notes: list[str], implementations: dict) -> list[CheckResult]:
     recipe, out = target.recipe, target.out
     analytic = sampling.is_analytic(out)
-    fb = batched_function("forward", target.args, out, {w}, target.sizes, target.params)
+    fb = _compiled_forward(out, tuple(target.args), w, tuple(sorted(target.sizes.items())),
+                           tuple(sorted(target.params.items())))
     switches = None if analytic else sampling.switch_function(out, w, target.args, target.sizes,
                                                               target.params)
     x_shape = sampling.concrete(next(i.shape for i in recipe.inputs if i.name == w), target.sizes)
@@ -200,7 +212,7 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
                 if derived is None:
                     if dv.matrix is None:
                         continue
-                    derived = form_function(recipe, dv.matrix.text, f"{dv.kind}_{w}")
+                    derived = _compiled_form(recipe, dv.matrix.text, f"{dv.kind}_{w}")
                 for run, how in ((run_full, "full"), (run_directional, "directional")):
                     if not run:
                         continue
