@@ -8,23 +8,24 @@ the forward expression, and `form_function` lowers it to a NumPy callable.
 from __future__ import annotations
 
 from . import ir, lower
-from .derive.engine import parse_forward
+from .derive.engine import parse_forward, step_definitions
 from .language import Scope, parse
 from .recipes import Recipe
 
 
 def parse_form(recipe: Recipe, text: str) -> tuple[ir.Node, dict[str, ir.Node], Scope]:
-    """(form IR, named definitions, scope) for `text` over the recipe's names."""
+    """(form IR, named definitions, scope) for `text` over the recipe's names: inputs,
+    parameters, the output (and a composite's steps) bound to their definitions, and the
+    upstream gradient. Named definitions refer to earlier names, so code computes each once."""
     scope, out = parse_forward(recipe)
-    names = dict(scope.inputs)
-    names[recipe.output] = out.shape
+    steps = step_definitions(recipe)
+    named = {name: node.shape for name, node in steps.items()}
+    inputs = dict(scope.inputs)
     if out.rank:
-        names[recipe.upstream] = out.shape
-    form_scope = Scope(names, scope.params)
+        inputs[recipe.upstream] = out.shape
+    form_scope = Scope(inputs, scope.params, named)
     node = parse(text, form_scope)
-    named_var = ir.Var(recipe.output, out.shape, "input")
-    node = ir.substitute(node, {named_var: ir.Var(recipe.output, out.shape, "named")})
-    return node, {recipe.output: out}, form_scope
+    return node, steps, form_scope
 
 
 def form_function(recipe: Recipe, text: str, fname: str = "form"):

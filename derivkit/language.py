@@ -15,7 +15,7 @@ Grammar (NumPy meaning on arrays of the declared shapes):
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from . import ir
@@ -39,6 +39,7 @@ class Scope:
 
     inputs: dict[str, Shape]
     params: dict[str, float]
+    named: dict[str, Shape] = field(default_factory=dict)  # earlier steps of a composite
 
     @property
     def dims(self) -> set[str]:
@@ -47,6 +48,8 @@ class Scope:
     def var(self, name: str) -> ir.Var:
         if name in self.inputs:
             return ir.Var(name, tuple(self.inputs[name]), "input")
+        if name in self.named:
+            return ir.Var(name, tuple(self.named[name]), "named")
         return ir.Var(name, (), "param")
 
 
@@ -133,13 +136,13 @@ class _Builder:
         name = node.id
         if name.startswith("_"):
             raise self.fail(node, f"name '{name}' is not allowed (names may not start with '_')")
-        if name in self.scope.inputs or name in self.scope.params:
+        if name in self.scope.inputs or name in self.scope.params or name in self.scope.named:
             return self.scope.var(name)
         if name in self.scope.dims:
             return ir.DimSize(name)
         if name in FUNCTIONS:
             raise self.fail(node, f"'{name}' is a function; call it, e.g. {name}(x)")
-        known = sorted(set(self.scope.inputs) | set(self.scope.params))
+        known = sorted(set(self.scope.inputs) | set(self.scope.params) | set(self.scope.named))
         raise self.fail(node, f"unknown name '{name}'",
                         f"declared: {', '.join(known)}" if known else "declare it with --shape")
 

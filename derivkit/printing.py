@@ -177,7 +177,10 @@ class PrettyPrinter(_Printer):
             return f"{self.wrap(n.a, ADD)} {sym} {self.wrap(n.b, ADD, strict=True)}", ADD
         if op == "*":
             if n.a.rank and n.b.rank:
-                return f"{self.wrap(n.a, MUL)} ⊙ {self.wrap(n.b, MUL, strict=True)}", MUL
+                a = self.paren(self(n.a)) if isinstance(n.a, ir.MatMul) else self.wrap(n.a, MUL)
+                b = self.paren(self(n.b)) if isinstance(n.b, ir.MatMul) else \
+                    self.wrap(n.b, MUL, strict=True)
+                return f"{a} ⊙ {b}", MUL
             left, right = self.wrap(n.a, MUL), self.wrap(n.b, MUL, strict=True)
             if isinstance(n.a, ir.Const) and not right.startswith(("−", "-")):
                 return f"{left} {right}" if right.startswith("(") else f"{left}·{right}", MUL
@@ -192,7 +195,13 @@ class PrettyPrinter(_Printer):
         return f"−{self.wrap(n.a, NEG)}", NEG
 
     def _MatMul(self, n):
-        return f"{self.wrap(n.a, MUL)} {self.wrap(n.b, MUL, strict=True)}", MUL
+        return f"{self._operand(n.a)} {self._operand(n.b, strict=True)}", MUL
+
+    def _operand(self, x, strict=False):
+        """⊙ and juxtaposition share a precedence; never leave a reader to guess which binds."""
+        if isinstance(x, ir.Binary) and x.op in "*/" and x.a.rank and x.b.rank:
+            return self.paren(self(x))
+        return self.wrap(x, MUL, strict)
 
     def _Transpose(self, n):
         if isinstance(n.a, ir.Inv):
@@ -304,7 +313,11 @@ class LatexPrinter(_Printer):
         return f"-{self.wrap(n.a, NEG)}", NEG
 
     def _MatMul(self, n):
-        return f"{self.wrap(n.a, MUL)} {self.wrap(n.b, MUL, strict=True)}", MUL
+        def operand(x, strict=False):
+            if isinstance(x, ir.Binary) and x.op in "*/" and x.a.rank and x.b.rank:
+                return self.paren(self(x))
+            return self.wrap(x, MUL, strict)
+        return f"{operand(n.a)} {operand(n.b, True)}", MUL
 
     def _Transpose(self, n):
         if isinstance(n.a, ir.Inv):

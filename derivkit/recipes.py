@@ -53,6 +53,7 @@ class Recipe:
     references: tuple[str, ...] = ()
     path: str | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    steps: tuple[tuple[str, str], ...] = ()   # composite recipes: (name, expression), in order
 
     def input(self, name: str) -> InputSpec:
         for spec in self.inputs:
@@ -114,7 +115,10 @@ def parse_recipe(data: dict, where: str, path: str | None = None) -> Recipe:
     if not NAME_RE.match(name):
         raise RecipeError(f"{where}: name {name!r} must be lower-case letters, digits and '-'")
     summary = _need(data, "summary", str, where)
-    forward = _need(data, "forward", str, where)
+    steps = _steps(data, where)
+    if steps and "forward" in data:
+        raise RecipeError(f"{where}: give either 'forward' or [[steps]], not both")
+    forward = "; ".join(f"{n} = {e}" for n, e in steps) if steps else _need(data, "forward", str, where)
     raw_inputs = _need(data, "inputs", dict, where)
     if not raw_inputs:
         raise RecipeError(f"{where}: 'inputs' declares no input")
@@ -153,19 +157,47 @@ def parse_recipe(data: dict, where: str, path: str | None = None) -> Recipe:
         if w not in raw_inputs:
             raise RecipeError(f"{where}: wrt names {w!r}, which is not an input "
                               f"(inputs: {', '.join(raw_inputs)})")
-    output = _ident(data.get("output", "y"), "output name", where)
+    output = _ident(data.get("output", steps[-1][0] if steps else "y"), "output name", where)
+    if steps and output != steps[-1][0]:
+        raise RecipeError(f"{where}: output {output!r} must be the last step's name {steps[-1][0]!r}")
+    for step_name, _ in steps:
+        if step_name in raw_inputs or step_name in raw_params:
+            raise RecipeError(f"{where}: step {step_name!r} has the name of an input or parameter")
     upstream = _ident(data.get("upstream", "g"), "upstream-gradient name", where)
     taken = set(raw_inputs) | set(raw_params)
     for label, value in (("output", output), ("upstream", upstream)):
         if value in taken:
             raise RecipeError(f"{where}: {label} name {value!r} is already an input or parameter")
     known = {"name", "summary", "forward", "inputs", "domain", "params", "wrt", "output",
-             "upstream", "notes", "references"}
+             "upstream", "notes", "references", "steps"}
     extra = {k: v for k, v in data.items() if k not in known}
     return Recipe(name=name, summary=summary, forward=forward, inputs=tuple(inputs), wrt=wrt,
                   output=output, upstream=upstream, params=tuple(params),
                   notes=_strings(data, "notes", where),
-                  references=_strings(data, "references", where), path=path, extra=extra)
+                  references=_strings(data, "references", where), path=path, extra=extra,
+                  steps=steps)
+
+
+def _steps(data: dict, where: str) -> tuple[tuple[str, str], ...]:
+    """[[steps]] tables: name = an identifier, expr = its expression over the inputs,
+    parameters and earlier steps."""
+    raw = data.get("steps", [])
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise RecipeError(f"{where}: 'steps' must be an array of tables ([[steps]] name = ..., expr = ...)")
+    out, seen = [], set()
+    for i, table in enumerate(raw, 1):
+        name, expr = table.get("name"), table.get("expr")
+        if not isinstance(name, str) or not isinstance(expr, str) or not expr.strip():
+            raise RecipeError(f"{where}: step {i} needs name = \"...\" and expr = \"...\"")
+        _ident(name, f"step {i} name", where)
+        if name in seen:
+            raise RecipeError(f"{where}: step name {name!r} is used twice")
+        extra = set(table) - {"name", "expr", "note"}
+        if extra:
+            raise RecipeError(f"{where}: step {name!r} has unknown field {sorted(extra)[0]!r}")
+        seen.add(name)
+        out.append((name, expr))
+    return tuple(out)
 
 
 def load_file(path: Path) -> Recipe:

@@ -33,12 +33,39 @@ IN_LETTERS = {(1, 1): "j", (0, 1): "i", (0, 2): "ij", (1, 2): "rs", (2, 2): "rs"
 
 
 def parse_forward(recipe: Recipe) -> tuple[Scope, ir.Node]:
+    """The forward as one IR tree (a composite's steps inlined)."""
+    scope, out, _ = parse_steps(recipe)
+    return scope, out
+
+
+def step_definitions(recipe: Recipe) -> dict[str, ir.Node]:
+    """{step name: its IR over inputs and earlier steps (as named variables)}, in order; for a
+    plain recipe {output: forward}."""
     scope = Scope({i.name: i.shape for i in recipe.inputs}, {p.name: p.default for p in recipe.params})
-    try:
-        return scope, parse(recipe.forward, scope)
-    except ExpressionError as exc:
-        where = "--expr" if recipe.name == "expr" else f"recipe {recipe.name!r}: forward"
-        raise ExpressionError(f"{where}: {exc.message}", hint=exc.hint) from None
+    raw: dict[str, ir.Node] = {}
+    for name, text in recipe.steps or ((recipe.output, recipe.forward),):
+        raw[name] = parse(text, Scope(scope.inputs, scope.params, {k: v.shape for k, v in raw.items()}))
+    return raw
+
+
+def parse_steps(recipe: Recipe) -> tuple[Scope, ir.Node, dict[str, ir.Node]]:
+    """(scope, forward IR with every step inlined, {step name: its inlined IR})."""
+    scope = Scope({i.name: i.shape for i in recipe.inputs}, {p.name: p.default for p in recipe.params})
+    steps = recipe.steps or (("", recipe.forward),)
+    defs: dict[str, ir.Node] = {}
+    node = None
+    for name, text in steps:
+        local = Scope(scope.inputs, scope.params, {k: v.shape for k, v in defs.items()})
+        try:
+            node = parse(text, local)
+        except ExpressionError as exc:
+            where = ("--expr" if recipe.name == "expr" else
+                     f"recipe {recipe.name!r}: " + (f"step {name!r}" if name else "forward"))
+            raise ExpressionError(f"{where}: {exc.message}", hint=exc.hint) from None
+        node = ir.substitute(node, {ir.Var(k, v.shape, "named"): v for k, v in defs.items()})
+        if name:
+            defs[name] = node
+    return scope, node, defs
 
 
 def _letters(out_rank: int, in_rank: int, taken: set[str]) -> tuple[list[str], list[str]]:
@@ -63,11 +90,13 @@ def _latex_name(name: str, idx: list[str] = ()) -> str:
 
 def derive(recipe: Recipe) -> Derivation:
     started = time.perf_counter()
-    scope, out = parse_forward(recipe)
-    named_defs = {recipe.output: out}
-    named_nodes = {out: recipe.output}
-    if isinstance(out, ir.Macro):
-        named_nodes[out.expansion] = recipe.output
+    scope, out, steps = parse_steps(recipe)
+    named_defs = {recipe.output: out, **steps}
+    named_nodes = {}
+    for name, node in list(steps.items()) + [(recipe.output, out)]:
+        named_nodes[node] = name
+        if isinstance(node, ir.Macro):
+            named_nodes[node.expansion] = name
     scalar = out.rank == 0
     upstream = None if scalar else ir.Var(recipe.upstream, out.shape, "upstream")
     seed = ir.ONE if scalar else upstream
@@ -90,7 +119,10 @@ def derive(recipe: Recipe) -> Derivation:
         verifier = Verifier(problem)
 
         oi, ii = _letters(out.rank, x.rank, taken)
-        index_form = _index_form(cot, upstream, oi, ii, taken, verifier)
+        too_large = None if verifier.feasible else (
+            f"too large to verify symbolically element-wise (about {verifier.cost:,} operations "
+            f"at the smallest sizes)")
+        index_form = _index_form(cot, upstream, oi, ii, taken, verifier) if not too_large else None
         if scalar:
             lhs_p, lhs_l = f"∂{_sub(recipe.output, [], True)}/∂{_sub(w, [], True)}", \
                 rf"\frac{{\partial {_latex_name(recipe.output)}}}{{\partial {_latex_name(w)}}}"
@@ -117,7 +149,13 @@ def derive(recipe: Recipe) -> Derivation:
                 lhs_l = rf"\frac{{\partial L}}{{\partial {_latex_name(w)}}}"
             matrix = None
             if form is not None:
-                ver = verifier.check_matrix(kind, form)
+                if too_large:
+                    from ..check.confirm import confirm_numerically
+
+                    ver = confirm_numerically(recipe, w, kind, language(form),
+                                              verifier.assignments, too_large)
+                else:
+                    ver = verifier.check_matrix(kind, form)
                 matrix = Form(language(form), pretty(form), f"{lhs_l} = {latex(form)}", ver)
             notes = ()
             if kind == "vjp":
@@ -125,6 +163,8 @@ def derive(recipe: Recipe) -> Derivation:
                          f"gradient of a scalar loss L (shape {fmt_shape(out.shape)}).",)
             elif kind == "jacobian" and form is None:
                 notes = ("no closed matrix Jacobian was obtained; the index form is verified",)
+            if too_large:
+                notes += ("no index form: written entry by entry it would be too large to read",)
             index = None
             if index_form is not None:
                 text, pform, ltx, ver = index_form
@@ -138,8 +178,8 @@ def derive(recipe: Recipe) -> Derivation:
 
     return Derivation(
         target=recipe.name, summary=recipe.summary, forward=recipe.forward,
-        forward_pretty=f"{pretty(ir.Var(recipe.output, ()))} = {pretty(out)}",
-        forward_latex=f"{latex(ir.Var(recipe.output, ()))} = {latex(out)}",
+        forward_pretty=_forward_text(recipe, out, pretty, "\n"),
+        forward_latex=_forward_text(recipe, out, latex, r" \\ "),
         output=recipe.output, output_shape_text=fmt_shape(out.shape),
         inputs=tuple(InputInfo(i.name, tuple(i.shape), fmt_shape(i.shape), i.domain)
                      for i in recipe.inputs),
@@ -147,6 +187,14 @@ def derive(recipe: Recipe) -> Derivation:
         derivatives=tuple(derivatives), conventions=tuple(_conventions(out, recipe, upstream)),
         notes=recipe.notes, references=recipe.references,
         elapsed_s=time.perf_counter() - started, warnings=tuple(warnings))
+
+
+def _forward_text(recipe: Recipe, out: ir.Node, printer, sep: str) -> str:
+    """'y = f(x)', or for a composite every step 'Z1 = …; A1 = …; …'."""
+    if not recipe.steps:
+        return f"{printer(ir.Var(recipe.output, ()))} = {printer(out)}"
+    return sep.join(f"{printer(ir.Var(name, ()))} = {printer(node)}"
+                    for name, node in step_definitions(recipe).items())
 
 
 def _index_form(cot: ir.Node, upstream: ir.Var | None, oi: list[str], ii: list[str],

@@ -93,7 +93,9 @@ class Simplifier:
         if isinstance(a, ir.Neg):
             return ir.neg(ir.transpose(a.a))
         if isinstance(a, ir.Binary) and a.op in "+-" and a.a.rank == 2 and a.b.rank == 2:
-            return ir.binary(a.op, ir.transpose(a.a), ir.transpose(a.b))
+            # (A ± B)ᵀ = Aᵀ ± Bᵀ only where that removes transposes (diag(p) − p pᵀ)
+            pushed = self.simp(ir.binary(a.op, ir.transpose(a.a), ir.transpose(a.b)))
+            return pushed if ir.count_ops(pushed) < ir.count_ops(n) else n
         if isinstance(a, ir.Binary) and a.op in "*/" and a.b.rank == 0:
             return ir.binary(a.op, ir.transpose(a.a), a.b)
         if isinstance(a, ir.Binary) and a.op == "*" and a.a.rank == 0:

@@ -22,6 +22,7 @@ from .explicit import EXACT, Explicit, symbol_array, zero_test
 from .index import dim_symbol
 
 MAX_ENTRIES = 400  # n_out * n_in per size assignment
+MAX_COST = 20_000  # estimated SymPy nodes in the explicit forward at the smallest sizes
 BUDGET_S = 30.0     # per form; sizes not reached in time are reported as skipped
 
 
@@ -59,6 +60,37 @@ def size_assignments(dims: list[str], heavy: bool = False) -> list[dict[str, int
     return uniq
 
 
+def explicit_cost(node: ir.Node, sizes: dict[str, int]) -> int:
+    """Estimated number of SymPy nodes in the element-wise forward (all entries) at `sizes`:
+    a product contracting k terms repeats its operands k times, a kink function holds its
+    argument twice (condition and value), a sum over N entries repeats its summand N times."""
+    def dim(d):
+        return d if isinstance(d, int) else sizes[d]
+
+    def entries(n):
+        return int(np.prod([dim(d) for d in n.shape] or [1]))
+
+    memo: dict[ir.Node, int] = {}
+    for n in ir.walk(node):
+        a = [memo[c] for c in n.args]
+        if isinstance(n, ir.MatMul):
+            size = dim(n.a.shape[-1]) * (a[0] + a[1] + 1)
+        elif isinstance(n, ir.Apply):
+            size = (2 * a[0] + 3) if n.fn in ("relu", "leaky_relu", "abs") else a[0] + 1
+            size += sum(a[1:])
+        elif isinstance(n, ir.Sum):
+            size = max(1, entries(n.a) // max(1, entries(n))) * a[0]
+        elif isinstance(n, ir.Trace):
+            size = dim(n.a.shape[0]) * a[0]
+        elif isinstance(n, (ir.Det, ir.Inv)):
+            k = dim(n.a.shape[0])
+            size = k ** 3 * a[0]
+        else:
+            size = sum(a) + 1
+        memo[n] = min(size, 10**12)
+    return memo[node] * entries(node)
+
+
 def describe_sizes(sizes: list[dict[str, int]], method: str) -> str:
     how = "symbolically" if method == EXACT else "numerically (40-digit arithmetic at random points)"
     if not sizes or sizes == [{}]:
@@ -90,6 +122,8 @@ class Verifier:
         if not self.assignments:
             self.assignments = [{d: 2 for d in dims}]
         self._cache: dict[int, dict] = {}
+        self.cost = explicit_cost(problem.out, self.assignments[0])
+        self.feasible = self.cost <= MAX_COST
 
     def _entries(self, sizes) -> int:
         def count(shape):

@@ -195,8 +195,11 @@ def summary_line(r: Derivation) -> Text:
     if not r.verified:
         return Text("✗ NOT VERIFIED: a derivative has no form that could be confirmed.",
                     style="bold red")
-    return Text(f"✓ All {len(forms)} form(s) verified against an independent element-wise "
-                "derivation.", style="bold green")
+    numeric = [f for f in forms if f.verification.method == "finite-differences"]
+    how = ("an independent element-wise derivation" if not numeric else
+           "finite differences" if len(numeric) == len(forms) else
+           "an independent element-wise derivation or finite differences")
+    return Text(f"✓ All {len(forms)} form(s) verified against {how}.", style="bold green")
 
 
 __all__ = ["make_console", "render_recipes", "render_derivation", "render_derivative",
