@@ -120,3 +120,37 @@ def test_a_step_using_a_later_name_is_an_input_error(tmp_path):
             'name = "z"\nexpr = "sum(x)"\n[inputs]\nx = "n"\n')
     with pytest.raises(DerivkitError, match=r"step 'y': unknown name 'z'"):
         api.derive_recipe("comp", recipe_dirs=_write(tmp_path, body))
+
+
+def test_mlp3_backward_chain_is_the_tutorials_with_shapes_and_every_line_verified():
+    from derivkit import chain
+
+    lines = {s.lhs: s for s in chain.backward_chain(recipes.load("mlp3"))}
+    assert lines["ΔZ3"].form.text == "ΔYhat * where(Z3 >= 0, 1, alpha)"
+    assert lines["ΔA2"].form.text == "ΔZ3 @ W3"             # W3ᵀ Δ_y in the tutorial's layout
+    assert lines["∂L/∂W3"].form.text == "ΔZ3.T @ A2"
+    assert lines["∂L/∂b3"].form.text == "sum(ΔZ3, axis=0)"
+    assert (lines["ΔA2"].shape_text, lines["∂L/∂W1"].shape_text) == ("m×d2", "d1×d0")
+    assert all(s.form.verification.verified for s in lines.values())
+
+
+def test_backward_function_matches_hand_written_backprop_and_shows_the_updated_w3_error():
+    import sys
+    from pathlib import Path
+
+    from derivkit import chain
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_engine import _mlp3_backprop
+
+    f = chain.backward_function(recipes.load("mlp3"))
+    rng = np.random.default_rng(1)
+    shapes = {"X": (5, 3), "T": (5, 2), "W1": (4, 3), "b1": (4,), "W2": (6, 4), "b2": (6,),
+              "W3": (2, 6), "b3": (2,)}
+    v = {k: rng.standard_normal(s) for k, s in shapes.items()}
+    out = f(**v)
+    ref = _mlp3_backprop(v, {"alpha": 0.01})
+    for w in ref:
+        np.testing.assert_allclose(out[f"∂L/∂{w}"], ref[w], rtol=1e-12, atol=1e-14)
+    stale = f(**v, backward_overrides={"W3": v["W3"] - 0.1 * out["∂L/∂W3"]})
+    np.testing.assert_allclose(stale["∂L/∂W3"], out["∂L/∂W3"])     # W3's own gradient unchanged
+    assert not np.allclose(stale["∂L/∂W1"], out["∂L/∂W1"])          # the layers below are wrong
