@@ -217,6 +217,10 @@ from . import cli_lower as _cli_lower  # noqa: E402 - `derivkit lower`, its own 
 
 _cli_lower.register(app)
 
+from . import cli_train as _cli_train  # noqa: E402 - `derivkit train`, its own module too
+
+_cli_train.register(app)
+
 
 def main() -> None:
     """Console-script entry point (`derivkit`, `python -m derivkit`)."""
