@@ -142,7 +142,7 @@ def _render(console, result) -> None:
     from rich.text import Text
 
     sizes = ", ".join(f"{k}={v}" for k, v in result.sizes.items())
-    console.print(Text(f"train {result.recipe}: {result.epochs} epoch{"s" if result.epochs != 1 else ""}, lr {result.lr:g}, "
+    console.print(Text(f"train {result.recipe}: {result.epochs} epoch{'s' if result.epochs != 1 else ''}, lr {result.lr:g}, "
                        f"seed {result.seed}, sizes {sizes}", style="bold"))
     console.print(Text("loss after each epoch:"))
     for line in loss_chart(list(result.losses) + [result.final_loss]):
