@@ -209,6 +209,8 @@ def train(recipe: Recipe, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
     """Full-batch gradient descent on `make_task(recipe, sizes, seed)`; `progress(epoch, loss)`
     is called after each epoch (1-based). Every parameter is updated from the gradients of the
     same forward/backward pass, unless `use_updated_weights` (the tutorial's mistake)."""
+    import numpy as np
+
     from .chain import backward_function
     from .forms import forward_function
 
@@ -227,7 +229,8 @@ def train(recipe: Recipe, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
     deviations: dict[str, list[float]] = {w: [] for w in lower_params} if use_updated_weights else {}
 
     def loss_at(p) -> float:
-        value = float(loss_of(**task.data, **p))
+        with np.errstate(all="ignore"):   # an overflow is reported as divergence, below
+            value = float(loss_of(**task.data, **p))
         if not math.isfinite(value):
             raise DerivkitError(f"training diverged: the loss is {value} after {len(losses)} "
                                 f"epoch(s) at --lr {lr}", "use a smaller --lr")
@@ -236,11 +239,13 @@ def train(recipe: Recipe, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
     for epoch in range(1, epochs + 1):
         loss = loss_at(params)
         losses.append(loss)
-        grads = backward(**task.data, **params)
+        with np.errstate(all="ignore"):   # a finite loss can still overflow in a gradient
+            grads = backward(**task.data, **params)
         true = {w: grads[f"∂{loss_name}/∂{w}"] for w in recipe.wrt}
         if use_updated_weights:
             updated = {w: params[w] - lr * true[w] for w in top}
-            stale = backward(**task.data, **params, backward_overrides=updated)
+            with np.errstate(all="ignore"):
+                stale = backward(**task.data, **params, backward_overrides=updated)
             used = {w: stale[f"∂{loss_name}/∂{w}"] for w in lower_params}
             for w in lower_params:
                 deviations[w].append(_relative(used[w], true[w]))
