@@ -12,8 +12,6 @@ tutorial's warning: with an already-updated W3, Δ_A2 = Δ_Z3 W3' is not the gra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from . import ir, lower
 from .derive.engine import step_definitions
 from .derive.simplify import simplify
@@ -22,21 +20,10 @@ from .derive.vjp import vjp
 from .errors import DerivkitError
 from .printing import language, latex, pretty
 from .recipes import Recipe
-from .results import Form
+from .results import ChainStep, Form
 from .shapes import fmt_shape
 
 DELTA = "Δ"
-
-
-@dataclass(frozen=True)
-class ChainStep:
-    """One line of the backward pass: `lhs = form`, e.g. ΔA2 = ΔZ3 W3 or ∂L/∂W3 = ΔZ3ᵀ A2."""
-
-    lhs: str
-    target: str          # the step or input this is the derivative with respect to
-    kind: str            # "delta" (an intermediate) | "gradient" (a differentiated input)
-    shape_text: str
-    form: Form
 
 
 def _delta(name: str, shape) -> ir.Var:
@@ -137,7 +124,11 @@ def _verify_line(node, target, kind, steps, inputs, params, recipe):
     line = ir.substitute(node, {v: ir.Var(v.name, v.shape, "input") for v in ir.walk(node)
                                 if isinstance(v, ir.Var) and v.role in ("named", "upstream")})
     verifier = Verifier(Problem(renamed, free, params, {}, target_var, None))
-    return verifier.check_matrix("gradient", line)
+    ver = verifier.check_matrix("gradient", line)
+    from dataclasses import replace
+
+    return replace(ver, detail=f"each line {ver.detail} as the VJP of the steps that use it "
+                               f"(their operands and Δs free)" if ver.verified else ver.detail)
 
 
 def backward_function(recipe: Recipe):

@@ -60,6 +60,17 @@ class Derivative:
 
 
 @dataclass(frozen=True)
+class ChainStep:
+    """One line of a composite's backward pass: `lhs = form`, e.g. ΔA2 = ΔZ3 W3."""
+
+    lhs: str
+    target: str          # the step or input this is the derivative with respect to
+    kind: str            # "delta" (an intermediate) | "gradient" (a differentiated input)
+    shape_text: str
+    form: Form
+
+
+@dataclass(frozen=True)
 class InputInfo:
     name: str
     shape: tuple
@@ -87,10 +98,12 @@ class Derivation:
     references: tuple[str, ...] = ()
     elapsed_s: float = 0.0
     warnings: tuple[str, ...] = field(default=())
+    chain: tuple[ChainStep, ...] = ()   # composite recipes: the backward pass, step by step
 
     @property
     def verified(self) -> bool:
-        return all(d.verified for d in self.derivatives)
+        return (all(d.verified for d in self.derivatives)
+                and all(c.form.verification.verified for c in self.chain))
 
 
 @dataclass(frozen=True)

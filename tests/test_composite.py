@@ -154,3 +154,20 @@ def test_backward_function_matches_hand_written_backprop_and_shows_the_updated_w
     stale = f(**v, backward_overrides={"W3": v["W3"] - 0.1 * out["∂L/∂W3"]})
     np.testing.assert_allclose(stale["∂L/∂W3"], out["∂L/∂W3"])     # W3's own gradient unchanged
     assert not np.allclose(stale["∂L/∂W1"], out["∂L/∂W1"])          # the layers below are wrong
+
+
+def test_derive_mlp3_shows_the_backward_pass_in_text_and_json():
+    import json
+
+    from typer.testing import CliRunner
+
+    from derivkit.cli import app
+
+    runner = CliRunner()
+    text = runner.invoke(app, ["derive", "mlp3"])
+    assert text.exit_code == 0, text.output
+    assert "Backward pass" in text.stdout and "ΔA2 = ΔZ3 W3" in text.stdout
+    assert "∂L/∂W3 = ΔZ3ᵀ A2" in text.stdout
+    data = json.loads(runner.invoke(app, ["derive", "mlp3", "--json"]).stdout)
+    assert [c["lhs"] for c in data["chain"]][:3] == ["ΔYhat", "ΔZ3", "ΔA2"]
+    assert all(c["verified"] for c in data["chain"]) and data["verified"]

@@ -186,7 +186,20 @@ def derive(recipe: Recipe) -> Derivation:
         params=tuple((p.name, p.default) for p in recipe.params),
         derivatives=tuple(derivatives), conventions=tuple(_conventions(out, recipe, upstream)),
         notes=recipe.notes, references=recipe.references,
-        elapsed_s=time.perf_counter() - started, warnings=tuple(warnings))
+        elapsed_s=time.perf_counter() - started, warnings=tuple(warnings),
+        chain=_chain(recipe))
+
+
+def _chain(recipe: Recipe):
+    """The backward pass line by line, for composite recipes whose last step is a scalar loss."""
+    if not recipe.steps:
+        return ()
+    from ..chain import backward_chain
+
+    try:
+        return backward_chain(recipe)
+    except DerivkitError:
+        return ()  # e.g. a vector-valued last step: no loss to propagate from
 
 
 def _forward_text(recipe: Recipe, out: ir.Node, printer, sep: str) -> str:

@@ -171,6 +171,9 @@ def render_derivation(console: Console, r: Derivation, form: str | None = None) 
     facts.add_row("output", Text(f"{r.output} : {r.output_shape_text}"))
     console.print(Padding(facts, (0, 0, 0, 2), expand=False))
     console.print()
+    if r.chain:
+        render_chain(console, r, form)
+        console.print()
     for d in r.derivatives:
         render_derivative(console, d, r, form)
         console.print()
@@ -184,8 +187,28 @@ def render_derivation(console: Console, r: Derivation, form: str | None = None) 
     console.print(summary_line(r))
 
 
+def render_chain(console: Console, r: Derivation, form: str | None = None) -> None:
+    """A composite's backward pass, one verified line per Δ or gradient, with its shape."""
+    console.print(Rule(Text("Backward pass (Δ = ∂L/∂·, each through the next)", style="bold"),
+                       align="left", style="dim"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(no_wrap=True)
+    for step in r.chain:
+        ok = step.form.verification.verified
+        mark = Text("✓", style="green") if ok else Text("✗ NOT VERIFIED", style="bold red")
+        text = step.form.latex if form == "latex" else f"{step.lhs} = {step.form.pretty}"
+        grid.add_row(Text(text), Text(step.shape_text), mark)
+    console.print(Padding(grid, (0, 0, 0, 2), expand=False))
+    details = sorted({s.form.verification.detail for s in r.chain})
+    for detail in details:
+        console.print(Padding(Text(detail, style="dim"), (0, 0, 0, 2)))
+
+
 def summary_line(r: Derivation) -> Text:
     forms = [f for d in r.derivatives for f in (d.index, d.matrix) if f is not None]
+    forms += [c.form for c in r.chain]
     bad = [f for f in forms if not f.verification.verified]
     if not r.derivatives:
         return Text("No derivative was derived.", style="bold yellow")
