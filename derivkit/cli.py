@@ -175,19 +175,11 @@ def derive_command(
 
     Every printed form is compared with an independent element-wise derivation at several small
     sizes; a form that could not be confirmed is labelled NOT VERIFIED."""
-    from .options import parse_names, parse_params, parse_shapes
+    from .options import parse_target
 
-    if name and expr:
-        raise DerivkitError("give a recipe NAME or --expr, not both")
-    if not name and not expr:
-        raise DerivkitError("give a recipe NAME or --expr TEXT",
-                            "e.g. 'derivkit derive softmax'; 'derivkit list' shows the recipes")
-    names = parse_names(wrt)
-    if name and (shape or param):
-        raise DerivkitError("--shape and --param apply to --expr only",
-                            f"recipe {name!r} declares its own shapes and parameters")
-    shapes = parse_shapes(shape)
-    params = parse_params(param)
+    names, shapes, params = parse_target(
+        name, expr, wrt, shape, param,
+        "e.g. 'derivkit derive softmax'; 'derivkit list' shows the recipes")
 
     from . import api
 

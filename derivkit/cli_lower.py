@@ -52,19 +52,10 @@ def lower_command(
     recipes: RecipesOption = None,
 ) -> None:
     """Write verified derivatives as a standalone NumPy module (help text: HELP)."""
-    from .options import parse_names, parse_params, parse_shapes
+    from .options import parse_target
 
-    if name and expr:
-        raise DerivkitError("give a recipe NAME or --expr, not both")
-    if not name and not expr:
-        raise DerivkitError("give a recipe NAME or --expr TEXT",
-                            "e.g. 'derivkit lower linear -o linear_grads.py'")
-    names = parse_names(wrt)
-    if name and (shape or param):
-        raise DerivkitError("--shape and --param apply to --expr only",
-                            f"recipe {name!r} declares its own shapes and parameters")
-    shapes = parse_shapes(shape)
-    params = parse_params(param)
+    names, shapes, params = parse_target(name, expr, wrt, shape, param,
+                                         "e.g. 'derivkit lower linear -o linear_grads.py'")
     if output is not None:
         _check_writable(output, force)
 

@@ -94,3 +94,16 @@ def parse_sizes(specs: list[str] | None) -> dict[str, int]:
             raise DerivkitError(f"--size {spec!r}: the size must be at least 1", _SIZE_HINT)
         sizes[name] = value
     return sizes
+
+
+def parse_target(name: str | None, expr: str | None, wrt, shape, param, example: str):
+    """NAME or --expr (exactly one); --shape/--param only with --expr. -> (wrt, shapes, params)"""
+    if name and expr:
+        raise DerivkitError("give a recipe NAME or --expr, not both")
+    if not name and not expr:
+        raise DerivkitError("give a recipe NAME or --expr TEXT", example)
+    names = parse_names(wrt)
+    if name and (shape or param):
+        raise DerivkitError("--shape and --param apply to --expr only",
+                            f"recipe {name!r} declares its own shapes and parameters")
+    return names, parse_shapes(shape), parse_params(param)
