@@ -219,3 +219,8 @@ def test_expression_inputs_take_their_natural_domain():
     recipe = api.recipe_from_expression("sum(log(x) + relu(y))", ["x"], {"x": "n", "y": "n"})
     assert {i.name: i.domain for i in recipe.inputs} == {"x": "positive", "y": "nonzero"}
     assert api.check_expression("sum(log(x))", ["x"], {"x": "n"}, sizes={"n": 12}).passed
+
+
+def test_sizes_too_large_to_evaluate_are_an_input_error():
+    with pytest.raises(DerivkitError, match="GiB"):
+        api.check_recipe("linear", mode="directional", sizes={"m": 10**6, "n": 10**5, "k": 10})

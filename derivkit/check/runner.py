@@ -41,6 +41,7 @@ MODES = ("auto", "full", "directional")
 DTYPES = {"float64": np.float64, "float32": np.float32}
 AUTO_FULL_MAX = 512
 MAX_FULL_BYTES = 2 << 30
+MAX_EVAL_BYTES = 4 << 30   # one evaluation of the forward (every intermediate) at the sizes
 CHUNK_BYTES = 32 << 20
 KINK_ATTEMPTS = 20
 MISS_PROBABILITY = 0.01
@@ -137,6 +138,13 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
         all_params[name] = float(value)
     concrete_sizes = sampling.default_sizes(dims, sizes)
     np_dtype = DTYPES[dtype]
+    one_eval = sum(16 * int(np.prod(sampling.concrete(n.shape, concrete_sizes) or (1,)))
+                   for n in ir.walk(out))
+    if one_eval > MAX_EVAL_BYTES:
+        raise DerivkitError(
+            f"at these sizes ({', '.join(f'{k}={v}' for k, v in concrete_sizes.items())}) one "
+            f"evaluation of {recipe.name!r} needs about {one_eval / 2**30:.0f} GiB",
+            "use smaller --size values")
     derivation = derivation or derive(recipe)
     target = _Target(recipe, out, concrete_sizes, all_params, np_dtype, [i.name for i in recipe.inputs])
     rng = np.random.default_rng(seed)
