@@ -11,7 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from . import ir
-from .printing import ADD, ATOM, MUL, NEG, POSTFIX, POW, LanguagePrinter
+from .printing import ADD, ATOM, MUL, NEG, LanguagePrinter
 
 NP_FN = {"exp": "np.exp", "log": "np.log", "sqrt": "np.sqrt", "abs": "np.abs", "sign": "np.sign",
          "tanh": "np.tanh"}
@@ -114,7 +114,6 @@ def _leaky_relu(x, alpha):
 '''
 
 numpy_source = NumpyPrinter()
-_ = (MUL, POSTFIX, POW)
 
 
 def dims_prelude(inputs: dict[str, tuple]) -> list[str]:

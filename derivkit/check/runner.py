@@ -33,7 +33,7 @@ from ..derive.engine import derive, parse_forward
 from ..errors import DerivkitError
 from ..forms import form_function
 from ..lower import batched_function
-from ..recipes import Recipe, load_all
+from ..recipes import Recipe
 from ..results import CheckReport, CheckResult, Derivation, TargetCheck, WorstEntry
 from . import finite, sampling
 
@@ -524,6 +524,5 @@ def check_all(*, recipe_dirs=None, progress=None, sizes: dict[str, int] | None =
             targets.append(TargetCheck(target=name, passed=False, seed=options.get("seed", 0),
                                        dtype=options.get("dtype", "float64"), sizes={}, results=(),
                                        error=exc.one_line(), seconds=time.perf_counter() - t0))
-    _ = load_all
     return CheckReport(passed=all(t.passed for t in targets) and bool(targets),
                        targets=tuple(targets), seconds=time.perf_counter() - started)

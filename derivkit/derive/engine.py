@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import time
 
-import sympy as sp
-
 from .. import functions, ir
 from ..errors import DerivkitError, ExpressionError
 from ..language import Scope, parse
 from ..printing import GREEK, language, latex, pretty
 from ..recipes import Recipe
-from ..results import Derivation, Derivative, Form, InputInfo, Verification
+from ..results import Derivation, Derivative, Form, InputInfo
 from ..shapes import fmt_shape
 from . import index as ix
 from .jacobian import jacobian
@@ -241,5 +239,3 @@ def _conventions(out: ir.Node, recipe: Recipe, upstream: ir.Var | None) -> list[
                      "this definition.")
     return notes
 
-
-__all__ = ["derive", "parse_forward", "sp"]

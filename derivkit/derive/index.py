@@ -134,11 +134,6 @@ class IndexEvaluator:
         a = n.a
         axes = range(a.rank) if n.axis is None else [n.axis]
         dummies = {ax: self.dummy(a.shape[ax]) for ax in axes}
-        if n.keepdims:
-            rest = list(idx)
-        else:
-            rest = list(idx)
-            rest = [None if False else r for r in rest]
         inner, it = [], iter(idx)
         for ax in range(a.rank):
             if ax in dummies:
