@@ -300,12 +300,7 @@ def is_const(node: Node, value=None) -> bool:
 def binary(op: str, a: Node, b: Node) -> Node:
     if op not in ("+", "-", "*", "/", "**"):
         raise ValueError(op)
-    what = {"+": "+", "-": "-", "*": "*", "/": "/", "**": "**"}[op]
-    if op == "**" and b.rank:
-        shape = broadcast(a.shape, b.shape, what=f"'{what}'")
-    else:
-        shape = broadcast(a.shape, b.shape, what=f"'{what}'")
-    return Binary(op, a, b, shape)
+    return Binary(op, a, b, broadcast(a.shape, b.shape, what=f"'{op}'"))
 
 
 def add(a, b):

@@ -217,3 +217,17 @@ def test_sympy_pitfalls_are_right_here():
     assert d.derivatives[0].matrix.text == "f * eye(n)" and d.verified
     d = api.derive_expression("sum(softmax(z) * y)", ["z"], {"z": "n", "y": "n"})
     assert d.verified
+
+
+def test_scalar_rules_keep_float_constants_exact():
+    """A float in an elementwise derivative (e.g. 0.5) is lowered as 0.5, not rounded."""
+    import sympy as sp
+
+    from derivkit import ir
+    from derivkit.derive.vjp import from_scalar_sympy
+
+    t = sp.Symbol("t", real=True)
+    x = ir.Var("x", ("n",))
+    node = from_scalar_sympy(sp.Float(0.5) * t + sp.Rational(1, 3), {t: x})
+    consts = sorted(float(n.value) for n in ir.walk(node) if isinstance(n, ir.Const))
+    assert consts == [1 / 3, 0.5]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import sympy as sp
 
 from .. import functions, ir
+from .simplify import _ir_number
 from ..shapes import Shape
 
 
@@ -46,8 +47,7 @@ def from_scalar_sympy(expr: sp.Expr, mapping: dict[sp.Symbol, ir.Node]) -> ir.No
         if e in mapping:
             return mapping[e]
         if e.is_Number:
-            return ir.const(sp.Rational(e).limit_denominator(10**12).p / 1) if not e.is_Rational \
-                else ir.const(__import__("fractions").Fraction(int(e.p), int(e.q)))
+            return _ir_number(e)
         if isinstance(e, sp.Add):
             terms = list(e.args)
             out = go(terms[0])
