@@ -155,3 +155,21 @@ def _lower(recipe: _recipes.Recipe):
     from .module import lower
 
     return lower(recipe, derive(recipe))
+
+
+def verify_recipe(name: str, claim: str, *, recipe_dirs: list[str | Path] | None = None,
+                  wrt: list[str] | None = None, seed: int = 0):
+    """Is `claim` (matrix or index form) the derivative of recipe `name` w.r.t. the one input in
+    `wrt`? (-> results.ClaimVerdict: verified, refuted with a counterexample, or not verified)"""
+    recipe = _load_with_wrt(name, recipe_dirs, wrt)
+    from .verify_claim import verify_claim
+
+    return verify_claim(recipe, claim, seed=seed)
+
+
+def verify_expression(expr: str, claim: str, wrt: list[str], shapes: dict[str, str],
+                      params: dict[str, float] | None = None, *, seed: int = 0):
+    recipe = recipe_from_expression(expr, wrt, shapes, params)
+    from .verify_claim import verify_claim
+
+    return verify_claim(recipe, claim, seed=seed)

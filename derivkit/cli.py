@@ -88,6 +88,7 @@ app = typer.Typer(
            "derivkit check linear --size m=64 --size n=128 --size k=64\n\n"
            "derivkit check --all --json\n\n"
            "derivkit lower linear -o linear_grads.py\n\n"
+           "derivkit verify linear --wrt W --claim \"X.T @ G\"\n\n"
            "Exit codes: 0 ok, 1 a check failed (e.g. a form NOT VERIFIED), 2 usage or input "
            "error, 3 internal error.",
     no_args_is_help=True,
@@ -212,6 +213,10 @@ _cli_lower.register(app)
 from . import cli_train as _cli_train  # noqa: E402 - `derivkit train`, its own module too
 
 _cli_train.register(app)
+
+from . import cli_verify as _cli_verify  # noqa: E402 - `derivkit verify`, its own module too
+
+_cli_verify.register(app)
 
 
 def main() -> None:

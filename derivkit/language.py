@@ -271,25 +271,31 @@ class _Builder:
         return count if count is not None else ir.ONE
 
 
-def parse(text: str, scope: Scope) -> ir.Node:
-    """Parse `text` into IR over `scope`; any problem is an ExpressionError naming the token."""
+def syntax_tree(text: str, what: str = "expression") -> ast.expr:
+    """The checked syntax tree of `text` (ast.parse runs nothing): length, NUL, nesting and
+    syntax are checked first, each failure an ExpressionError."""
     if not isinstance(text, str) or not text.strip():
-        raise ExpressionError("the expression is empty")
+        raise ExpressionError(f"the {what} is empty")
     if len(text) > MAX_LENGTH:
-        raise ExpressionError(f"the expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
+        raise ExpressionError(f"the {what} is {len(text)} characters long; the limit is {MAX_LENGTH}")
     if "\x00" in text:
-        raise ExpressionError("the expression contains a NUL character")
+        raise ExpressionError(f"the {what} contains a NUL character")
     if text.count("(") > MAX_DEPTH * 4 or _paren_depth(text) > MAX_DEPTH:
-        raise ExpressionError(f"the expression nests deeper than {MAX_DEPTH} levels")
+        raise ExpressionError(f"the {what} nests deeper than {MAX_DEPTH} levels")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        return ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
         col = (exc.offset - 1) if exc.offset else None
-        raise ExpressionError(f"cannot parse the expression: {exc.msg}", source=text, col=col) from None
+        raise ExpressionError(f"cannot parse the {what}: {exc.msg}", source=text, col=col) from None
     except (RecursionError, MemoryError, ValueError):
-        raise ExpressionError("the expression is too deeply nested or too large to parse") from None
+        raise ExpressionError(f"the {what} is too deeply nested or too large to parse") from None
+
+
+def parse(text: str, scope: Scope) -> ir.Node:
+    """Parse `text` into IR over `scope`; any problem is an ExpressionError naming the token."""
+    tree = syntax_tree(text)
     try:
-        return _Builder(text.strip(), scope).build(tree.body)
+        return _Builder(text.strip(), scope).build(tree)
     except RecursionError:
         raise ExpressionError(f"the expression nests deeper than {MAX_DEPTH} levels") from None
 

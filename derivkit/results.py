@@ -195,3 +195,46 @@ class Lowered:
     functions: tuple[str, ...]
     formulas: tuple[tuple[str, str], ...] = ()
     helpers: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- claims (derivkit verify)
+@dataclass(frozen=True)
+class Counterexample:
+    """A concrete point where a claim and the derivation differ: the sizes, every input (and
+    upstream gradient) value, the entry, and both values there."""
+
+    sizes: dict
+    values: dict               # name -> nested list of floats (or a float)
+    entry: tuple[int, ...]     # index into the claimed quantity
+    entry_text: str            # e.g. "∂p_0/∂z_0 (i = 0, j = 0)"
+    claimed: float
+    true: float
+
+
+@dataclass(frozen=True)
+class ClaimVerdict:
+    """`derivkit verify`: is the claimed derivative equal to derivkit's derivation?
+
+    verdict: "verified" (equal symbolically at every size in `sizes` and numerically at random
+    points), "refuted" (with a reason and, unless the shapes already differ, a counterexample at
+    the smallest size where it fails) or "not verified" (derivkit could not decide; says why)."""
+
+    target: str
+    wrt: str
+    claim: str
+    form: str                  # "matrix" | "index"
+    reading: str               # what the claim was read as, e.g. "∂L/∂W = …, the VJP (n×k)"
+    verdict: str
+    reason: str
+    method: str                # "symbolic" | "numeric" | "finite-differences" | "shapes" | "none"
+    sizes: tuple[dict, ...] = ()
+    numeric: str = ""          # the random-point / finite-difference stage, in one sentence
+    counterexample: Counterexample | None = None
+    derived: str | None = None         # derivkit's own form of the same quantity (text)
+    derived_pretty: str | None = None
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def verified(self) -> bool:
+        return self.verdict == "verified"

@@ -102,8 +102,23 @@ def describe_sizes(sizes: list[dict[str, int]], method: str) -> str:
     return f"verified {how} at ({', '.join(dims)}) = {tuples}"
 
 
+@dataclass(frozen=True)
+class Mismatch:
+    """Where a form disagrees with the element-wise derivation: the size assignment, the entry
+    (the form's index, or output index + input index for a Jacobian), both sides as SymPy
+    expressions in the entry symbols of `env` (name -> object array of symbols)."""
+
+    sizes: dict[str, int]
+    entry: tuple[int, ...]
+    derived: sp.Expr
+    truth: sp.Expr
+    env: dict
+
+
 class _Mismatch(Exception):
-    pass
+    def __init__(self, message: str, entry: tuple = (), derived=None, truth=None) -> None:
+        super().__init__(message)
+        self.entry, self.derived, self.truth = entry, derived, truth
 
 
 class _OutOfTime(Exception):
@@ -111,16 +126,19 @@ class _OutOfTime(Exception):
 
 
 class Verifier:
-    def __init__(self, problem: Problem, budget_s: float = BUDGET_S) -> None:
+    def __init__(self, problem: Problem, budget_s: float = BUDGET_S,
+                 assignments: list[dict[str, int]] | None = None) -> None:
         self.p = problem
         self.budget_s = budget_s
         self.deadline = 0.0
-        dims = sorted(ir.dims_used(problem.out) | {d for shape, _ in problem.inputs.values()
-                                                   for d in shape if isinstance(d, str)})
+        self.mismatch: Mismatch | None = None   # the first disagreement of the last check
+        self.dims = sorted(ir.dims_used(problem.out) | {d for shape, _ in problem.inputs.values()
+                                                        for d in shape if isinstance(d, str)})
         heavy = any(isinstance(n, (ir.Det, ir.Inv)) for n in ir.walk(problem.out))
-        self.assignments = [a for a in size_assignments(dims, heavy) if self._entries(a) <= MAX_ENTRIES]
+        candidates = size_assignments(self.dims, heavy) if assignments is None else assignments
+        self.assignments = [a for a in candidates if self._entries(a) <= MAX_ENTRIES]
         if not self.assignments:
-            self.assignments = [{d: 2 for d in dims}]
+            self.assignments = [{d: 2 for d in self.dims}]
         self._cache: dict[int, dict] = {}
         self.cost = explicit_cost(problem.out, self.assignments[0])
         self.feasible = self.cost <= MAX_COST
@@ -184,6 +202,7 @@ class Verifier:
 
     def _run(self, at) -> Verification:
         methods = []
+        self.mismatch = None
         self.deadline = time.monotonic() + self.budget_s
         done = []
         for k in range(len(self.assignments)):
@@ -192,6 +211,9 @@ class Verifier:
                 methods.append(at(ctx))
                 done.append(self.assignments[k])
             except _Mismatch as exc:
+                if exc.derived is not None:
+                    self.mismatch = Mismatch(self.assignments[k], exc.entry, exc.derived,
+                                             exc.truth, self._context(k)["env"])
                 return Verification(False, "none", tuple(self.assignments[:k + 1]),
                                     f"NOT VERIFIED: disagrees with the element-wise derivation at "
                                     f"{_fmt(self.assignments[k])}: {exc}")
@@ -220,7 +242,8 @@ class Verifier:
             verdict = zero_test(d)
             if verdict is None:
                 raise _Mismatch(f"{where} {list(idx)}: derived {_short(derived[idx])}, "
-                                f"element-wise {_short(truth[idx])}")
+                                f"element-wise {_short(truth[idx])}", tuple(int(i) for i in idx),
+                                sp.sympify(derived[idx]), sp.sympify(truth[idx]))
             if verdict != EXACT:
                 worst = verdict
         return worst

@@ -1,0 +1,73 @@
+"""`derivkit verify` output: Rich for people, plain data for JSON. Reads a ClaimVerdict only."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+
+from ..results import ClaimVerdict
+from . import format_sizes
+from .rich_render import _block, _bullet_grid
+
+VERDICT_STYLE = {"verified": ("✓ VERIFIED", "bold green"), "refuted": ("✗ REFUTED", "bold red"),
+                 "not verified": ("? NOT VERIFIED", "bold yellow")}
+
+
+def verdict_data(v: ClaimVerdict) -> dict:
+    from .json_render import _plain
+
+    ce = v.counterexample
+    return {
+        "target": v.target, "wrt": v.wrt, "claim": v.claim, "form": v.form, "reading": v.reading,
+        "verdict": v.verdict, "verified": v.verified, "reason": v.reason, "method": v.method,
+        "sizes": _plain(list(v.sizes)), "numeric": v.numeric,
+        "counterexample": None if ce is None else {
+            "sizes": _plain(ce.sizes), "values": _plain(ce.values), "entry": list(ce.entry),
+            "entry_text": ce.entry_text, "claimed": _finite(ce.claimed), "true": _finite(ce.true)},
+        "derived": v.derived, "derived_pretty": v.derived_pretty, "notes": list(v.notes),
+        "seconds": round(v.seconds, 4)}
+
+
+def _finite(x: float):
+    return x if x == x and abs(x) != float("inf") else str(x)
+
+
+def render_verdict(console: Console, v: ClaimVerdict) -> None:
+    label, style = VERDICT_STYLE.get(v.verdict, (v.verdict.upper(), "bold"))
+    head = Text(f"{label}  ", style=style)
+    head.append(f"{v.target}: ∂/∂{v.wrt}", style="bold cyan")
+    console.print(head)
+    _block(console, Text("claim    ", style="dim") + Text(v.claim), indent=2)
+    _block(console, Text("read as  ", style="dim") + Text(v.reading), indent=2)
+    if v.derived_pretty:
+        _block(console, Text("derivkit ", style="dim") + Text(v.derived_pretty), indent=2)
+    console.print()
+    _block(console, Text(v.reason, style=style.replace("bold ", "")), indent=2)
+    if v.numeric:
+        _block(console, Text(v.numeric, style="green" if v.verified else ""), indent=2)
+    ce = v.counterexample
+    if ce is not None:
+        console.print()
+        console.print(Text("  Counterexample", style="bold"))
+        _block(console, Text(f"sizes    {format_sizes([ce.sizes]) or 'as declared'}"))
+        for name, value in ce.values.items():
+            _block(console, Text(f"{name:<8} {_array(value)}"))
+        _block(console, Text(f"entry    {ce.entry_text}"))
+        _block(console, Text(f"claimed  {_num(ce.claimed)}", style="red"))
+        _block(console, Text(f"true     {_num(ce.true)}", style="green"))
+    if v.notes:
+        console.print()
+        console.print(Text("  Notes", style="bold"))
+        console.print(_bullet_grid(v.notes, indent=4))
+
+
+def _array(value) -> str:
+    if isinstance(value, list):
+        if value and isinstance(value[0], list):
+            return "[" + ", ".join(_array(row) for row in value) + "]"
+        return "[" + ", ".join(_num(x) for x in value) + "]"
+    return _num(value) if isinstance(value, float) else str(value)
+
+
+def _num(x: float) -> str:
+    return "nan" if x != x else f"{x:.6g}"

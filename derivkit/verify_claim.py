@@ -1,0 +1,521 @@
+"""verify_claim(recipe, claim) -> ClaimVerdict: is a claimed derivative right, and if not, where?
+
+A matrix claim is text in the expression language over the target's inputs, parameters, outputs
+(and steps) and upstream gradient. It is read as
+- ∂L/∂x (the gradient) when the output is a scalar L;
+- the VJP ∂L/∂x when it uses the upstream gradient G = ∂L/∂out;
+- the Jacobian ∂out/∂x (n_out × n_in) for vector -> vector targets;
+- the element-wise derivative ∂out_i/∂x_i when it has the shape of out = the shape of x (it is
+  compared as the Jacobian diag(claim), or as the VJP claim ⊙ G for matrices);
+anything else has the wrong shape and is refuted, with the shapes.
+An index claim gives the entry ∂out_{i…}/∂x_{r…} (free indices: the output's, then the input's,
+alphabetically) or ∂L/∂x_{r…}.
+
+Equality is decided as in `derive`: against the element-wise SymPy derivation at concrete sizes
+(distinct per dimension); then numerically at random points at larger sizes (matrix claims:
+finite differences through `check`; index claims: against derivkit's lowered, verified form).
+A refutation comes with a counterexample at the smallest failing size (sizes tried in order of
+the number of Jacobian entries), with every input value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from dataclasses import replace
+
+import numpy as np
+import sympy as sp
+
+from . import functions, ir
+from .claims import ClaimScope, is_index_claim, parse_index_claim
+from .derive.engine import derive, parse_steps
+from .derive.explicit import _sample
+from .derive.index import index_symbol
+from .derive.verify import IndexForm, Mismatch, Problem, Verifier
+from .errors import DerivkitError
+from .forms import parse_form
+from .printing import language
+from .recipes import Recipe
+from .results import ClaimVerdict, Counterexample, Derivation, Derivative
+from .shapes import fmt_shape
+
+SMALL_VALUES = (1, 2, 3, 4)
+MAX_SMALL = 24          # size assignments tried when searching for the smallest failing one
+
+
+class _Target:
+    """The derivative a claim is about: out = forward(inputs), ∂/∂w."""
+
+    def __init__(self, recipe: Recipe, derivation: Derivation) -> None:
+        self.recipe = recipe
+        self.w = recipe.wrt[0]
+        scope, self.out, steps = parse_steps(recipe)
+        self.x = scope.var(self.w)
+        self.scalar = self.out.rank == 0
+        self.upstream = None if self.scalar else ir.Var(recipe.upstream, self.out.shape, "upstream")
+        inputs = {i.name: (i.shape, i.domain) for i in recipe.inputs}
+        named = {recipe.output: self.out, **steps}
+        self.problem = Problem(self.out, inputs, tuple(p.name for p in recipe.params), named,
+                               self.x, self.upstream)
+        self.verifier = Verifier(self.problem)
+        self.derivation = derivation
+        self.steps = steps
+
+    def derived(self, kind: str) -> Derivative | None:
+        return next((d for d in self.derivation.derivatives if d.wrt == self.w and d.kind == kind),
+                    None)
+
+    @property
+    def out_name(self) -> str:
+        return self.recipe.output
+
+
+def verify_claim(recipe: Recipe, claim: str, *, seed: int = 0) -> ClaimVerdict:
+    """`recipe` names exactly one input in `wrt` (the derivative the claim is about)."""
+    started = time.perf_counter()
+    if len(recipe.wrt) != 1:
+        raise DerivkitError(f"{recipe.name!r} has several inputs ({', '.join(recipe.wrt)}): say "
+                            "which derivative the claim is about", "e.g. --wrt " + recipe.wrt[0])
+    index = is_index_claim(claim)
+    if not index:
+        node, _, _ = parse_form(recipe, claim)     # parse errors first: exit 2 before any work
+    t = _Target(recipe, derive(recipe))
+    verdict = _index_claim(t, claim, seed) if index else _matrix_claim(t, claim, node, seed)
+    return replace(verdict, seconds=time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------- matrix claims
+def _fits(shape, target) -> bool:
+    """`shape` broadcasts to exactly `target` (NumPy rules)."""
+    if len(shape) > len(target):
+        return False
+    return all(a == b or a == 1 for a, b in zip(reversed(shape), reversed(target)))
+
+
+def _reading(t: _Target, node: ir.Node) -> tuple[str | None, ir.Node | None, str, str]:
+    """(kind, form to compare, description, wrong-shape reason or "")."""
+    out, x, w, y = t.out, t.x, t.w, t.out_name
+    uses_upstream = t.upstream is not None and any(
+        isinstance(n, ir.Var) and n.name == t.upstream.name for n in ir.walk(node))
+    xs = fmt_shape(x.shape)
+    if t.scalar:
+        desc = f"∂{y}/∂{w}, the gradient (the shape of {w}: {xs})"
+        return ("gradient", node, desc, "") if _fits(node.shape, x.shape) else (
+            None, None, desc, _shape_reason(node, f"∂{y}/∂{w}", w, x.shape))
+    if uses_upstream:
+        desc = (f"∂L/∂{w}, the vector–Jacobian product with {t.upstream.name} = ∂L/∂{y} "
+                f"(the shape of {w}: {xs})")
+        return ("vjp", node, desc, "") if _fits(node.shape, x.shape) else (
+            None, None, desc, _shape_reason(node, f"∂L/∂{w}", w, x.shape))
+    if out.rank == 1 and x.rank == 1 and node.rank == 2:
+        desc = f"∂{y}/∂{w}, the Jacobian ({fmt_shape(out.shape + x.shape)})"
+        if node.shape == out.shape + x.shape:
+            return "jacobian", node, desc, ""
+        return None, None, desc, _shape_reason(node, f"the Jacobian ∂{y}/∂{w}", None,
+                                               out.shape + x.shape)
+    if out.shape == x.shape and _fits(node.shape, out.shape):
+        full = ir.broadcast_to(node, out.shape)
+        if out.rank == 1:
+            return ("jacobian", ir.diag(full), f"the element-wise derivative ∂{y}_i/∂{w}_i: the "
+                    f"Jacobian diag(claim) ({fmt_shape(out.shape + x.shape)})", "")
+        return ("vjp", ir.mul(full, t.upstream), f"the element-wise derivative ∂{y}/∂{w}: the VJP "
+                f"∂L/∂{w} = claim * {t.upstream.name} ({xs})", "")
+    return (None, None, f"∂{y}/∂{w} itself (the claim does not use the upstream gradient "
+            f"{t.upstream.name})", _jacobian_reason(t, node))
+
+
+def _shape_reason(node: ir.Node, what: str, w: str | None, want) -> str:
+    got = fmt_shape(node.shape)
+    of = f"the shape of {w}: " if w else ""
+    hint = " (the transpose's shape: a transposed formula?)" if tuple(reversed(node.shape)) == tuple(want) else ""
+    return f"the claim has shape {got}, but {what} has {of}{fmt_shape(want)}{hint}"
+
+
+def _jacobian_reason(t: _Target, node: ir.Node) -> str:
+    """A claim without the upstream gradient for a non-scalar output: it states the Jacobian,
+    whose shape is out.shape + x.shape."""
+    y, w = t.out_name, t.w
+    letters = "ijkl"[:t.out.rank] + "rstu"[:t.x.rank]
+    lhs = (f"∂{y}_{letters[:t.out.rank]}/∂{w}_{letters[t.out.rank:]}" if t.x.rank else
+           f"∂{y}_{letters}/∂{w}")
+    text = (f"the claim has shape {fmt_shape(node.shape)}, but without {t.upstream.name} it states "
+            f"∂{y}/∂{w} itself: a tensor of shape {fmt_shape(t.out.shape + t.x.shape)} (one index "
+            f"per axis of {y}, {fmt_shape(t.out.shape)}, then of {w}, {fmt_shape(t.x.shape)})")
+    vjp = t.derived("vjp")
+    if vjp is not None and vjp.index is not None and vjp.index.verification.verified:
+        text += f", with entries {lhs} = {vjp.index.pretty}"
+    if vjp is not None and vjp.matrix is not None and vjp.matrix.verification.verified:
+        text += (f". What backprop needs is the vector–Jacobian product ∂L/∂{w} = "
+                 f"{vjp.matrix.pretty} (the shape of {w}: {fmt_shape(t.x.shape)}), where "
+                 f"{t.upstream.name} = ∂L/∂{y}")
+    return text
+
+
+def _matrix_claim(t: _Target, claim: str, node: ir.Node, seed: int) -> ClaimVerdict:
+    kind, form, reading, wrong = _reading(t, node)
+    derived = t.derived(kind or ("gradient" if t.scalar else "vjp"))
+    base = dict(target=t.recipe.name, wrt=t.w, claim=claim, form="matrix", reading=reading,
+                derived=derived.matrix.text if derived and derived.matrix else None,
+                derived_pretty=(f"{derived.lhs_pretty} = {derived.matrix.pretty}"
+                                if derived and derived.matrix else None),
+                notes=_kink_notes(t, form, kind))
+    if wrong:
+        return ClaimVerdict(verdict="refuted", reason=wrong, method="shapes", **base)
+    if not t.verifier.feasible:
+        return _numeric_only(t, kind, form, seed, base)
+    ver = t.verifier.check_matrix(kind, form)
+    if not ver.verified:
+        return _refutation(t, ver, lambda v: v.check_matrix(kind, form), seed, base, kind)
+    numeric = _finite_differences(t, kind, form, seed)
+    if numeric is not None and not numeric[0]:
+        return ClaimVerdict(verdict="refuted", reason=numeric[1], method="finite-differences",
+                            sizes=ver.sizes, counterexample=numeric[2], **base)
+    return ClaimVerdict(verdict="verified", reason=f"equal to derivkit's derivation: {ver.detail}",
+                        method=ver.method, sizes=ver.sizes, numeric=numeric[1] if numeric else "",
+                        **base)
+
+
+def _finite_differences(t: _Target, kind: str, form: ir.Node, seed: int):
+    """(passed, sentence, counterexample) from `check` with the claim as the implementation, at
+    the checker's default sizes (larger than the symbolic ones)."""
+    from .check.runner import check
+    from .forms import form_function
+
+    fn = form_function(t.recipe, language(form), "claim")
+    tc = check(t.recipe, mode="full", seed=seed, derivation=t.derivation,
+               implementations={(kind, t.w): fn})
+    results = [r for r in tc.results if r.kind == kind]
+    if not results:  # pragma: no cover - every kind the reading produces is checked
+        return None
+    sizes = ", ".join(f"{k} = {v}" for k, v in tc.sizes.items()) or "the declared sizes"
+    worst = max(results, key=lambda r: r.max_rel_error)
+    if all(r.passed for r in results):
+        return True, (f"equal to finite differences ({worst.method}, every entry, max relative "
+                      f"error {worst.max_rel_error:.1e}) at random inputs (seed {seed}) at {sizes}"), None
+    e = worst.worst[0] if worst.worst else None
+    ce = None
+    if e is not None:
+        ce = Counterexample(dict(tc.sizes), {"inputs": f"standard normal draw, --seed {seed}"},
+                            tuple(e.index), _entry_text(t, kind, tuple(e.index)), e.derived,
+                            e.numeric)
+    return False, (f"equal at the small sizes checked symbolically, but not at {sizes}: max "
+                   f"relative error {worst.max_rel_error:.1e} against finite differences"), ce
+
+
+def _numeric_only(t: _Target, kind: str, form: ir.Node, seed: int, base: dict) -> ClaimVerdict:
+    """Targets too large for the element-wise derivation: finite differences at several sizes."""
+    why = (f"too large to compare symbolically element-wise (about {t.verifier.cost:,} operations "
+           f"at the smallest sizes)")
+    from .check.runner import check
+    from .forms import form_function
+
+    fn = form_function(t.recipe, language(form), "claim")
+    done = []
+    for k, sizes in enumerate(t.verifier.assignments):
+        tc = check(t.recipe, mode="full", sizes=sizes, seed=seed + k, derivation=t.derivation,
+                   implementations={(kind, t.w): fn})
+        bad = [r for r in tc.results if r.kind == kind and not r.passed]
+        if bad:
+            e = bad[0].worst[0] if bad[0].worst else None
+            ce = e and Counterexample(dict(sizes), {"inputs": f"standard normal draw, --seed {seed + k}"},
+                                      tuple(e.index), _entry_text(t, kind, tuple(e.index)),
+                                      e.derived, e.numeric)
+            return ClaimVerdict(verdict="refuted", method="finite-differences",
+                                reason=f"differs from finite differences of the forward at "
+                                       f"{_fmt(sizes)} (max relative error "
+                                       f"{bad[0].max_rel_error:.1e}); {why}",
+                                sizes=tuple(done + [sizes]), counterexample=ce or None, **base)
+        done.append(sizes)
+    return ClaimVerdict(verdict="verified", method="finite-differences", sizes=tuple(done),
+                        reason=f"equal to finite differences of the forward (every entry) at "
+                               f"{'; '.join(_fmt(s) for s in done)}; not compared symbolically: {why}",
+                        **base)
+
+
+# ---------------------------------------------------------------- index claims
+def _index_claim(t: _Target, claim: str, seed: int) -> ClaimVerdict:
+    arrays = {i.name: tuple(i.shape) for i in t.recipe.inputs}
+    arrays[t.out_name] = tuple(t.out.shape)
+    arrays.update({k: tuple(v.shape) for k, v in t.steps.items()})
+    excluded = {}
+    if t.upstream is not None:
+        excluded[t.upstream.name] = (f"an index claim states the Jacobian entry of ∂{t.out_name}/∂"
+                                     f"{t.w}; the upstream gradient belongs in a matrix claim "
+                                     f"(∂L/∂{t.w})")
+    dims = sorted({d for s in arrays.values() for d in s if isinstance(d, str)})
+    parsed = parse_index_claim(claim, ClaimScope(arrays, tuple(p.name for p in t.recipe.params),
+                                                 tuple(dims), excluded))
+    out_rank = 0 if t.scalar else t.out.rank
+    positions = [(t.out_name, a, d) for a, d in enumerate(t.out.shape)][:out_rank] + \
+                [(t.w, a, d) for a, d in enumerate(t.x.shape)]
+    lhs = _index_lhs(t)
+    derived = t.derived("gradient" if t.scalar else "vjp")
+    base = dict(target=t.recipe.name, wrt=t.w, claim=claim, form="index",
+                derived=derived.index.text if derived and derived.index else None,
+                derived_pretty=(f"{derived.index_lhs_pretty} = {derived.index.pretty}"
+                                if derived and derived.index else None),
+                notes=_kink_notes(t, None, None))
+    free = parsed.free
+    if len(free) == len(positions):
+        o, i = free[:out_rank], free[out_rank:]
+        lhs = (f"∂{t.out_name}" + (f"[{','.join(o)}]" if o else "") + f"/∂{t.w}"
+               + (f"[{','.join(i)}]" if i else ""))
+        reading = lhs + " (" + "; ".join(f"{c}: axis {a} of {arr}, size {d}"
+                                        for c, (arr, a, d) in zip(free, positions)) + ")"
+    else:
+        reading = f"{lhs} with free indices {', '.join(free) or 'none'}"
+    base["reading"] = reading
+    if len(free) != len(positions):
+        shape = fmt_shape(tuple(d for _, _, d in positions))
+        return ClaimVerdict(
+            verdict="refuted", method="shapes", **base,
+            reason=(f"the claim has {len(free)} free ind{'ex' if len(free) == 1 else 'ices'} "
+                    f"({', '.join(free) or 'none'}), but {lhs} has {len(positions)}: "
+                    + (f"{out_rank} for the axes of {t.out_name} ({fmt_shape(t.out.shape)}), then "
+                       if out_rank else "")
+                    + f"{t.x.rank} for {t.w} ({fmt_shape(t.x.shape)}); ∂{t.out_name}/∂{t.w} has "
+                    f"shape {shape}"))
+    for letter, (arr, axis, dim) in zip(free, positions):
+        for use in parsed.uses.get(letter, []):
+            if use.dim != dim:
+                return ClaimVerdict(
+                    verdict="refuted", method="shapes", **base,
+                    reason=(f"index {letter} stands for axis {axis} of {arr} (size {dim}) but "
+                            f"subscripts axis {use.axis} of {use.array}, which has size {use.dim}"))
+    out_syms = tuple(index_symbol(c) for c in free[:out_rank])
+    in_syms = tuple(index_symbol(c) for c in free[out_rank:])
+    form = IndexForm(parsed.expr, out_syms, in_syms, {})
+    if not t.verifier.feasible:
+        return ClaimVerdict(verdict="not verified", method="none", **base,
+                            reason=f"index claims are compared symbolically, and this derivative "
+                                   f"is too large for that (about {t.verifier.cost:,} operations); "
+                                   f"state it as a matrix claim to compare it numerically")
+    ver = t.verifier.check_index(form)
+    if not ver.verified:
+        return _refutation(t, ver, lambda v: v.check_index(form), seed, base, None, free)
+    numeric = _index_numeric(t, form, ver.sizes[-1], seed)
+    return ClaimVerdict(verdict="verified", reason=f"equal to derivkit's derivation: {ver.detail}",
+                        method=ver.method, sizes=ver.sizes, numeric=numeric, **base)
+
+
+def _index_lhs(t: _Target) -> str:
+    return f"∂{t.out_name}/∂{t.w}[…]" if t.scalar else f"∂{t.out_name}[…]/∂{t.w}[…]"
+
+
+def _index_numeric(t: _Target, form: IndexForm, sizes: dict, seed: int) -> str:
+    """Every entry of the claim at a random point vs derivkit's verified matrix form, lowered to
+    NumPy (Jacobian rows from the VJP with unit upstreams)."""
+    from .check.sampling import concrete, sample_inputs
+    from .forms import form_function
+
+    kind = "gradient" if t.scalar else "vjp"
+    dv = t.derived(kind)
+    if dv is None or dv.matrix is None or not dv.matrix.verification.verified:
+        return "no numeric comparison: derivkit has no verified matrix form to compare with"
+    fn = form_function(t.recipe, dv.matrix.text, "derived")
+    rng = np.random.default_rng(seed)
+    values = sample_inputs(t.recipe, sizes, rng, np.float64)
+    params = {p.name: p.default for p in t.recipe.params}
+    out_shape = concrete(t.out.shape, sizes) if not t.scalar else ()
+    x_shape = concrete(t.x.shape, sizes)
+    jac = np.empty(out_shape + x_shape)
+    for o in np.ndindex(*out_shape):
+        kw = dict(values)
+        if not t.scalar:
+            u = np.zeros(out_shape)
+            u[o] = 1.0
+            kw[t.recipe.upstream] = u
+        jac[o] = np.broadcast_to(fn(**kw, **params), x_shape)
+    point = {}
+    for name, arr in values.items():
+        for idx in np.ndindex(*arr.shape):
+            point[(name, idx)] = float(arr[idx])
+    from .derive.explicit import Explicit  # evaluate named outputs at the point
+    from .derive.index import dim_symbol
+
+    env = {k: np.frompyfunc(lambda f: sp.Float(float(f)), 1, 1)(np.asarray(v, dtype=object))
+           for k, v in values.items()}
+    env.update({k: np.asarray(sp.Float(v), dtype=object) for k, v in params.items()})
+    ex = Explicit(sizes, env, t.problem.named)
+    base = {dim_symbol(d): v for d, v in sizes.items()}
+    base.update({functions.param_symbol(k): v for k, v in params.items()})
+    worst = 0.0
+    for o in np.ndindex(*out_shape):
+        for e in np.ndindex(*x_shape):
+            sub = dict(base)
+            sub.update({s: sp.Integer(v) for s, v in zip(form.out_idx, o)})
+            sub.update({s: sp.Integer(v) for s, v in zip(form.in_idx, e)})
+            val = form.expr.xreplace(sub)
+            if val.has(sp.Sum):
+                val = val.doit()
+            val = sp.sympify(val).xreplace({a: _entry(ex, a) for a in val.atoms(sp.Indexed)})
+            val = val.xreplace({s: _scalar(ex, s) for s in val.free_symbols
+                                if _scalar(ex, s) is not None})
+            v = complex(sp.N(val, 20)).real
+            truth = float(jac[o + e])
+            worst = max(worst, abs(v - truth) / max(abs(truth), 1e-300, abs(v)))
+    return (f"every entry equal to derivkit's lowered, verified form at random inputs (seed "
+            f"{seed}) at {_fmt(sizes)}: max relative difference {worst:.1e}")
+
+
+def _entry(ex, atom: sp.Indexed):
+    arr = ex.ev(ir.Var(str(atom.base.label), ()))
+    return arr[tuple(int(i) for i in atom.indices)]
+
+
+def _scalar(ex, s: sp.Symbol):
+    try:
+        arr = ex.ev(ir.Var(s.name, ()))
+    except KeyError:
+        return None
+    return np.asarray(arr).item() if np.ndim(arr) == 0 else None
+
+
+# ---------------------------------------------------------------- refutations
+def _small_assignments(t: _Target) -> list[dict[str, int]]:
+    """Size assignments in increasing number of Jacobian entries (then total size)."""
+    dims = t.verifier.dims
+    combos = [dict(zip(dims, vals)) for vals in itertools.product(SMALL_VALUES, repeat=len(dims))]
+    combos.sort(key=lambda a: (t.verifier._entries(a), sum(a.values()), tuple(a.values())))
+    return combos[:MAX_SMALL]
+
+
+def _refutation(t: _Target, ver, run, seed: int, base: dict, kind: str | None,
+                letters: tuple[str, ...] = ()) -> ClaimVerdict:
+    mismatch = t.verifier.mismatch
+    if mismatch is None:  # the budget ran out, or the comparison could not be carried out
+        return ClaimVerdict(verdict="not verified", method="none", reason=ver.detail,
+                            sizes=ver.sizes, **base)
+    order = _small_assignments(t)
+    failing_key = t.verifier._entries(mismatch.sizes)
+    for sizes in order:
+        if t.verifier._entries(sizes) > failing_key or sizes == mismatch.sizes:
+            break
+        small = Verifier(t.problem, assignments=[sizes])
+        if not run(small).verified and small.mismatch is not None:
+            mismatch = small.mismatch
+            break
+    ce = _counterexample(t, mismatch, kind, letters, seed)
+    reason = (f"differs from the element-wise derivation at {_fmt(mismatch.sizes)}, entry "
+              f"{ce.entry_text}: the claim gives {_num(ce.claimed)}, the derivative is "
+              f"{_num(ce.true)}")
+    return ClaimVerdict(verdict="refuted", reason=reason, method="symbolic",
+                        sizes=(mismatch.sizes,), counterexample=ce, **base)
+
+
+def _counterexample(t: _Target, m: Mismatch, kind: str | None, letters: tuple[str, ...],
+                    seed: int) -> Counterexample:
+    rng = random.Random(seed)
+    params = {functions.param_symbol(p.name): sp.Float(p.default) for p in t.recipe.params}
+    diff = m.derived - m.truth
+    params_names = {p.name for p in t.recipe.params}
+    point = values = None
+    for _ in range(20):
+        point = dict(params)
+        values = {}
+        for name, arr in m.env.items():
+            if name in params_names or (name == t.recipe.upstream and kind not in ("vjp",)):
+                continue
+            vals = np.empty(np.shape(arr), dtype=object)
+            for idx in np.ndindex(*np.shape(arr)):
+                sym = arr[idx]
+                point[sym] = _sample(sym, rng)
+                vals[idx] = float(point[sym])
+            values[name] = vals.tolist() if vals.ndim else float(vals.item())
+        if _value(diff, point) not in (0.0, None):
+            break
+    claimed, true = _value(m.derived, point), _value(m.truth, point)
+    if kind is None:
+        text = ", ".join(f"{c} = {v}" for c, v in zip(letters, m.entry))
+    else:
+        text = _entry_text(t, kind, m.entry)
+    return Counterexample(dict(m.sizes), values, tuple(m.entry), text,
+                          float("nan") if claimed is None else claimed,
+                          float("nan") if true is None else true)
+
+
+def _value(e: sp.Expr, point: dict) -> float | None:
+    try:
+        v = complex(sp.N(sp.sympify(e).xreplace(point), 30))
+    except (TypeError, ValueError):
+        return None
+    return v.real
+
+
+def _entry_text(t: _Target, kind: str, entry: tuple[int, ...]) -> str:
+    y, w = t.out_name, t.w
+    if kind == "jacobian":
+        k = t.out.rank
+        return f"∂{y}[{','.join(map(str, entry[:k]))}]/∂{w}[{','.join(map(str, entry[k:]))}]"
+    lhs = f"∂{y}/∂{w}" if kind == "gradient" else f"∂L/∂{w}"
+    return f"{lhs}[{','.join(map(str, entry))}]" if entry else lhs
+
+
+def _num(v: float) -> str:
+    return "nan" if v != v else f"{v:.6g}"
+
+
+def _fmt(sizes: dict[str, int]) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in sizes.items()) or "the declared sizes"
+
+
+# ---------------------------------------------------------------- kinks
+def _kink_notes(t: _Target, form: ir.Node | None, kind: str | None) -> tuple[str, ...]:
+    """At a kink the derivative is a convention no finite difference can decide: state
+    derivkit's, and (matrix claims) compare the claim with it exactly at the kink."""
+    fns = sorted({n.fn for n in ir.walk(t.out) if isinstance(n, ir.Apply)
+                  and functions.kink_conventions(n.fn)})
+    notes = []
+    for fn in fns:
+        for k in functions.kink_conventions(fn):
+            notes.append(f"{fn}'({k.at}) = {k.value} by derivkit's convention (one-sided "
+                         f"derivatives {k.left} and {k.right}); equality is decided away from the "
+                         f"kink, where the derivative is unique")
+    if form is None or not fns:
+        return tuple(notes)
+    probe = _kink_probe(t, form, kind)
+    return tuple(notes) + ((probe,) if probe else ())
+
+
+def _kink_probe(t: _Target, form: ir.Node, kind: str) -> str | None:
+    """Claim vs derivkit's form with the input at exactly 0 (the kink of relu, leaky_relu,
+    abs), when the input enters a kink function directly."""
+    direct = any(isinstance(n, ir.Apply) and n.a == t.x and functions.kink_conventions(n.fn)
+                 for n in ir.walk(t.out))
+    dv = t.derived(kind)
+    if not direct or dv is None or dv.matrix is None:
+        return None
+    from .check.sampling import default_sizes, sample_inputs
+    from .forms import form_function
+
+    sizes = default_sizes(t.verifier.dims)
+    values = sample_inputs(t.recipe, sizes, np.random.default_rng(0), np.float64)
+    values[t.w] = np.zeros_like(values[t.w])
+    if t.upstream is not None:
+        from .check.sampling import concrete
+
+        values[t.recipe.upstream] = np.ones(concrete(t.out.shape, sizes))
+    params = {p.name: p.default for p in t.recipe.params}
+    with np.errstate(all="ignore"):
+        claimed = np.asarray(_call(form_function(t.recipe, language(form), "claim"), values, params))
+        ours = np.asarray(_call(form_function(t.recipe, dv.matrix.text, "ours"), values, params))
+    claimed = np.broadcast_to(claimed, ours.shape)
+    if np.array_equal(claimed, ours):
+        return f"at {t.w} = 0 (the kink) the claim agrees with derivkit's convention"
+    c = claimed.ravel()[np.argmax(claimed.ravel() != ours.ravel())]
+    o = ours.ravel()[np.argmax(claimed.ravel() != ours.ravel())]
+    what = "is undefined (nan)" if not np.isfinite(c) else f"gives {c:g}"
+    upstream = f" (upstream {t.upstream.name} = 1)" if kind == "vjp" else ""
+    return (f"at {t.w} = 0 (the kink) the claim {what} where derivkit's convention gives {o:g}"
+            f"{upstream}: at a kink the derivative is a convention, so this is not a refutation")
+
+
+def _call(fn, values: dict, params: dict):
+    """Call a lowered form with the keywords it takes."""
+    import inspect
+
+    names = inspect.signature(fn).parameters
+    return fn(**{k: v for k, v in {**values, **params}.items() if k in names})
+
