@@ -127,6 +127,26 @@ def check_expression(expr: str, wrt: list[str], shapes: dict[str, str],
     return check(recipe, params=params, **options)
 
 
+def check_implementation(impl, name: str | None = None, *, expr: str | None = None,
+                         shapes: dict[str, str] | None = None,
+                         recipe_dirs: list[str | Path] | None = None, wrt: list[str] | None = None,
+                         params: dict[str, float] | None = None, **options):
+    """Check a hand-written backward function against finite differences and derivkit's
+    derivation, for a recipe `name` or an expression `expr` (-> results.TargetCheck whose failed
+    results carry diagnoses). `impl` is 'FILE.py:FUNCTION' (FILE is imported and run as Python:
+    only pass code you trust) or a callable; see `derivkit.impl` for the calling convention.
+    `options` are those of `check_recipe`."""
+    from .impl import check
+
+    if expr is not None:
+        recipe = recipe_from_expression(expr, list(wrt or []), dict(shapes or {}), params)
+        full_wrt = recipe.wrt
+    else:
+        full_wrt = _recipes.load(name, recipe_dirs).wrt
+        recipe = _load_with_wrt(name, recipe_dirs, wrt)
+    return check(recipe, impl, full_wrt=full_wrt, params=params, **options)
+
+
 def check_all(*, recipe_dirs: list[str | Path] | None = None, progress=None, **options):
     """Check every recipe on the search path (-> results.CheckReport). `progress(name)` is
     called before each recipe. A recipe that cannot be loaded or checked is a failed target."""

@@ -133,6 +133,17 @@ class WorstEntry:
 
 
 @dataclass(frozen=True)
+class Diagnosis:
+    """A recognisable mistake in a user's backward function (`derivkit check --impl`), stated
+    only when derivkit reproduced the user's value from that mistake. `name` is short and stable
+    (e.g. "transposed", "sign flipped", "summed over the wrong axis"); `detail` says what was
+    reproduced and how closely."""
+
+    name: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """A derivative of one input compared with finite differences of the lowered forward.
 
@@ -158,6 +169,8 @@ class CheckResult:
     detection: str = ""        # stated detection power (directional)
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
+    diagnoses: tuple[Diagnosis, ...] = ()    # --impl: recognised mistakes of a failed check
+    max_rel_error_vs_derived: float | None = None   # --impl: against derivkit's derived form
 
 
 @dataclass(frozen=True)
@@ -171,6 +184,7 @@ class TargetCheck:
     conventions: tuple[str, ...] = ()
     error: str | None = None   # a target that could not be checked (counts as a failure)
     seconds: float = 0.0
+    implementation: str | None = None   # --impl FILE.py:FUNCTION: the user's code was checked
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,13 @@ class _Target:
 
 
 # ---------------------------------------------------------------- comparison
+def relative_errors(d: np.ndarray, n: np.ndarray, scale: float | None = None) -> np.ndarray:
+    """|d − n| / max(|d|, |n|, 10⁻³·S), S the largest magnitude compared (default: of d and n)."""
+    if scale is None:
+        scale = float(max(np.max(np.abs(d), initial=0.0), np.max(np.abs(n), initial=0.0), 1e-300))
+    return np.abs(d - n) / np.maximum(np.maximum(np.abs(d), np.abs(n)), 1e-3 * scale)
+
+
 def _compare(derived: np.ndarray, numeric: np.ndarray, fd_error: np.ndarray, dtype,
              magnitude: np.ndarray, rtol: float | None, atol: float | None, floor=0.0):
     eps = float(np.finfo(dtype).eps)
@@ -77,7 +84,7 @@ def _compare(derived: np.ndarray, numeric: np.ndarray, fd_error: np.ndarray, dty
         np.full_like(n, atol)
     tol = atol_e + r * np.abs(n)
     diff = np.abs(d - n)
-    rel = diff / np.maximum(np.maximum(np.abs(d), np.abs(n)), 1e-3 * scale)
+    rel = relative_errors(d, n, scale)
     ok = bool(finite_ok and np.all(diff <= tol))
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(np.isfinite(diff), diff / tol, np.inf)
@@ -117,7 +124,10 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
           params: dict[str, float] | None = None, derivation: Derivation | None = None,
           implementations: dict | None = None) -> TargetCheck:
     """`implementations` maps (kind, wrt) to a callable used instead of derivkit's derived form
-    (keywords: the inputs, the upstream gradient for "vjp", the parameters)."""
+    (keywords: the inputs, the upstream gradient for "vjp", the parameters). When given (non-empty),
+    only those (kind, wrt) pairs are checked, each also against derivkit's derived form, and a
+    failed one carries the mistakes `derivkit.diagnose` recognises; a callable may expose a dict
+    `modified` (input name -> largest change) of inputs it changed in place, which fails it."""
     started = time.perf_counter()
     if mode not in MODES:
         raise DerivkitError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
@@ -153,6 +163,10 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
     with np.errstate(all="ignore"):  # non-finite values are detected and reported, not warned
         for w in recipe.wrt:
             dvs = [dv for dv in derivation.derivatives if dv.wrt == w]
+            if implementations:
+                dvs = [dv for dv in dvs if (dv.kind, w) in implementations]
+                if not dvs:
+                    continue
             results.extend(_check_input(target, w, dvs, mode, rng, rtol, atol, directions, notes,
                                         implementations or {}))
     conventions = tuple(c for c in derivation.conventions if "kink" in c) + tuple(notes)
@@ -216,25 +230,35 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
             results = []
             cache: dict = {}
             for dv in dvs:
-                derived = implementations.get((dv.kind, w))
+                impl = implementations.get((dv.kind, w))
+                derived = impl
                 if derived is None:
                     if dv.matrix is None:
                         continue
                     derived = _compiled_form(recipe, dv.matrix.text, f"{dv.kind}_{w}")
+                mine = []
                 for run, how in ((run_full, "full"), (run_directional, "directional")):
                     if not run:
                         continue
                     try:
                         if how == "full":
-                            results.append(_full(target, w, dv, derived, fb, switches, values, rng,
-                                                 rtol, atol, x_shape, out_shape, cache))
+                            mine.append(_full(target, w, dv, derived, fb, switches, values, rng,
+                                              rtol, atol, x_shape, out_shape, cache))
                         else:
-                            results.append(_directional(target, w, dv, derived, fb, switches,
-                                                        values, rng, rtol, atol, k, x_shape,
-                                                        out_shape))
+                            mine.append(_directional(target, w, dv, derived, fb, switches,
+                                                     values, rng, rtol, atol, k, x_shape,
+                                                     out_shape))
                     except _WrongShape as exc:
                         got, want = exc.args
-                        results.append(_shape_failure(w, dv.kind, how, x_shape, got, want))
+                        mine.append(_shape_failure(w, dv.kind, how, x_shape, got, want,
+                                                   "implemented" if impl else "derived"))
+                if impl is not None:
+                    from ..diagnose import Point, assess
+
+                    point = Point(recipe, w, dv, values, target.params, target.sizes,
+                                  target.dtype, x_shape, out_shape)
+                    mine = assess(point, impl, mine, rng)
+                results.extend(mine)
             if switches is not None:
                 notes.append(f"{w}: no finite-difference stencil crosses a kink (every switching "
                              f"quantity keeps its sign at every evaluation point"
@@ -361,12 +385,12 @@ def _full(target, w, dv, derived, fb, switches, values, rng, rtol, atol, x_shape
         seconds=time.perf_counter() - started, notes=notes + _finite_note(cmp))
 
 
-def _shape_failure(w, kind, mode, x_shape, got, want) -> CheckResult:
+def _shape_failure(w, kind, mode, x_shape, got, want, whose: str = "derived") -> CheckResult:
     nan = float("nan")
     return CheckResult(wrt=w, kind=kind, shape=x_shape, mode=mode, method="none", step=nan,
                        fd_error_estimate=nan, max_abs_error=float("inf"), max_rel_error=float("inf"),
                        rtol=nan, atol=nan, n_evals=0, passed=False,
-                       notes=(f"the derived {kind} has shape {got}, expected {want}"
+                       notes=(f"the {whose} {kind} has shape {got}, expected {want}"
                               f"{' (transposed?)' if tuple(reversed(got)) == tuple(want) else ''}",))
 
 

@@ -1,0 +1,327 @@
+"""`derivkit check NAME --impl FILE.py:FUNCTION`: check a user's hand-written backward function.
+
+The user's file is imported with importlib from its path (never eval/exec of text) and run as
+their own code. FUNCTION is called with keyword arguments:
+- the recipe's inputs, by name (X=, W=, b=), those its signature accepts (all with **kwargs);
+- `g`, the upstream gradient ∂L/∂output, or the recipe's own name for it (G for linear) if the
+  signature has that instead; for a scalar output (a loss) `g=1.0`, only if asked for;
+- the recipe's parameters (alpha=), only if the signature accepts them.
+It returns one array (one input checked), a tuple in --wrt order (default: the recipe's wrt
+order; a tuple of every wrt input of the recipe is also accepted) or a dict keyed by input name.
+
+Every call gets copies of the inputs; an input changed in place is recorded on the callable
+(`modified`) and becomes a failed result with a diagnosis. Anything the user's code prints goes
+to stderr, so `--json` stays valid. Every problem with the file or a call is one
+`DerivkitError` line (exit 2), naming the exception and the file:line it came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import DerivkitError
+from .recipes import Recipe
+
+SPEC_HINT = "give FILE.py:FUNCTION, e.g. --impl backward.py:linear_backward"
+
+
+# ---------------------------------------------------------------- loading the user's file
+class UserFunction:
+    """The user's callable with where it came from (for messages)."""
+
+    def __init__(self, fn, label: str, path: Path | None) -> None:
+        self.fn = fn
+        self.label = label
+        self.path = path
+
+
+def parse_spec(spec: str) -> tuple[Path, str]:
+    """'path/to/file.py:function' -> (path, 'function'); the last ':' separates them."""
+    text = str(spec).strip()
+    file_part, sep, name = text.rpartition(":")
+    if not sep or not file_part or not name:
+        raise DerivkitError(f"--impl {text!r}: no function named", SPEC_HINT)
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise DerivkitError(f"--impl {text!r}: {name!r} is not a Python name", SPEC_HINT)
+    return Path(file_part), name
+
+
+def _where(exc: BaseException, path: Path | None) -> str:
+    """'file.py:12' of the innermost frame in the user's file (else the innermost frame)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{Path(exc.filename).name}:{exc.lineno}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if path is not None and _same_file(f.filename, path)]
+    frame = (mine or frames or [None])[-1]
+    return "" if frame is None else f"{Path(frame.filename).name}:{frame.lineno}"
+
+
+def _same_file(filename: str, path: Path) -> bool:
+    try:
+        return Path(filename).resolve() == path.resolve()
+    except OSError:
+        return False
+
+
+def _exception_text(exc: BaseException, path: Path | None) -> str:
+    message = " ".join(str(exc).split())
+    if len(message) > 300:
+        message = message[:297] + "..."
+    where = _where(exc, path)
+    return f"{type(exc).__name__}" + (f": {message}" if message else "") + \
+        (f" (at {where})" if where else "")
+
+
+@contextlib.contextmanager
+def _user_code():
+    """While the user's code runs: its prints go to stderr (stdout may be --json)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def load(spec: str) -> UserFunction:
+    """Import FILE (run as Python: the user's own code) and return FUNCTION from it."""
+    path, name = parse_spec(spec)
+    label = f"{path}:{name}"
+    if not path.exists():
+        raise DerivkitError(f"--impl {label}: no such file {str(path)!r}")
+    if not path.is_file():
+        raise DerivkitError(f"--impl {label}: {str(path)!r} is not a file")
+    if path.suffix != ".py":
+        raise DerivkitError(f"--impl {label}: {str(path)!r} is not a .py file", SPEC_HINT)
+    resolved = path.resolve()
+    module_name = "derivkit_impl_" + hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
+    spec_ = importlib.util.spec_from_file_location(module_name, resolved)
+    if spec_ is None or spec_.loader is None:
+        raise DerivkitError(f"--impl {label}: cannot import {str(path)!r} as a Python module")
+    module = importlib.util.module_from_spec(spec_)
+    sys.modules[module_name] = module   # dataclasses and pickling look their module up there
+    folder = str(resolved.parent)
+    sys.path.insert(0, folder)          # like `python FILE`: its own folder is importable
+    try:
+        with _user_code():
+            spec_.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(module_name, None)
+        raise DerivkitError(f"--impl {label}: importing {path.name} raised "
+                            f"{_exception_text(exc, resolved)}") from None
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+    obj = module
+    for part in name.split("."):
+        if not hasattr(obj, part):
+            raise DerivkitError(f"--impl {label}: {path.name} has no function {name!r}",
+                                _defined_hint(module, module_name, name))
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise DerivkitError(f"--impl {label}: {name!r} is not a function: it is "
+                            f"{_type_text(obj)}")
+    return UserFunction(obj, label, resolved)
+
+
+def _defined_hint(module, module_name: str, name: str) -> str:
+    import difflib
+
+    defined = sorted(k for k, v in vars(module).items()
+                     if callable(v) and getattr(v, "__module__", None) == module_name
+                     and not k.startswith("_"))
+    close = difflib.get_close_matches(name, defined, n=3, cutoff=0.6)
+    if close:
+        return f"did you mean {', '.join(close)}?"
+    if not defined:
+        return "it defines no function"
+    more = f", … ({len(defined)} in all)" if len(defined) > 8 else ""
+    return f"it defines {', '.join(defined[:8])}{more}"
+
+
+# ---------------------------------------------------------------- calling it
+class Implementation:
+    """The user's backward function bound to a recipe: `for_input(w)` is the callable the
+    checker uses for ∂L/∂w (keywords: inputs, the recipe's upstream name, parameters)."""
+
+    def __init__(self, user: UserFunction, recipe: Recipe, full_wrt: tuple[str, ...],
+                 scalar_output: bool) -> None:
+        self.user = user
+        self.recipe = recipe
+        self.order = tuple(recipe.wrt)
+        self.full_order = tuple(full_wrt)
+        self.scalar_output = scalar_output
+        self.modified: dict[str, float] = {}   # input name -> largest in-place change
+        self._plan()
+
+    # -- the calling convention, checked before anything runs
+    def _plan(self) -> None:
+        label, recipe = self.user.label, self.recipe
+        try:
+            sig = inspect.signature(self.user.fn)
+        except (TypeError, ValueError):
+            sig = None
+        inputs = [i.name for i in recipe.inputs]
+        params = [p.name for p in recipe.params]
+        taken = set(inputs) | set(params)
+        upstream_names = [n for n in dict.fromkeys(("g", recipe.upstream)) if n not in taken]
+        if sig is None:
+            self.var_kw, names = True, set()
+        else:
+            self.var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+            names = {n for n, p in sig.parameters.items()
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+            for n, p in sig.parameters.items():
+                if p.kind is p.POSITIONAL_ONLY and p.default is p.empty:
+                    raise DerivkitError(f"--impl {label}: parameter {n!r} is positional-only; "
+                                        "derivkit passes keyword arguments",
+                                        "remove the '/' from the signature")
+        self.inputs = [n for n in inputs if self.var_kw or n in names]
+        self.params = [n for n in params if self.var_kw or n in names]
+        self.upstream = [n for n in upstream_names if n in names][:1] or \
+            (upstream_names if self.var_kw else [])
+        if not self.upstream and not self.scalar_output:
+            raise DerivkitError(
+                f"--impl {label}: the function takes no upstream gradient",
+                f"add a parameter g (∂L/∂{recipe.output}, the shape of {recipe.output})")
+        if sig is not None:
+            given = set(self.inputs) | set(self.params) | set(self.upstream)
+            for n, p in sig.parameters.items():
+                if n in names and n not in given and p.default is p.empty:
+                    raise DerivkitError(
+                        f"--impl {label}: derivkit has no value for the function's parameter "
+                        f"{n!r}", f"it passes the inputs ({', '.join(inputs)}), g (the upstream "
+                        f"gradient{f', or {recipe.upstream}' if recipe.upstream != 'g' else ''})"
+                        + (f" and the parameters ({', '.join(params)})" if params else ""))
+
+    def describe(self) -> str:
+        return ", ".join(self.inputs + self.upstream + self.params)
+
+    # -- one call
+    def __call__(self, **kwargs):
+        """The user's function on copies of the arguments; records in-place changes."""
+        import numpy as np
+
+        originals = {n: kwargs[n] for n in self.inputs}
+        if not self.scalar_output:
+            originals.update({n: kwargs[self.recipe.upstream] for n in self.upstream})
+        call = {n: np.array(v, copy=True) for n, v in originals.items()}
+        if self.scalar_output:
+            call.update({n: 1.0 for n in self.upstream})
+        call.update({n: kwargs[n] for n in self.params if n in kwargs})
+        try:
+            with _user_code():
+                value = self.user.fn(**call)
+        except (Exception, SystemExit) as exc:
+            raise DerivkitError(f"--impl {self.user.label} raised "
+                                f"{_exception_text(exc, self.user.path)} when called with "
+                                f"{self.describe()}") from None
+        for n, original in originals.items():
+            after = call[n]
+            if not np.array_equal(after, original, equal_nan=True):
+                with np.errstate(all="ignore"):
+                    change = float(np.max(np.abs(after - original), initial=0.0))
+                self.modified[n] = max(self.modified.get(n, 0.0), change)
+        return value
+
+    def pick(self, value, w: str):
+        """∂L/∂w out of what the function returned (one array, a tuple or a dict)."""
+        import numpy as np
+
+        label, order = self.user.label, self.order
+        if isinstance(value, dict):
+            if w not in value:
+                keys = ", ".join(map(repr, value)) or "none"
+                raise DerivkitError(f"--impl {label} returned a dict without the key {w!r} "
+                                    f"(keys: {keys})", "key the gradients by input name")
+            item = value[w]
+        elif isinstance(value, (tuple, list)):
+            if len(value) == len(order):
+                item = value[order.index(w)]
+            elif len(value) == len(self.full_order) and w in self.full_order:
+                item = value[self.full_order.index(w)]
+            else:
+                raise DerivkitError(
+                    f"--impl {label} returned {len(value)} value(s); expected {len(order)} "
+                    f"({', '.join(order)})", "return one gradient per checked input, in --wrt "
+                    "order, or a dict keyed by input name")
+        else:
+            if len(order) != 1:
+                raise DerivkitError(
+                    f"--impl {label} returned {_type_text(value)}; {len(order)} gradients "
+                    f"are checked ({', '.join(order)})",
+                    "return a tuple in that order or a dict keyed by input name, or pass --wrt")
+            item = value
+        try:
+            array = np.asarray(item)
+        except Exception:   # noqa: BLE001 - any failure to read it is a wrong return type
+            array = None
+        if array is None or array.dtype.kind not in "biuf":
+            raise DerivkitError(f"--impl {label} returned {_type_text(item)} for ∂L/∂{w}; "
+                                "expected a NumPy array of real numbers")
+        return array
+
+    def for_input(self, w: str):
+        """The checker's callable for ∂L/∂w; `modified` is shared by every input's callable."""
+
+        def gradient(**kwargs):
+            return self.pick(self(**kwargs), w)
+
+        gradient.modified = self.modified
+        gradient.label = self.user.label
+        return gradient
+
+
+def _type_text(item) -> str:
+    """'None', 'an array of complex128', 'a str', 'an int'."""
+    if item is None:
+        return "None"
+    dtype = getattr(item, "dtype", None)
+    if dtype is not None:
+        return f"an array of {dtype}"
+    kind = type(item).__name__
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
+# ---------------------------------------------------------------- the check
+@lru_cache(maxsize=32)
+def _derivation(recipe: Recipe):
+    from .derive.engine import derive
+
+    return derive(recipe)
+
+
+def check(recipe: Recipe, impl, *, full_wrt: tuple[str, ...] | None = None, **options):
+    """Check the user's backward function `impl` (a 'FILE.py:FUNCTION' spec, a UserFunction or
+    a callable) for every input in `recipe.wrt` against finite differences and derivkit's
+    derivation (-> results.TargetCheck with diagnoses on failed results)."""
+    from dataclasses import replace
+
+    from .check.runner import check as run_check
+    from .derive.engine import parse_forward
+
+    if isinstance(impl, str):
+        user = load(impl)
+    elif isinstance(impl, UserFunction):
+        user = impl
+    else:
+        user = UserFunction(impl, getattr(impl, "__name__", "implementation"), None)
+    _, out = parse_forward(recipe)
+    scalar = out.rank == 0
+    bound = Implementation(user, recipe, tuple(full_wrt or recipe.wrt), scalar)
+    derivation = _derivation(recipe)
+    kind = "gradient" if scalar else "vjp"
+    have = {(dv.kind, dv.wrt) for dv in derivation.derivatives}
+    for w in recipe.wrt:
+        if (kind, w) not in have:
+            raise DerivkitError(f"derivkit has no {kind} of {recipe.name!r} for {w!r} to check "
+                                "an implementation against")
+    implementations = {(kind, w): bound.for_input(w) for w in recipe.wrt}
+    result = run_check(recipe, derivation=derivation, implementations=implementations, **options)
+    return replace(result, implementation=user.label)
+
+
+__all__ = ["load", "parse_spec", "check", "Implementation", "UserFunction"]
