@@ -28,13 +28,23 @@ HELP = ("Check derivatives against finite differences: a recipe, an --expr, or -
         "Each derivative is derived symbolically, lowered to NumPy and compared with central "
         "differences of the forward, entry by entry (full) or along seeded random directions "
         "(directional), at a tolerance set by the method and dtype. Exit code 1 if any check "
-        "fails.")
+        "fails.\n\n"
+        "With --impl FILE.py:FUNCTION your own backward function is checked instead of "
+        "derivkit's derivation, against finite differences and the derived form, and a failure "
+        "names the mistakes derivkit recognises (transposed, sign flipped, a stray factor, a "
+        "missing 1/m, summed over the wrong axis, a weight updated before backpropagating, an "
+        "input modified in place). FUNCTION is called with keyword arguments named as the "
+        "recipe's inputs (X=, W=, b=), g = ∂L/∂output (or the recipe's own name for it, e.g. "
+        "G for linear; for a scalar loss only if it has a parameter g) and any parameters it "
+        "accepts (alpha=); it returns one array, a tuple in --wrt order or a dict keyed by input "
+        "name. FILE is imported and run as Python: only pass code you trust.")
 
 EPILOG = ("Examples:\n\n"
           "derivkit check softmax\n\n"
           "derivkit check linear --wrt W --mode full --size m=3 --size n=4 --size k=5\n\n"
           "derivkit check --expr \"sum(tanh(X @ w))\" --wrt w --shape X=m,n --shape w=n\n\n"
           "derivkit check --all --recipes ./recipes --junit derivkit.xml\n\n"
+          "derivkit check linear --impl my_backward.py:linear_backward\n\n"
           "Exit codes: 0 every check passed, 1 a check failed (or a recipe could not be "
           "checked), 2 usage or input error.")
 
@@ -95,6 +105,12 @@ def check_command(
         "--junit", metavar="FILE", dir_okay=False,
         help="Also write the results as JUnit XML to FILE, for CI test reports.")] = None,
     recipes: RecipesOption = None,
+    impl: Annotated[Optional[str], typer.Option(
+        "--impl", metavar="FILE.py:FUNCTION", show_default=False,
+        help="Check your own backward function FUNCTION in FILE (keyword arguments: the inputs, "
+             "g = ∂L/∂output, parameters; returns one array, a tuple in --wrt order or a dict "
+             "by input name). FILE is imported and run as Python: only pass code you "
+             "trust.")] = None,
 ) -> None:
     """Check derivatives against finite differences (help text: HELP)."""
     from .options import parse_names, parse_params, parse_shapes, parse_sizes
@@ -111,6 +127,9 @@ def check_command(
     if all_recipes and (wrt or param):
         raise DerivkitError(f"{'--wrt' if wrt else '--param'} applies to one target "
                             "(NAME or --expr), not to --all")
+    if impl and all_recipes:
+        raise DerivkitError("--impl applies to one target (NAME or --expr), not to --all",
+                            "e.g. 'derivkit check linear --impl backward.py:linear_backward'")
     names = parse_names(wrt)
     shapes = parse_shapes(shape)
     params = parse_params(param)
@@ -122,7 +141,11 @@ def check_command(
 
     from . import api
 
-    if all_recipes:
+    if impl:
+        outcome = api.check_implementation(impl, name, expr=expr, shapes=shapes,
+                                           recipe_dirs=recipes or None, wrt=names or None,
+                                           params=params or None, **options)
+    elif all_recipes:
         outcome = _check_all(api, recipes, json_out, options)
     elif name:
         outcome = api.check_recipe(name, recipe_dirs=recipes or None, wrt=names or None,

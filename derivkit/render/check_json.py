@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 
-from ..results import CheckReport, CheckResult, TargetCheck, WorstEntry
+from ..results import CheckReport, CheckResult, Diagnosis, TargetCheck, WorstEntry
 
 #: How a float that JSON cannot represent is written.
 NONFINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
@@ -25,6 +25,13 @@ NAN = "NaN"
 
 def result_passed(r: CheckResult) -> bool:
     return bool(r.passed)
+
+
+def within_tolerance(r: CheckResult) -> bool:
+    """The compared values agreed, though the result may have failed for another reason (a
+    user's implementation that modified its inputs in place)."""
+    return bool(r.passed) or (bool(r.worst) and math.isfinite(float(r.max_abs_error))
+                              and float(r.worst[0].abs_error) <= float(r.worst[0].tolerance))
 
 
 def target_passed(t: TargetCheck) -> bool:
@@ -87,6 +94,10 @@ def entry_data(e: WorstEntry) -> dict:
             "tolerance": json_float(e.tolerance)}
 
 
+def diagnosis_data(d: Diagnosis) -> dict:
+    return {"name": d.name, "detail": d.detail}
+
+
 def result_data(r: CheckResult) -> dict:
     return {
         "wrt": r.wrt,
@@ -108,6 +119,8 @@ def result_data(r: CheckResult) -> dict:
         "detection": r.detection,
         "seconds": json_float(r.seconds),
         "notes": list(r.notes),
+        "diagnoses": [diagnosis_data(d) for d in r.diagnoses],
+        "max_rel_error_vs_derived": json_float(r.max_rel_error_vs_derived),
     }
 
 
@@ -122,6 +135,7 @@ def target_data(t: TargetCheck) -> dict:
         "conventions": list(t.conventions),
         "error": t.error,
         "seconds": json_float(t.seconds),
+        "implementation": t.implementation,
     }
 
 
@@ -141,5 +155,5 @@ def dumps(data: dict) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
 
 
-__all__ = ["target_data", "report_data", "result_data", "entry_data", "dumps", "json_float",
-           "target_passed", "report_passed", "result_passed", "fmt_num", "fmt_index", "fmt_sizes"]
+__all__ = ["target_data", "report_data", "result_data", "entry_data", "diagnosis_data", "dumps", "json_float",
+           "target_passed", "report_passed", "result_passed", "within_tolerance", "fmt_num", "fmt_index", "fmt_sizes"]

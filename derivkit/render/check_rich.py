@@ -18,7 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..results import CheckReport, CheckResult, TargetCheck, WorstEntry
-from .check_json import fmt_index, fmt_num, fmt_sizes, result_passed, target_passed
+from .check_json import (fmt_index, fmt_num, fmt_sizes, result_passed, target_passed,
+                         within_tolerance)
 
 PASS = ("✓ pass", "bold green")
 FAIL = ("✗ FAIL", "bold red")
@@ -60,6 +61,9 @@ def _header(t: TargetCheck) -> Text:
     if t.sizes:
         facts.append(f"sizes {fmt_sizes(t.sizes)}")
     line.append("  " + ", ".join(facts), style="dim")
+    if t.implementation:
+        line.append("\nyour implementation ", style="bold")
+        line.append(t.implementation)
     return line
 
 
@@ -119,17 +123,34 @@ def _lines(console: Console, items, indent: int = 2) -> None:
     console.print(grid)
 
 
-def render_failure(console: Console, t: TargetCheck, r: CheckResult) -> None:
-    """What a person needs to act on a failed check: the errors against the tolerance, the
-    worst entries (or directions), and for a directional check the entries it was traced to."""
-    console.print(Text(f"✗ {t.target}: ∂/∂{r.wrt} ({r.kind}) does not match finite differences",
-                       style="bold red"))
+def render_diagnoses(console: Console, r: CheckResult) -> None:
+    """The mistakes recognised in a user's implementation, one per line, name first."""
+    for d in r.diagnoses:
+        _para(console, Text("diagnosis: ", style="bold yellow") + Text(d.name, style="bold")
+              + Text(f" — {d.detail}"))
+
+
+def render_failure(console: Console, t: TargetCheck, r: CheckResult, *,
+                   diagnoses: bool = True) -> None:
+    """What a person needs to act on a failed check: the mistakes diagnosed in a user's
+    implementation, the errors against the tolerance, the worst entries (or directions), and
+    for a directional check the entries it was traced to."""
+    whose = f"your ∂/∂{r.wrt}" if t.implementation else f"∂/∂{r.wrt}"
+    agrees = within_tolerance(r)
+    how = ("matches finite differences but fails (see the diagnosis)" if agrees else
+           "does not match finite differences")
+    console.print(Text(f"✗ {t.target}: {whose} ({r.kind}) {how}", style="bold red"))
+    if diagnoses:
+        render_diagnoses(console, r)
     _para(console, f"max relative error {fmt_num(r.max_rel_error)}, max absolute error "
                    f"{fmt_num(r.max_abs_error)}; tolerance rtol {fmt_tol(r.rtol)}, atol "
                    f"{fmt_tol(r.atol)} ({r.mode} check, {method_label(r.method)}, step {fmt_num(r.step)}, "
                    f"error estimate of the differences {fmt_num(r.fd_error_estimate)})")
+    if r.max_rel_error_vs_derived is not None:
+        _para(console, f"against derivkit's derivation: max relative error "
+                       f"{fmt_num(r.max_rel_error_vs_derived)}")
     directional = r.mode == "directional"
-    if r.worst:
+    if r.worst and not agrees:
         console.print(Text("  worst " + ("directions" if directional else "entries"), style="bold"))
         console.print(Padding(entries_table(r.worst, directional=directional), (0, 0, 0, 4), expand=False))
     if r.localised:
@@ -158,9 +179,13 @@ def render_target(console: Console, t: TargetCheck) -> None:
         console.print(results_table(t))
     if t.error is not None:
         console.print(Text("✗ could not check: ", style="bold red") + Text(t.error, style="red"))
+    shown: set[tuple[str, str]] = set()
     for r in t.results:
-        if not result_passed(r):
-            render_failure(console, t, r)
+        if not result_passed(r):   # a derivative's diagnoses once, under its first failed check
+            render_failure(console, t, r, diagnoses=(r.wrt, r.kind) not in shown)
+            shown.add((r.wrt, r.kind))
+    if t.implementation and t.results:
+        console.print(derivation_line(t))
     notes = remarks(t.results)
     if notes:
         console.print(Text("Notes", style="bold"))
@@ -171,19 +196,31 @@ def render_target(console: Console, t: TargetCheck) -> None:
     console.print(target_line(t))
 
 
+def derivation_line(t: TargetCheck) -> Text:
+    """--impl: the user's value against derivkit's derived form, per derivative."""
+    seen: dict[tuple[str, str], float | None] = {}
+    for r in t.results:
+        seen.setdefault((r.wrt, r.kind), r.max_rel_error_vs_derived)
+    parts = [f"{wrt} {fmt_num(err)}" for (wrt, _), err in seen.items()]
+    return Text("Against derivkit's derivation (max relative error): ", style="bold") + \
+        Text(", ".join(parts))
+
+
 def target_line(t: TargetCheck) -> Text:
     n = len(t.results)
     bad = sum(1 for r in t.results if not result_passed(r))
     if t.error is not None:
         return Text(f"✗ {t.target}: could not be checked.", style="bold red")
     if bad:
-        return Text(f"✗ {bad} of {n} derivative check(s) FAILED: the derived formula and finite "
+        who = "your implementation" if t.implementation else "the derived formula"
+        return Text(f"✗ {bad} of {n} derivative check(s) FAILED: {who} and finite "
                     "differences disagree.", style="bold red")
     if not target_passed(t):
         return Text(f"✗ {t.target} did not pass.", style="bold red")
     if not n:
         return Text("No derivative was checked.", style="bold yellow")
-    return Text(f"✓ All {n} derivative check(s) passed against finite differences.",
+    of = " of your implementation" if t.implementation else ""
+    return Text(f"✓ All {n} derivative check(s){of} passed against finite differences.",
                 style="bold green")
 
 
@@ -263,4 +300,5 @@ def progress_callback(console: Console, total: int | None) -> Iterator[Callable[
 
 
 __all__ = ["render_target", "render_report", "results_table", "summary_table", "entries_table",
-           "progress_callback", "target_line", "report_line", "render_failure"]
+           "progress_callback", "target_line", "report_line", "render_failure", "render_diagnoses",
+           "derivation_line"]

@@ -1,7 +1,8 @@
 """JUnit XML for CI systems (GitHub Actions, GitLab, Jenkins read it as test results).
 
 One `<testsuite>` per target and one `<testcase classname="derivkit.<target>" name="<wrt> <kind>">`
-per checked derivative. A failed check carries `<failure message=...>` with the worst entries; a
+per checked derivative. A failed check carries `<failure message=...>` with the worst entries (and,
+for a user's implementation checked with --impl, the mistakes diagnosed); a
 target that could not be checked (`TargetCheck.error`) is a testcase `name="check"` with
 `<error>`. Seed, dtype and sizes are `<properties>`, so a failure can be reproduced.
 
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from ..errors import DerivkitError
 from ..results import CheckReport, CheckResult, TargetCheck
-from .check_json import fmt_index, fmt_num, fmt_sizes, result_passed, target_passed
+from .check_json import (fmt_index, fmt_num, fmt_sizes, result_passed, target_passed,
+                         within_tolerance)
 
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -46,9 +48,13 @@ def _secs(value) -> str:
 def failure_message(r: CheckResult) -> str:
     """One line, e.g. 'W vjp does not match finite differences: max relative error 1.00e-03, max
     absolute error 5.00e-04 (tolerance rtol 3.55e-15, atol 1.00e-12; full check, complex-step)'."""
-    return (f"{r.wrt} {r.kind} does not match finite differences: max relative error "
+    diagnosed = f"; diagnosis: {', '.join(d.name for d in r.diagnoses)}" if r.diagnoses else ""
+    how = ("matches finite differences but fails" if within_tolerance(r) else
+           "does not match finite differences")
+    return (f"{r.wrt} {r.kind} {how}: max relative error "
             f"{fmt_num(r.max_rel_error)}, max absolute error {fmt_num(r.max_abs_error)} (tolerance "
-            f"rtol {fmt_num(r.rtol)}, atol {fmt_num(r.atol)}; {r.mode} check, {r.method})")
+            f"rtol {fmt_num(r.rtol)}, atol {fmt_num(r.atol)}; {r.mode} check, {r.method})"
+            f"{diagnosed}")
 
 
 def failure_detail(r: CheckResult, t: TargetCheck) -> str:
@@ -56,6 +62,12 @@ def failure_detail(r: CheckResult, t: TargetCheck) -> str:
     lines = [failure_message(r),
              f"seed {t.seed}, dtype {t.dtype}" + (f", sizes {fmt_sizes(t.sizes)}" if t.sizes else ""),
              f"step {fmt_num(r.step)}, {r.n_evals} forward evaluations"]
+    if t.implementation:
+        lines.append(f"implementation {t.implementation}"
+                     + ("" if r.max_rel_error_vs_derived is None else
+                        f": max relative error against derivkit's derivation "
+                        f"{fmt_num(r.max_rel_error_vs_derived)}"))
+    lines += [f"diagnosis: {d.name}: {d.detail}" for d in r.diagnoses]
     for title, entries in (("worst entries (index: derived vs numeric, |error|, tolerance)",
                             r.worst),
                            ("localised to Jacobian entries (output index, input index)",
@@ -90,6 +102,8 @@ def target_suite(t: TargetCheck) -> tuple[ET.Element, int, int, int]:
     props = _el(suite, "properties")
     for name, value in (("seed", t.seed), ("dtype", t.dtype), ("sizes", fmt_sizes(t.sizes))):
         _el(props, "property", name=name, value=value)
+    if t.implementation:
+        _el(props, "property", name="implementation", value=t.implementation)
     for i, convention in enumerate(t.conventions):
         _el(props, "property", name=f"convention.{i + 1}", value=convention)
     tests = failures = errors = 0
