@@ -503,6 +503,11 @@ def substitute(node: Node, mapping: dict[Node, Node]) -> Node:
 
 
 def count_ops(node: Node) -> int:
-    """Size of the tree counted with repetition (what a reader sees)."""
-    return 1 + sum(count_ops(c) for c in node.args) if not isinstance(node, Macro) else \
-        1 + sum(count_ops(c) for c in node.operands)
+    """Size of the tree counted with repetition (what a reader sees); iterative, so a deep
+    tree cannot exhaust the stack."""
+    total, stack = 0, [node]
+    while stack:
+        n = stack.pop()
+        total += 1
+        stack.extend(n.operands if isinstance(n, Macro) else n.args)
+    return total

@@ -109,15 +109,38 @@ def test_a_wrong_elementwise_derivative_is_caught(monkeypatch):
 
 def test_a_wrong_jacobian_simplification_is_caught(monkeypatch):
     """If the simplifier dropped softmax's second term (SymPy's bug), the check must notice."""
-    real = engine.simplify
+    real = engine.Simplifier.__call__
 
-    def drops_a_term(node, named=None):
-        out = real(node, named)
+    def drops_a_term(self, node):
+        out = real(self, node)
         if isinstance(out, ir.Binary) and out.op == "-" and isinstance(out.a, ir.Diag):
             return out.a  # diag(p) − p pᵀ  ->  diag(p)
         return out
 
-    monkeypatch.setattr(engine, "simplify", drops_a_term)
+    monkeypatch.setattr(engine.Simplifier, "__call__", drops_a_term)
     jac = next(dv for dv in api.derive_recipe("softmax").derivatives if dv.kind == "jacobian")
     assert jac.matrix.text == "diag(p)"
     assert not jac.matrix.verification.verified
+
+
+def test_piecewise_inside_a_sum_stays_inside():
+    """SymPy's Sum folds a Piecewise that mentions the summation index out of the sum (and
+    piecewise_fold ignores inner sums' bound indices): Σ_l B_kl·leaky(y_l) came back with l
+    unbound. Found by the random-expression property test; index forms keep such
+    conditions opaque (index.Where)."""
+    d = api.derive_expression("sum((B @ leaky_relu(y)) * ((A @ x) + (B @ y)))", ["x"],
+                              {"A": "n,n", "B": "n,n", "x": "n", "y": "n"})
+    (dv,) = d.derivatives
+    assert dv.index.verification.verified and "where(y[l] >= 0" in dv.index.text
+    v = api.verify_expression("sum(W @ relu(x))", "sum(W[k,j]*where(x[j] > 0, 1, 0), k)", ["x"],
+                              {"W": "m,n", "x": "n"})
+    assert v.verified
+    v = api.verify_expression("sum(W @ relu(x))", "sum(W[k,j]*where(x[k] > 0, 1, 0), k)", ["x"],
+                              {"W": "n,n", "x": "n"})
+    assert v.verdict == "refuted"
+
+
+def test_an_index_form_that_is_a_bare_dimension_is_verified():
+    """∂Σ(XW + b)/∂b_i = m: substituting m = 3 used to give a Python int (crash)."""
+    d = api.derive_expression("sum(X @ W + b)", ["b"], {"X": "m,n", "W": "n,k", "b": "k"})
+    assert d.derivatives[0].index.text == "m" and d.verified

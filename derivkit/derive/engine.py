@@ -21,7 +21,7 @@ from ..results import Derivation, Derivative, Form, InputInfo
 from ..shapes import fmt_shape
 from . import index as ix
 from .jacobian import jacobian
-from .simplify import simplify
+from .simplify import Simplifier, is_zero
 from .verify import IndexForm, Problem, Verifier
 from .vjp import vjp
 
@@ -52,13 +52,15 @@ def parse_steps(recipe: Recipe) -> tuple[Scope, ir.Node, dict[str, ir.Node]]:
     steps = recipe.steps or (("", recipe.forward),)
     defs: dict[str, ir.Node] = {}
     node = None
-    for name, text in steps:
+    for number, (name, text) in enumerate(steps, 1):
         local = Scope(scope.inputs, scope.params, {k: v.shape for k, v in defs.items()})
         try:
             node = parse(text, local)
         except ExpressionError as exc:
-            where = ("--expr" if recipe.name == "expr" else
-                     f"recipe {recipe.name!r}: " + (f"step {name!r}" if name else "forward"))
+            key = f"steps.{number}.expr" if name else "forward"
+            where = ("--expr" if recipe.name == "expr" and not recipe.path else
+                     f"{recipe.where(key)}: recipe {recipe.name!r}: "
+                     + (f"step {name!r}" if name else "forward"))
             raise ExpressionError(f"{where}: {exc.message}", hint=exc.hint) from None
         node = ir.substitute(node, {ir.Var(k, v.shape, "named"): v for k, v in defs.items()})
         if name:
@@ -107,10 +109,12 @@ def derive(recipe: Recipe) -> Derivation:
     for w in recipe.wrt:
         x = scope.var(w)
         raw = vjp(out, seed, x)
+        independent = raw is None
         if raw is None:
             warnings.append(f"{recipe.output} does not depend on {w}: its derivative is zero")
             raw = ir.broadcast_to(ir.ZERO, x.shape)
-        cot = simplify(raw, named_nodes)
+        simplifier = Simplifier(named_nodes)
+        cot = simplifier(raw)
         if cot.shape != x.shape:
             cot = ir.broadcast_to(cot, x.shape)
         problem = Problem(out, inputs, tuple(p.name for p in recipe.params), named_defs, x, upstream)
@@ -136,8 +140,15 @@ def derive(recipe: Recipe) -> Derivation:
         else:
             if out.rank == 1 and x.rank == 1:
                 jac = jacobian(cot, upstream)
-                kinds.append(("jacobian", simplify(jac, named_nodes) if jac is not None else None))
+                kinds.append(("jacobian", simplifier(jac) if jac is not None else None))
             kinds.append(("vjp", cot))
+        if not independent and is_zero(cot):
+            warnings.append(f"∂{recipe.output}/∂{w} is zero everywhere: {recipe.output} does not "
+                            f"change with {w} (its dependence cancels)")
+        if simplifier.timed_out:
+            warnings.append(f"simplifying ∂/∂{w} hit the {simplifier.budget_s:g} s time budget: its forms are "
+                            f"shown less simplified than they could be (they are verified all the "
+                            f"same)")
         for kind, form in kinds:
             if kind == "jacobian":
                 lhs_p = f"∂{_sub(recipe.output, [], True)}/∂{_sub(w, [], True)}"

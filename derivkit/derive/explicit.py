@@ -40,6 +40,10 @@ def _obj(x) -> np.ndarray:
     return np.asarray(x, dtype=object) if not isinstance(x, np.ndarray) or x.dtype != object else x
 
 
+class Undefined(Exception):
+    """The forward is undefined for every input (e.g. the inverse of an always-singular matrix)."""
+
+
 class Explicit:
     """Evaluate IR on object arrays. `env` maps variable names to arrays; `named` maps the
     names of named nodes (outputs) to their IR definitions."""
@@ -144,7 +148,13 @@ class Explicit:
 
     def _Inv(self, n):
         m = sp.Matrix(self.ev(n.a).tolist())
-        return np.array(m.adjugate() / m.det(method="berkowitz"), dtype=object)
+        det = sp.expand(m.det(method="berkowitz"))
+        if det == 0:
+            from ..printing import language
+
+            raise Undefined(f"inv({language(n.a)}) is the inverse of a matrix that is singular "
+                            f"for every input (its determinant is identically 0)")
+        return np.array(m.adjugate() / det, dtype=object)
 
     def _Diag(self, n):
         a = self.ev(n.a)
@@ -190,7 +200,7 @@ def _exp_to_symbols(e: sp.Expr) -> sp.Expr | None:
 def zero_test(d: sp.Expr, rng: random.Random | None = None) -> str | None:
     """EXACT if d is identically zero by exact algebra, NUMERIC if it vanishes (|d| < 1e-25)
     at random points with 40-digit arithmetic, None if it is not zero."""
-    d = sp.sympify(d)
+    d = sp.sympify(d, strict=True)
     if d == 0:
         return EXACT
     if d.has(sp.Piecewise):
@@ -214,25 +224,92 @@ def zero_test(d: sp.Expr, rng: random.Random | None = None) -> str | None:
     return _numeric_zero(d, rng)
 
 
-def _sample(sym: sp.Symbol, rng: random.Random) -> sp.Rational:
-    mag = sp.Rational(rng.randint(50, 200), 100)
+def _sample(sym: sp.Symbol, rng: random.Random, wide: bool = False) -> sp.Rational:
+    top = 400 if wide else 200
+    mag = sp.Rational(rng.randint(50 if not wide else 1, top), 100)
     if sym.is_positive:
         return mag
     if sym.is_nonzero:
         return mag if rng.random() < 0.5 else -mag
-    return sp.Rational(rng.randint(-200, 200), 100) or sp.Rational(1, 3)
+    return sp.Rational(rng.randint(-top, top), 100) or sp.Rational(1, 3)
+
+
+def _breakpoints(d: sp.Expr) -> dict[sp.Symbol, list[sp.Rational]]:
+    """Points just either side of where a branch condition of d changes, per symbol: the roots
+    of lhs − rhs of each one-symbol relational, and of the arguments of Abs and sign."""
+    from .simplify import _TimeUp, time_limit
+
+    found: dict[sp.Symbol, list[sp.Rational]] = {}
+    edges = [r.lhs - r.rhs for r in d.atoms(sp.Rel)]
+    edges += [a.args[0] for a in d.atoms(sp.Abs, sp.sign)]
+    for e in edges[:40]:
+        syms = e.free_symbols
+        if len(syms) != 1:
+            continue
+        (s,) = syms
+        try:
+            with time_limit(0.5):
+                roots = sp.solve(e, s)
+        except (_TimeUp, NotImplementedError, ValueError, TypeError):
+            continue
+        for r in roots[:4]:
+            try:
+                b = float(r)
+            except (TypeError, ValueError):
+                continue
+            step = 1e-3 * max(1.0, abs(b))
+            for v in (b - step, b + step):
+                q = sp.Rational(round(v * 10**6), 10**6)
+                if (s.is_positive and q <= 0) or (s.is_nonzero and q == 0):
+                    continue
+                found.setdefault(s, []).append(q)
+    return found
+
+
+def sample_points(d: sp.Expr, rng: random.Random | None = None, points: int = 3):
+    """Points {symbol: rational} for testing d numerically. With branches (Piecewise, Abs,
+    sign), also just either side of every branch boundary and over a wider range, so two
+    formulas that differ only on part of the line are told apart."""
+    rng = rng or random.Random(0)
+    syms = sorted(d.free_symbols, key=lambda s: s.name)
+    branches = d.has(sp.Piecewise, sp.Abs, sp.sign)
+    near = _breakpoints(d) if branches else {}
+    if branches:
+        points = max(points, 16 + 2 * sum(len(v) for v in near.values()))
+    for k in range(points):
+        point = {}
+        for s in syms:
+            edge = near.get(s)
+            if edge and k % 2 == 1:
+                point[s] = edge[(k // 2) % len(edge)]
+            else:
+                point[s] = _sample(s, rng, wide=k >= 3)
+        yield point
+
+
+def _value(d: sp.Expr, point: dict):
+    try:
+        value = sp.N(d.xreplace(point), 40)
+    except (TypeError, ValueError):  # pragma: no cover
+        return None
+    if not value.is_number or value.has(sp.nan, sp.zoo):
+        return None
+    return value
 
 
 def _numeric_zero(d: sp.Expr, rng: random.Random | None, points: int = 3) -> str | None:
-    rng = rng or random.Random(0)
-    syms = sorted(d.free_symbols, key=lambda s: s.name)
-    for _ in range(points):
-        point = {s: _sample(s, rng) for s in syms}
-        value = d.xreplace(point)
-        try:
-            value = sp.N(value, 40)
-        except (TypeError, ValueError):  # pragma: no cover
-            return None
-        if not value.is_number or value.has(sp.nan, sp.zoo) or abs(complex(value)) > 1e-25:
+    """NUMERIC if d vanishes (|d| < 1e-25, 40 digits) at every point of `sample_points`."""
+    for point in sample_points(d, rng, points):
+        value = _value(d, point)
+        if value is None or abs(complex(value)) > 1e-25:
             return None
     return NUMERIC
+
+
+def witness(d: sp.Expr, rng: random.Random | None = None) -> dict | None:
+    """A point of `sample_points` where d is defined and not zero, if any."""
+    for point in sample_points(d, rng, 8):
+        value = _value(d, point)
+        if value is not None and abs(complex(value)) > 1e-25:
+            return point
+    return None

@@ -16,8 +16,52 @@ from sympy.printing.str import StrPrinter
 from .. import functions, ir
 from ..printing import GREEK
 
+FACTOR_LIMIT_S = 2.0   # one factor() of an index form; past it the unfactored form is kept
 CMP = {">": sp.StrictGreaterThan, ">=": sp.GreaterThan, "<": sp.StrictLessThan,
        "<=": sp.LessThan}
+
+
+class Where(sp.Function):
+    """where(cond, a, b) in index forms: a Piecewise that SymPy will not fold. Sum's constructor
+    folds a Piecewise that mentions a summation index out of the sum, and `piecewise_fold`
+    recurses into inner sums without respecting their bound indices, so Σ_l B_kl·relu(y_l)
+    came back as Piecewise((Σ_l B_kl y_l, y_l > 0), ...) with l unbound. Where(c, a, b) is
+    opaque to both; it evaluates to a or b once c is decided, and rewrites to Piecewise."""
+
+    nargs = 3
+    is_commutative = True   # else factor() treats it as a non-commutative symbol and drops it
+
+    def _eval_is_real(self):
+        return self.args[1].is_real and self.args[2].is_real
+
+    @classmethod
+    def eval(cls, c, a, b):
+        if c is sp.true:
+            return a
+        if c is sp.false:
+            return b
+        return None
+
+    def _eval_rewrite_as_Piecewise(self, c, a, b, **kwargs):
+        return Where(c, a, b)
+
+    def _latex(self, printer):
+        return printer._print(sp.Piecewise((self.args[1], self.args[0]), (self.args[2], True)))
+
+
+def opaque(e: sp.Expr) -> sp.Expr:
+    """Every Piecewise((a, c), (b, True)) in e as Where(c, a, b) (innermost first)."""
+    def conv(p):
+        if len(p.args) == 2 and p.args[1].cond == sp.true:
+            return Where(p.args[0].cond, p.args[0].expr, p.args[1].expr)
+        return p
+    return e.replace(lambda x: isinstance(x, sp.Piecewise), conv) if e.has(sp.Piecewise) else e
+
+
+def transparent(e: sp.Expr) -> sp.Expr:
+    """Where -> Piecewise; only for expressions without sums (see Where)."""
+    return e.replace(lambda x: isinstance(x, Where), lambda x: sp.Piecewise(
+        (x.args[1], x.args[0]), (x.args[2], True))) if e.has(Where) else e
 
 
 def dim_symbol(d) -> sp.Expr:
@@ -117,7 +161,7 @@ class IndexEvaluator:
 
     def _Apply(self, n, idx):
         params = tuple(self.ev(p, ()) for p in n.params)
-        return functions.definition(n.fn, self.ev(n.a, idx), params)
+        return opaque(functions.definition(n.fn, self.ev(n.a, idx), params))
 
     def _Compare(self, n, idx):
         a = self.ev(n.a, self._align(n.a.shape, n.shape, idx))
@@ -128,7 +172,7 @@ class IndexEvaluator:
         c = self.ev(n.cond, self._align(n.cond.shape, n.shape, idx))
         a = self.ev(n.a, self._align(n.a.shape, n.shape, idx))
         b = self.ev(n.b, self._align(n.b.shape, n.shape, idx))
-        return sp.Piecewise((a, c), (b, True))
+        return Where(c, a, b)
 
     def _Sum(self, n, idx):
         a = n.a
@@ -246,9 +290,14 @@ def canonical(e: sp.Expr, preference: list[sp.Symbol]) -> sp.Expr:
     total = sp.Add(*terms)
     candidates = [total]
     if sp.count_ops(total) <= 120:
+        from .simplify import _TimeUp, time_limit
+
         for f in (sp.factor_terms, sp.factor):
             try:
-                candidates.append(f(total))
+                with time_limit(FACTOR_LIMIT_S):
+                    candidates.append(f(total))
+            except _TimeUp:
+                pass
             except Exception:  # pragma: no cover - sympy limits on exotic expressions
                 pass
     candidates = [_fold_products(c) for c in candidates]
@@ -280,7 +329,7 @@ class _IndexPrinter(StrPrinter):
                 return (5, str(f))
             if isinstance(f, sp.Add):
                 return (4, str(f))
-            if isinstance(f, sp.Piecewise):
+            if isinstance(f, (sp.Piecewise, Where)):
                 return (2, str(f))
             return (1, str(f))
         return sorted(factors, key=key)
@@ -349,6 +398,10 @@ class _IndexPrinter(StrPrinter):
 
     def _print_Relational(self, expr):
         return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
+
+    def _print_Where(self, expr):
+        c, a, b = expr.args
+        return self._print_Piecewise(sp.Piecewise((a, c), (b, True)))
 
 
 class TextPrinter(_IndexPrinter):

@@ -10,10 +10,17 @@ Two mechanisms, both sound rewrites of NumPy semantics:
   back in, also inside clusters when their definition is a monomial (e = p·Σexp(z)).
 
 The result is not trusted because of this module: every printed form is verified separately.
+SymPy's factor/cancel can take very long on large clusters: each call runs under a per-call
+time limit (SIGALRM, main thread only) and all of them under a budget per derivative; past it
+the unsimplified (still exact) cluster is kept and `timed_out` is set, so callers can say so.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
+from contextlib import contextmanager
 from fractions import Fraction
 
 import sympy as sp
@@ -21,6 +28,38 @@ import sympy as sp
 from .. import ir
 
 MAX_FACTOR_OPS = 80
+BUDGET_S = 10.0       # all SymPy simplification of one derivative
+CALL_LIMIT_S = 2.0    # one factor/cancel call
+
+
+class _TimeUp(Exception):
+    pass
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Raise _TimeUp inside the block after `seconds` (a no-op off the main thread or without
+    SIGALRM: the budget between calls still applies)."""
+    usable = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+              and seconds > 0)
+    if not usable:
+        yield
+        return
+
+    def _fire(signum, frame):
+        raise _TimeUp()
+
+    outer, _ = signal.getitimer(signal.ITIMER_REAL)   # a time_limit around this one
+    started = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, _fire)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer) if outer else seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer:   # re-arm the enclosing limit with what is left of it
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
 ARITH = (ir.Binary, ir.Neg)
 
 
@@ -37,7 +76,10 @@ def _ir_number(value: sp.Expr) -> ir.Node:
 
 
 class Simplifier:
-    def __init__(self, named: dict[ir.Node, str] | None = None) -> None:
+    def __init__(self, named: dict[ir.Node, str] | None = None, budget_s: float | None = None) -> None:
+        self.budget_s = BUDGET_S if budget_s is None else budget_s
+        self.deadline = time.monotonic() + self.budget_s
+        self.timed_out = False
         self.named: dict[ir.Node, ir.Var] = {}
         for node, name in (named or {}).items():
             self.named[node] = ir.Var(name, node.shape, "named")
@@ -78,7 +120,7 @@ class Simplifier:
     # ------------------------------------------------------------------ structural rules
     def _Transpose(self, n: ir.Transpose) -> ir.Node:
         a = n.a
-        if _is_zero(a):
+        if is_zero(a):
             return ir.broadcast_to(ir.ZERO, n.shape) if n.shape else ir.ZERO
         if a.rank <= 1:
             return a
@@ -106,7 +148,7 @@ class Simplifier:
 
     def _MatMul(self, n: ir.MatMul) -> ir.Node:
         a, b = n.a, n.b
-        if _is_zero(a) or _is_zero(b):
+        if is_zero(a) or is_zero(b):
             return ir.broadcast_to(ir.ZERO, n.shape) if n.shape else ir.ZERO
         if isinstance(a, ir.Eye):
             return b
@@ -162,7 +204,7 @@ class Simplifier:
 
     def _Sum(self, n: ir.Sum) -> ir.Node:
         a = n.a
-        if _is_zero(a):
+        if is_zero(a):
             return ir.broadcast_to(ir.ZERO, n.shape) if n.shape else ir.ZERO
         if isinstance(a, ir.Broadcast) and a.a.rank == 0 and n.axis is None and not n.keepdims:
             return ir.mul(a.a, self._count(a.shape))
@@ -262,11 +304,26 @@ class Simplifier:
 
     def _candidates(self, expr: sp.Expr):
         yield expr
-        if sp.count_ops(expr) <= MAX_FACTOR_OPS:
-            yield sp.factor_terms(expr)
-            yield sp.factor(expr)
-            yield sp.cancel(expr)
-            yield sp.factor_terms(sp.expand(expr))
+        if sp.count_ops(expr) > MAX_FACTOR_OPS:
+            return
+        for f in (sp.factor_terms, sp.factor, sp.cancel,
+                  lambda e: sp.factor_terms(sp.expand(e))):
+            out = self._timed(f, expr)
+            if out is not None:
+                yield out
+
+    def _timed(self, f, expr):
+        """f(expr) within the budget, or None (and `timed_out`) if there is no time left."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            self.timed_out = True
+            return None
+        try:
+            with time_limit(min(CALL_LIMIT_S, left)):
+                return f(expr)
+        except _TimeUp:
+            self.timed_out = True
+            return None
 
     def _named_monomials(self) -> list[tuple[sp.Symbol, sp.Expr]]:
         """For each named node whose definition is an arithmetic monomial c·Π leafᵏ:
@@ -293,9 +350,9 @@ class Simplifier:
     def _substitute_named(self, expr: sp.Expr) -> sp.Expr:
         for leaf, value in self._named_monomials():
             if expr.has(leaf):
-                cand = sp.cancel(expr.subs(leaf, value)) if sp.count_ops(expr) <= MAX_FACTOR_OPS \
-                    else expr.subs(leaf, value)
-                if not cand.has(leaf) and sp.count_ops(cand) <= sp.count_ops(expr):
+                cand = self._timed(sp.cancel, expr.subs(leaf, value)) \
+                    if sp.count_ops(expr) <= MAX_FACTOR_OPS else expr.subs(leaf, value)
+                if cand is not None and not cand.has(leaf) and sp.count_ops(cand) <= sp.count_ops(expr):
                     expr = cand
         return expr
 
@@ -368,7 +425,7 @@ class Simplifier:
         raise _Unmappable(e)
 
 
-def _is_zero(n: ir.Node) -> bool:
+def is_zero(n: ir.Node) -> bool:
     return ir.is_const(n, 0) or (isinstance(n, ir.Broadcast) and ir.is_const(n.a, 0))
 
 

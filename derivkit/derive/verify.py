@@ -18,8 +18,9 @@ import sympy as sp
 
 from .. import functions, ir
 from ..results import Verification
-from .explicit import EXACT, Explicit, symbol_array, zero_test
-from .index import dim_symbol
+from .explicit import EXACT, Explicit, Undefined, symbol_array, zero_test
+from .index import dim_symbol, transparent
+from .simplify import _TimeUp, time_limit
 
 MAX_ENTRIES = 400  # n_out * n_in per size assignment
 MAX_COST = 20_000  # estimated SymPy nodes in the explicit forward at the smallest sizes
@@ -44,6 +45,7 @@ class Problem:
     named: dict[str, ir.Node]        # name -> definition
     wrt: ir.Var
     upstream: ir.Var | None          # None for scalar outputs
+    param_values: dict = field(default_factory=dict)   # bound parameters (else symbols)
 
 
 def size_assignments(dims: list[str], heavy: bool = False) -> list[dict[str, int]]:
@@ -157,7 +159,9 @@ class Verifier:
             env[name] = symbol_array(name, tuple(d if isinstance(d, int) else sizes[d] for d in shape),
                                      domain)
         for name in self.p.params:
-            env[name] = np.asarray(functions.param_symbol(name), dtype=object)
+            value = (_rational(self.p.param_values[name]) if name in self.p.param_values
+                     else functions.param_symbol(name))
+            env[name] = np.asarray(value, dtype=object)
         if self.p.upstream is not None:
             up = self.p.upstream
             env[up.name] = symbol_array(up.name, tuple(d if isinstance(d, int) else sizes[d]
@@ -219,6 +223,10 @@ class Verifier:
                                     f"{_fmt(self.assignments[k])}: {exc}")
             except _OutOfTime:
                 break
+            except Undefined as exc:
+                return Verification(False, "none", tuple(self.assignments[:k + 1]),
+                                    f"NOT VERIFIED: the forward is undefined at "
+                                    f"{_fmt(self.assignments[k])}: {exc}")
         if not done:
             return Verification(False, "none", (), f"NOT VERIFIED: the element-wise comparison did "
                                 f"not finish within the {self.budget_s:g} s budget")
@@ -238,12 +246,16 @@ class Verifier:
         worst = EXACT
         for idx in np.ndindex(*truth.shape):
             self._tick()
-            d = sp.sympify(derived[idx]) - sp.sympify(truth[idx])
-            verdict = zero_test(d)
+            d = sp.sympify(derived[idx], strict=True) - sp.sympify(truth[idx], strict=True)
+            try:   # one entry's algebra may not outlast the budget either
+                with time_limit(max(0.05, self.deadline - time.monotonic())):
+                    verdict = zero_test(d)
+            except _TimeUp:
+                raise _OutOfTime() from None
             if verdict is None:
                 raise _Mismatch(f"{where} {list(idx)}: derived {_short(derived[idx])}, "
                                 f"element-wise {_short(truth[idx])}", tuple(int(i) for i in idx),
-                                sp.sympify(derived[idx]), sp.sympify(truth[idx]))
+                                sp.sympify(derived[idx], strict=True), sp.sympify(truth[idx], strict=True))
             if verdict != EXACT:
                 worst = verdict
         return worst
@@ -263,7 +275,7 @@ class Verifier:
         sizes = ctx["sizes"]
         scalar_out = self.p.upstream is None
         truth = self._vjp_truth(ctx) if scalar_out else self._jac_truth(ctx)
-        base = {dim_symbol(d): v for d, v in sizes.items()}
+        base = {dim_symbol(d): sp.Integer(v) for d, v in sizes.items()}
         lookup = self._lookup(ctx, form)
         derived = np.empty(truth.shape, dtype=object)
         out_ix = [()] if scalar_out else list(np.ndindex(*out.shape))
@@ -275,6 +287,7 @@ class Verifier:
                 val = form.expr.xreplace(sub)
                 if val.has(sp.Sum, sp.Product):
                     val = val.doit()
+                val = transparent(val)
                 val = val.xreplace({a: lookup(a) for a in val.atoms(sp.Indexed)})
                 val = val.xreplace({s: lookup(s) for s in val.free_symbols if lookup(s) is not None})
                 derived[o + e] = val
@@ -305,11 +318,18 @@ class Verifier:
                 if atom.name in opaque_by_label:
                     return ex.ev(opaque_by_label[atom.name]).item()
                 arr = arrays(atom.name)
-                if arr is not None and np.ndim(arr) == 0 and atom.name not in self.p.params:
+                if arr is not None and np.ndim(arr) == 0:
                     return np.asarray(arr).item()
             return None
 
         return lookup
+
+
+def _rational(value: float) -> sp.Rational:
+    from fractions import Fraction
+
+    f = Fraction(repr(float(value)))
+    return sp.Rational(f.numerator, f.denominator)
 
 
 def _fmt(sizes: dict[str, int]) -> str:
