@@ -37,7 +37,13 @@ class ShapeError(DerivkitError):
 
 
 class RecipeError(DerivkitError):
-    """A recipe file is malformed; the message names the file and field."""
+    """A recipe file is malformed; the message names the file and field. `key` is the dotted
+    TOML key at fault ("forward", "inputs.X", "steps.2.expr"), which the loader turns into a
+    line number."""
+
+    def __init__(self, message: str, hint: str | None = None, key: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.key = key
 
 
 class UnknownRecipeError(DerivkitError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import RecipeError, UnknownRecipeError
@@ -54,6 +54,14 @@ class Recipe:
     path: str | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
     steps: tuple[tuple[str, str], ...] = ()   # composite recipes: (name, expression), in order
+    lines: dict = field(default_factory=dict, compare=False, hash=False)  # TOML key -> line
+
+    def where(self, key: str) -> str:
+        """'FILE:LINE' of a key of this recipe's file (or the name when it has no file)."""
+        if not self.path:
+            return f"recipe {self.name!r}"
+        line = _line_of(self.lines, key)
+        return f"{self.path}:{line}" if line else str(self.path)
 
     def input(self, name: str) -> InputSpec:
         for spec in self.inputs:
@@ -91,7 +99,7 @@ def _need(data: dict, key: str, kind: type, where: str):
         raise RecipeError(f"{where}: missing field {key!r}")
     value = data[key]
     if not isinstance(value, kind):
-        raise RecipeError(f"{where}: field {key!r} must be a {kind.__name__}")
+        raise RecipeError(f"{where}: field {key!r} must be a {kind.__name__}", key=key)
     return value
 
 
@@ -100,74 +108,88 @@ def _strings(data: dict, key: str, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise RecipeError(f"{where}: field {key!r} must be a list of strings")
+        raise RecipeError(f"{where}: field {key!r} must be a list of strings", key=key)
     return tuple(value)
 
 
-def _ident(value: str, what: str, where: str) -> str:
-    if not IDENT_RE.match(value):
-        raise RecipeError(f"{where}: {what} {value!r} must be a plain identifier (letters and digits)")
+def _ident(value: str, what: str, where: str, key: str | None = None) -> str:
+    if not isinstance(value, str) or not IDENT_RE.match(value):
+        raise RecipeError(f"{where}: {what} {value!r} must be a plain identifier (letters and "
+                          f"digits)", key=key)
     return value
 
 
 def parse_recipe(data: dict, where: str, path: str | None = None) -> Recipe:
     name = _need(data, "name", str, where)
     if not NAME_RE.match(name):
-        raise RecipeError(f"{where}: name {name!r} must be lower-case letters, digits and '-'")
+        raise RecipeError(f"{where}: name {name!r} must be lower-case letters, digits and '-'",
+                          key="name")
     summary = _need(data, "summary", str, where)
     steps = _steps(data, where)
     if steps and "forward" in data:
-        raise RecipeError(f"{where}: give either 'forward' or [[steps]], not both")
+        raise RecipeError(f"{where}: give either 'forward' or [[steps]], not both", key="forward")
     forward = "; ".join(f"{n} = {e}" for n, e in steps) if steps else _need(data, "forward", str, where)
     raw_inputs = _need(data, "inputs", dict, where)
     if not raw_inputs:
-        raise RecipeError(f"{where}: 'inputs' declares no input")
+        raise RecipeError(f"{where}: 'inputs' declares no input", key="inputs")
     domains = data.get("domain", {})
     if not isinstance(domains, dict):
-        raise RecipeError(f"{where}: field 'domain' must be a table of input = domain")
+        raise RecipeError(f"{where}: field 'domain' must be a table of input = domain", key="domain")
     inputs = []
     for key, shape_text in raw_inputs.items():
-        _ident(key, "input name", where)
+        _ident(key, "input name", where, f"inputs.{key}")
         if not isinstance(shape_text, str):
-            raise RecipeError(f"{where}: inputs.{key} must be a shape string such as \"m,n\"")
+            raise RecipeError(f"{where}: inputs.{key} must be a shape string such as \"m,n\"",
+                              key=f"inputs.{key}")
         try:
             shape = parse_shape(shape_text, where=f"{where}: inputs.{key}")
         except Exception as exc:  # ShapeError carries the message
-            raise RecipeError(getattr(exc, "message", str(exc))) from None
+            raise RecipeError(getattr(exc, "message", str(exc)), key=f"inputs.{key}") from None
         domain = domains.get(key, "real")
         if domain not in DOMAINS:
-            raise RecipeError(f"{where}: domain.{key} = {domain!r}; expected one of {', '.join(DOMAINS)}")
+            raise RecipeError(f"{where}: domain.{key} = {domain!r}; expected one of "
+                              f"{', '.join(DOMAINS)}", key=f"domain.{key}")
         inputs.append(InputSpec(key, shape, domain))
     for key in domains:
         if key not in raw_inputs:
-            raise RecipeError(f"{where}: domain.{key} names no input")
+            raise RecipeError(f"{where}: domain.{key} names no input", key=f"domain.{key}")
     params = []
     raw_params = data.get("params", {})
     if not isinstance(raw_params, dict):
-        raise RecipeError(f"{where}: field 'params' must be a table of name = default")
+        raise RecipeError(f"{where}: field 'params' must be a table of name = default", key="params")
     for key, default in raw_params.items():
-        _ident(key, "parameter name", where)
-        if isinstance(default, bool) or not isinstance(default, (int, float)):
-            raise RecipeError(f"{where}: params.{key} must be a number (its default)")
+        _ident(key, "parameter name", where, f"params.{key}")
+        if isinstance(default, bool) or not isinstance(default, (int, float)) or default != default \
+                or default in (float("inf"), float("-inf")):
+            raise RecipeError(f"{where}: params.{key} must be a finite number (its default)",
+                              key=f"params.{key}")
         if key in raw_inputs:
-            raise RecipeError(f"{where}: {key!r} is both an input and a parameter")
+            raise RecipeError(f"{where}: {key!r} is both an input and a parameter",
+                              key=f"params.{key}")
         params.append(ParamSpec(key, float(default)))
     wrt = _strings(data, "wrt", where) or tuple(raw_inputs)
     for w in wrt:
         if w not in raw_inputs:
             raise RecipeError(f"{where}: wrt names {w!r}, which is not an input "
-                              f"(inputs: {', '.join(raw_inputs)})")
-    output = _ident(data.get("output", steps[-1][0] if steps else "y"), "output name", where)
+                              f"(inputs: {', '.join(raw_inputs)})", key="wrt")
+    output = _ident(data.get("output", steps[-1][0] if steps else "y"), "output name", where,
+                    "output")
     if steps and output != steps[-1][0]:
-        raise RecipeError(f"{where}: output {output!r} must be the last step's name {steps[-1][0]!r}")
-    for step_name, _ in steps:
+        raise RecipeError(f"{where}: output {output!r} must be the last step's name "
+                          f"{steps[-1][0]!r}", key="output")
+    for i, (step_name, _) in enumerate(steps, 1):
         if step_name in raw_inputs or step_name in raw_params:
-            raise RecipeError(f"{where}: step {step_name!r} has the name of an input or parameter")
-    upstream = _ident(data.get("upstream", "g"), "upstream-gradient name", where)
+            raise RecipeError(f"{where}: step {step_name!r} has the name of an input or parameter",
+                              key=f"steps.{i}.name")
+    upstream = _ident(data.get("upstream", "g"), "upstream-gradient name", where, "upstream")
     taken = set(raw_inputs) | set(raw_params)
     for label, value in (("output", output), ("upstream", upstream)):
         if value in taken:
-            raise RecipeError(f"{where}: {label} name {value!r} is already an input or parameter")
+            raise RecipeError(f"{where}: {label} name {value!r} is already an input or parameter",
+                              key=label)
+    if upstream == output or upstream in {n for n, _ in steps}:
+        raise RecipeError(f"{where}: upstream-gradient name {upstream!r} is already the name of "
+                          f"the output or a step", key="upstream")
     known = {"name", "summary", "forward", "inputs", "domain", "params", "wrt", "output",
              "upstream", "notes", "references", "steps"}
     extra = {k: v for k, v in data.items() if k not in known}
@@ -183,33 +205,99 @@ def _steps(data: dict, where: str) -> tuple[tuple[str, str], ...]:
     parameters and earlier steps."""
     raw = data.get("steps", [])
     if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
-        raise RecipeError(f"{where}: 'steps' must be an array of tables ([[steps]] name = ..., expr = ...)")
+        raise RecipeError(f"{where}: 'steps' must be an array of tables ([[steps]] name = ..., "
+                          f"expr = ...)", key="steps")
     out, seen = [], set()
     for i, table in enumerate(raw, 1):
         name, expr = table.get("name"), table.get("expr")
         if not isinstance(name, str) or not isinstance(expr, str) or not expr.strip():
-            raise RecipeError(f"{where}: step {i} needs name = \"...\" and expr = \"...\"")
-        _ident(name, f"step {i} name", where)
+            raise RecipeError(f"{where}: step {i} needs name = \"...\" and expr = \"...\"",
+                              key=f"steps.{i}")
+        _ident(name, f"step {i} name", where, f"steps.{i}.name")
         if name in seen:
-            raise RecipeError(f"{where}: step name {name!r} is used twice")
+            raise RecipeError(f"{where}: step name {name!r} is used twice", key=f"steps.{i}.name")
         extra = set(table) - {"name", "expr", "note"}
         if extra:
-            raise RecipeError(f"{where}: step {name!r} has unknown field {sorted(extra)[0]!r}")
+            raise RecipeError(f"{where}: step {name!r} has unknown field {sorted(extra)[0]!r}",
+                              key=f"steps.{i}.{sorted(extra)[0]}")
         seen.add(name)
         out.append((name, expr))
     return tuple(out)
 
 
+MAX_FILE_BYTES = 1 << 20
+
+
 def load_file(path: Path) -> Recipe:
+    """Parse one recipe file. Every problem is a RecipeError starting 'FILE:LINE:' when the
+    line is known (the key at fault, or the TOML syntax error's line)."""
     where = str(path)
     try:
+        if not Path(path).is_file():
+            raise RecipeError(f"{where}: not a regular file")
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            raw = fh.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise RecipeError(f"{where}: the file is larger than {MAX_FILE_BYTES:,} bytes, the "
+                              f"limit for a recipe")
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{where}: not valid TOML: {exc}") from None
+        found = re.search(r"at line (\d+)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else None)
+        at = f":{line}" if line else ""
+        raise RecipeError(f"{where}{at}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{where}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise RecipeError(f"{where}: cannot read: {exc.strerror}") from None
-    return parse_recipe(data, where, str(path))
+    except RecursionError:
+        raise RecipeError(f"{where}: nested too deeply to parse") from None
+    lines = key_lines(text)
+    try:
+        recipe = parse_recipe(data, where, str(path))
+    except RecipeError as exc:
+        line = _line_of(lines, exc.key)
+        if line is None:
+            raise
+        raise RecipeError(exc.message.replace(f"{where}: ", f"{where}:{line}: ", 1), exc.hint,
+                          exc.key) from None
+    return replace(recipe, lines=lines)
+
+
+_HEADER = re.compile(r"\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+)\s*=""")
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """{dotted key: 1-based line} for a recipe's simple TOML layout: top-level keys, [table]
+    keys ("inputs.X") and [[steps]] keys ("steps.2.expr"; "steps.2" is the header's line)."""
+    out: dict[str, int] = {}
+    prefix, counts = "", {}
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _HEADER.match(line)
+        if header:
+            name = header.group(2)
+            if header.group(1) == "[[":
+                counts[name] = counts.get(name, 0) + 1
+                prefix = f"{name}.{counts[name]}"
+            else:
+                prefix = name
+            out.setdefault(prefix, number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            name = key.group(1).strip("\"'")
+            out.setdefault(f"{prefix}.{name}" if prefix else name, number)
+    return out
+
+
+def _line_of(lines: dict[str, int], key: str | None) -> int | None:
+    while key:
+        if key in lines:
+            return lines[key]
+        key = key.rpartition(".")[0]
+    return None
 
 
 def discover(dirs: list[Path]) -> dict[str, Path]:
