@@ -23,9 +23,10 @@ from fractions import Fraction
 import sympy as sp
 
 from . import functions
-from .derive.index import CMP, dim_symbol, index_symbol
+from .derive.index import CMP, Where, dim_symbol, index_symbol, opaque
 from .errors import ExpressionError
-from .language import _CMP, _PARAM_DEFAULTS, MAX_DEPTH, ELEMENTWISE, _segment, syntax_tree
+from .language import (_CMP, _PARAM_DEFAULTS, ELEMENTWISE, MAX_DEPTH, _segment, check_power,
+                       syntax_tree)
 from .shapes import Shape
 
 DELTA_NAMES = ("delta", "δ")
@@ -114,6 +115,7 @@ class _Builder:
             if op is ast.Div:
                 return a / b
             if op is ast.Pow:
+                check_power(self, node, b if b.is_Number else None)
                 return a ** b
             raise self.fail(node, f"operator in '{_segment(self.text, node)}' is not allowed in an "
                                   "index claim", "use * / + - ** with subscripts; @ is matrix form")
@@ -249,8 +251,7 @@ class _Builder:
                 raise self.fail(cond, "where() needs a comparison such as x[i] > 0 as its condition")
             rel = CMP[_CMP[type(cond.ops[0])]](self.build(cond.left, depth + 1),
                                                self.build(cond.comparators[0], depth + 1))
-            return sp.Piecewise((self.build(args[1], depth + 1), rel),
-                                (self.build(args[2], depth + 1), True))
+            return Where(rel, self.build(args[1], depth + 1), self.build(args[2], depth + 1))
         if fn in ELEMENTWISE:
             names = tuple(_PARAM_DEFAULTS.get(fn, {}))
             if not 1 <= len(args) <= 1 + len(names) or set(kws) - set(names):
@@ -265,7 +266,7 @@ class _Builder:
                     params.append(self.build(kws[pname], depth + 1))
                 else:
                     params.append(sp.Float(_PARAM_DEFAULTS[fn][pname]))
-            return functions.definition(fn, x, tuple(params))
+            return opaque(functions.definition(fn, x, tuple(params)))
         raise self.fail(node, f"unknown function '{fn}'",
                         f"allowed: {', '.join(sorted(ELEMENTWISE + ('delta', 'sum', 'where')))}")
 

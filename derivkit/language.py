@@ -24,6 +24,13 @@ from .shapes import Dim, Shape, fmt_shape
 
 MAX_LENGTH = 20_000
 MAX_DEPTH = 64
+MAX_POWER = 64    # |constant exponent|: (x+1)**600 expands into 600 terms per entry
+
+
+def check_power(builder, node: ast.AST, exponent) -> None:
+    """A constant exponent beyond ±MAX_POWER is refused (symbolic work grows with it)."""
+    if exponent is not None and abs(float(exponent)) > MAX_POWER:
+        raise builder.fail(node, f"exponent {exponent} is too large (the limit is {MAX_POWER})")
 
 ELEMENTWISE = ("exp", "log", "sqrt", "abs", "sign", "tanh", "sigmoid", "relu", "leaky_relu")
 FUNCTIONS = ELEMENTWISE + ("sum", "mean", "softmax", "trace", "det", "inv", "diag", "outer", "eye",
@@ -86,7 +93,10 @@ class _Builder:
             if op is None:
                 raise self.fail(node, f"operator in '{_segment(self.text, node)}' is not allowed",
                                 "use @ * / + - **")
-            return ir.binary(op, self.build(node.left, depth), self.build(node.right, depth))
+            right = self.build(node.right, depth)
+            if op == "**":
+                check_power(self, node, right.value if isinstance(right, ir.Const) else None)
+            return ir.binary(op, self.build(node.left, depth), right)
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.USub):
                 inner = self.build(node.operand, depth)

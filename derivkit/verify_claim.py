@@ -31,7 +31,7 @@ import sympy as sp
 from . import functions, ir
 from .claims import ClaimScope, is_index_claim, parse_index_claim
 from .derive.engine import derive, parse_steps
-from .derive.explicit import _sample
+from .derive.explicit import _sample, witness
 from .derive.index import index_symbol
 from .derive.verify import IndexForm, Mismatch, Problem, Verifier
 from .errors import DerivkitError
@@ -57,8 +57,9 @@ class _Target:
         self.upstream = None if self.scalar else ir.Var(recipe.upstream, self.out.shape, "upstream")
         inputs = {i.name: (i.shape, i.domain) for i in recipe.inputs}
         named = {recipe.output: self.out, **steps}
-        self.problem = Problem(self.out, inputs, tuple(p.name for p in recipe.params), named,
-                               self.x, self.upstream)
+        self.params = {p.name: p.default for p in recipe.params}
+        self.problem = Problem(self.out, inputs, tuple(self.params), named, self.x, self.upstream,
+                               dict(self.params))   # a claim may write a parameter's value
         self.verifier = Verifier(self.problem)
         self.derivation = derivation
         self.steps = steps
@@ -109,6 +110,10 @@ def _reading(t: _Target, node: ir.Node) -> tuple[str | None, ir.Node | None, str
                 f"(the shape of {w}: {xs})")
         return ("vjp", node, desc, "") if _fits(node.shape, x.shape) else (
             None, None, desc, _shape_reason(node, f"∂L/∂{w}", w, x.shape))
+    if x.rank == 0 and _fits(node.shape, out.shape):
+        full = ir.broadcast_to(node, out.shape)
+        return ("vjp", ir.sum_(ir.mul(full, t.upstream)), f"∂{y}/∂{w}, the Jacobian (the shape of "
+                f"{y}: {fmt_shape(out.shape)}), compared as ∂L/∂{w} = Σ claim * {t.upstream.name}", "")
     if out.rank == 1 and x.rank == 1 and node.rank == 2:
         desc = f"∂{y}/∂{w}, the Jacobian ({fmt_shape(out.shape + x.shape)})"
         if node.shape == out.shape + x.shape:
@@ -163,6 +168,8 @@ def _matrix_claim(t: _Target, claim: str, node: ir.Node, seed: int) -> ClaimVerd
                 notes=_kink_notes(t, form, kind))
     if wrong:
         return ClaimVerdict(verdict="refuted", reason=wrong, method="shapes", **base)
+    if any(isinstance(n, ir.DimSize) for n in ir.walk(node)):
+        _more_sizes(t)
     if not t.verifier.feasible:
         return _numeric_only(t, kind, form, seed, base)
     ver = t.verifier.check_matrix(kind, form)
@@ -287,6 +294,8 @@ def _index_claim(t: _Target, claim: str, seed: int) -> ClaimVerdict:
     out_syms = tuple(index_symbol(c) for c in free[:out_rank])
     in_syms = tuple(index_symbol(c) for c in free[out_rank:])
     form = IndexForm(parsed.expr, out_syms, in_syms, {})
+    if any(s.name in dims for s in parsed.expr.free_symbols):
+        _more_sizes(t)
     if not t.verifier.feasible:
         return ClaimVerdict(verdict="not verified", method="none", **base,
                             reason=f"index claims are compared symbolically, and this derivative "
@@ -339,7 +348,7 @@ def _index_numeric(t: _Target, form: IndexForm, sizes: dict, seed: int) -> str:
            for k, v in values.items()}
     env.update({k: np.asarray(sp.Float(v), dtype=object) for k, v in params.items()})
     ex = Explicit(sizes, env, t.problem.named)
-    base = {dim_symbol(d): v for d, v in sizes.items()}
+    base = {dim_symbol(d): sp.Integer(v) for d, v in sizes.items()}
     base.update({functions.param_symbol(k): v for k, v in params.items()})
     worst = 0.0
     for o in np.ndindex(*out_shape):
@@ -350,7 +359,7 @@ def _index_numeric(t: _Target, form: IndexForm, sizes: dict, seed: int) -> str:
             val = form.expr.xreplace(sub)
             if val.has(sp.Sum):
                 val = val.doit()
-            val = sp.sympify(val).xreplace({a: _entry(ex, a) for a in val.atoms(sp.Indexed)})
+            val = sp.sympify(val, strict=True).xreplace({a: _entry(ex, a) for a in val.atoms(sp.Indexed)})
             val = val.xreplace({s: _scalar(ex, s) for s in val.free_symbols
                                 if _scalar(ex, s) is not None})
             v = complex(sp.N(val, 20)).real
@@ -371,6 +380,18 @@ def _scalar(ex, s: sp.Symbol):
     except KeyError:
         return None
     return np.asarray(arr).item() if np.ndim(arr) == 0 else None
+
+
+def _more_sizes(t: _Target) -> None:
+    """A claim that uses a dimension name as a number is also compared with every dimension 1
+    and at larger sizes (5, 6, ...), where they fit, besides the usual sizes."""
+    dims = t.verifier.dims
+    extra = [{d: 1 for d in dims}, {d: 5 + i for i, d in enumerate(dims)},
+             {d: 6 + i for i, d in enumerate(dims)}]
+    feasible, cost = t.verifier.feasible, t.verifier.cost
+    t.verifier = Verifier(t.problem, assignments=t.verifier.assignments + [
+        a for a in extra if a not in t.verifier.assignments])
+    t.verifier.feasible, t.verifier.cost = feasible, cost
 
 
 # ---------------------------------------------------------------- refutations
@@ -411,9 +432,11 @@ def _counterexample(t: _Target, m: Mismatch, kind: str | None, letters: tuple[st
     params = {functions.param_symbol(p.name): sp.Float(p.default) for p in t.recipe.params}
     diff = m.derived - m.truth
     params_names = {p.name for p in t.recipe.params}
+    found = witness(diff.xreplace(params), rng) or {}
     point = values = None
     for _ in range(20):
         point = dict(params)
+        point.update(found)
         values = {}
         for name, arr in m.env.items():
             if name in params_names or (name == t.recipe.upstream and kind not in ("vjp",)):
@@ -421,11 +444,13 @@ def _counterexample(t: _Target, m: Mismatch, kind: str | None, letters: tuple[st
             vals = np.empty(np.shape(arr), dtype=object)
             for idx in np.ndindex(*np.shape(arr)):
                 sym = arr[idx]
-                point[sym] = _sample(sym, rng)
+                if sym not in point:
+                    point[sym] = _sample(sym, rng)
                 vals[idx] = float(point[sym])
             values[name] = vals.tolist() if vals.ndim else float(vals.item())
         if _value(diff, point) not in (0.0, None):
             break
+        found = {}
     claimed, true = _value(m.derived, point), _value(m.truth, point)
     if kind is None:
         text = ", ".join(f"{c} = {v}" for c, v in zip(letters, m.entry))
@@ -438,7 +463,7 @@ def _counterexample(t: _Target, m: Mismatch, kind: str | None, letters: tuple[st
 
 def _value(e: sp.Expr, point: dict) -> float | None:
     try:
-        v = complex(sp.N(sp.sympify(e).xreplace(point), 30))
+        v = complex(sp.N(sp.sympify(e, strict=True).xreplace(point), 30))
     except (TypeError, ValueError):
         return None
     return v.real
@@ -463,11 +488,15 @@ def _fmt(sizes: dict[str, int]) -> str:
 
 # ---------------------------------------------------------------- kinks
 def _kink_notes(t: _Target, form: ir.Node | None, kind: str | None) -> tuple[str, ...]:
-    """At a kink the derivative is a convention no finite difference can decide: state
-    derivkit's, and (matrix claims) compare the claim with it exactly at the kink."""
+    """Parameters are compared at their values. At a kink the derivative is a convention no
+    finite difference can decide: state derivkit's, and (matrix claims) compare the claim with
+    it exactly at the kink."""
     fns = sorted({n.fn for n in ir.walk(t.out) if isinstance(n, ir.Apply)
                   and functions.kink_conventions(n.fn)})
     notes = []
+    if t.params:
+        notes.append("compared with the parameters at their values: "
+                     + ", ".join(f"{k} = {v:g}" for k, v in t.params.items()))
     for fn in fns:
         for k in functions.kink_conventions(fn):
             notes.append(f"{fn}'({k.at}) = {k.value} by derivkit's convention (one-sided "

@@ -259,3 +259,39 @@ def test_cli_json(runner):
 def test_cli_help_lists_verify(runner):
     r = runner.invoke(app, ["verify", "--help"])
     assert r.exit_code == 0 and "--claim" in r.stdout and "index" in r.stdout
+
+
+# ---------------------------------------------------------------- found by review (regressions)
+@pytest.mark.parametrize("name, claim", [
+    ("relu", "where(x < -1.5, 1, where(x > 0, 1, 0))"),       # wrong for x < -1.5 only
+    ("relu", "where(abs(x - 1) < 0.2, 5, where(x > 0, 1, 0))"),  # wrong on (0.8, 1.2) only
+    ("tanh", "where(abs(x) < 2.5, 1 - t**2, 0)"),              # a clipped gradient
+])
+def test_claims_wrong_on_part_of_the_line_are_refuted(name, claim):
+    v = verify(name, "x", claim)
+    assert v.verdict == "refuted", v.reason
+    ce = v.counterexample
+    assert ce.claimed != pytest.approx(ce.true)                # a real witness, not a tie
+    x = np.array(ce.values["x"])[ce.entry[0]]
+    assert abs(x) > 1.4 or abs(x - 1) < 0.2
+
+
+def test_claim_wrong_only_at_unusual_sizes_is_refuted():
+    v = verify("softmax", "z", "diag(p) - outer(p, p) + (n-2)*(n-3)*(n-4)*outer(p, p)")
+    assert v.verdict == "refuted"
+    v = verify("softmax", "z", "p[i]*(delta(i,j) - p[j]) + (n-2)*(n-3)*(n-4)")
+    assert v.verdict == "refuted"
+
+
+def test_parameter_values_written_as_numbers_are_verified():
+    v = api.verify_expression("sum(a*x)", "2", ["x"], {"x": "n"}, {"a": 2.0})
+    assert v.verified and any("a = 2" in n for n in v.notes)
+    assert verify("leaky-relu", "x", "where(x > 0, 1, 0.01)").verified
+    v = verify("leaky-relu", "x", "where(x > 0, 1, 0.02)")
+    assert v.verdict == "refuted" and v.counterexample.true == pytest.approx(0.01)
+
+
+def test_jacobian_with_respect_to_a_scalar():
+    assert api.verify_expression("x*y", "x", ["y"], {"x": "n", "y": "scalar"}).verified
+    assert api.verify_expression("c*X", "X", ["c"], {"X": "m,n", "c": "scalar"}).verified
+    assert api.verify_expression("c*X", "2*X", ["c"], {"X": "m,n", "c": "scalar"}).verdict == "refuted"
