@@ -34,6 +34,7 @@ from .recipes import Recipe
 from .results import CheckResult, Derivative, Diagnosis
 
 MAX_SUM_TEXT = 60
+LOW_PRECISION = 1e-4   # |c − 1| below this is rounding (float32 ≈ 6e-8 per operation), not a factor
 
 
 @dataclass
@@ -191,6 +192,11 @@ def _transposed_or_scaled(point: Point, U: np.ndarray, T: np.ndarray) -> list[Di
                 return out
         elif abs(c - 1) <= point.tol:
             return []   # U is the true value: nothing to diagnose
+        elif abs(c - 1) <= LOW_PRECISION and not transposed:
+            rel = float(np.linalg.norm(np.asarray(V, np.float64) - T) / max(np.linalg.norm(T), 1e-300))
+            return [Diagnosis("low precision", f"your {point.lhs} equals {point.true} only to a "
+                              f"relative {rel:.1e}: computed in lower precision than "
+                              f"{np.dtype(point.dtype).name} (e.g. float32)?")]
         return out + _factor(point, c, r, transposed)
     return []
 

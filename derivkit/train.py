@@ -196,8 +196,9 @@ def make_task(recipe: Recipe, sizes: Mapping[str, int] | None = None, seed: int 
 def _relative(used, true) -> float:
     import numpy as np
 
-    norm = float(np.linalg.norm(true))
-    diff = float(np.linalg.norm(used - true))
+    with np.errstate(all="ignore"):   # a diverging run is reported by the caller, not warned
+        norm = float(np.linalg.norm(true))
+        diff = float(np.linalg.norm(used - true))
     if norm == 0.0:
         return 0.0 if diff == 0.0 else math.inf
     return diff / norm

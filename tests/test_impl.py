@@ -433,3 +433,13 @@ def test_help_stays_light_with_impl(tmp_path):
 def test_library_errors_are_derivkit_errors():
     with pytest.raises(DerivkitError, match="no such file"):
         api.check_implementation("nowhere.py:f", "linear")
+
+
+def test_a_float32_result_is_diagnosed_as_low_precision_not_a_factor(tmp_path):
+    from derivkit import api
+
+    (tmp_path / "f32.py").write_text("import numpy as np\n\ndef relu_f32(x, g):\n"
+                                     "    return (g * (x > 0)).astype(np.float32)\n")
+    tc = api.check_implementation(f"{tmp_path / 'f32.py'}:relu_f32", "relu")
+    names = {d.name for r in tc.results for d in r.diagnoses}
+    assert not tc.passed and names == {"low precision"}

@@ -22,6 +22,7 @@ are |d − n| / max(|d|, |n|, 10⁻³·S).
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -169,7 +170,8 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
                     continue
             results.extend(_check_input(target, w, dvs, mode, rng, rtol, atol, directions, notes,
                                         implementations or {}))
-    conventions = tuple(c for c in derivation.conventions if "kink" in c) + tuple(notes)
+    conventions = (tuple(c for c in derivation.conventions if "kink" in c) + tuple(notes)
+                   + tuple(getattr(derivation, "warnings", ())))
     return TargetCheck(target=recipe.name, passed=all(r.passed for r in results), seed=seed,
                        dtype=dtype, sizes=concrete_sizes, results=tuple(results),
                        conventions=conventions, seconds=time.perf_counter() - started)
@@ -226,6 +228,7 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
                 "an input outside a function's domain? in a recipe declare it, e.g. [domain] "
                 "x = \"positive\"; with --expr, an input passed straight to log or sqrt is "
                 "sampled positive")
+        _refuse_singular(target, values)
         try:
             results = []
             cache: dict = {}
@@ -268,6 +271,29 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
             continue
     raise DerivkitError(f"could not draw inputs for {w} whose finite-difference stencils avoid every "
                         f"kink in {KINK_ATTEMPTS} attempts", "try other --size or --seed values")
+
+
+MAX_CONDITION = 1e10   # beyond this, finite differences through inv() lose most digits
+
+
+def _refuse_singular(target: _Target, values: dict) -> None:
+    """An inverse of a (nearly) singular matrix at the sampled point: its derivative (∝ its
+    condition number squared) cannot be checked there, and is reported instead."""
+    from ..lower import compile_function, function_source
+    from ..printing import language
+
+    inputs = {i.name: i.shape for i in target.recipe.inputs}
+    for n in {n for n in ir.walk(target.out) if isinstance(n, (ir.Inv, ir.Det))}:
+        src = function_source("arg", list(inputs), n.a, inputs, {}, target.params)
+        a = np.asarray(compile_function("arg", src)(**values), dtype=np.float64)
+        cond = float(np.linalg.cond(a)) if np.all(np.isfinite(a)) else float("inf")
+        if not cond < MAX_CONDITION:
+            what = "inv" if isinstance(n, ir.Inv) else "det"
+            raise DerivkitError(
+                f"{language(n.a)} (in {what}) is singular or nearly so at the sampled inputs "
+                f"(condition number {cond:.1e}); derivatives through its inverse cannot be checked "
+                f"there",
+                "is the matrix singular for every input? try another --seed otherwise")
 
 
 def _estimate(target: _Target, fb, switches, values, w, V, contract=None):
@@ -544,9 +570,14 @@ def check_all(*, recipe_dirs=None, progress=None, sizes: dict[str, int] | None =
             scope, _ = parse_forward(recipe)
             mine = {k: v for k, v in (sizes or {}).items() if k in scope.dims}
             targets.append(check(recipe, sizes=mine, **options))
-        except DerivkitError as exc:
+        except Exception as exc:  # a broken recipe fails its target; the others are checked
+            if not isinstance(exc, DerivkitError) and os.environ.get("DERIVKIT_DEBUG"):
+                raise
+            error = exc.one_line() if isinstance(exc, DerivkitError) else (
+                f"{path}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:200]} "
+                f"(a bug in derivkit; rerun with DERIVKIT_DEBUG=1 for the traceback and report it)")
             targets.append(TargetCheck(target=name, passed=False, seed=options.get("seed", 0),
                                        dtype=options.get("dtype", "float64"), sizes={}, results=(),
-                                       error=exc.one_line(), seconds=time.perf_counter() - t0))
+                                       error=error, seconds=time.perf_counter() - t0))
     return CheckReport(passed=all(t.passed for t in targets) and bool(targets),
                        targets=tuple(targets), seconds=time.perf_counter() - started)
