@@ -25,8 +25,8 @@ import sympy as sp
 from . import functions
 from .derive.index import CMP, Where, dim_symbol, index_symbol, opaque
 from .errors import ExpressionError
-from .language import (_CMP, _PARAM_DEFAULTS, ELEMENTWISE, MAX_DEPTH, _segment, check_power,
-                       syntax_tree)
+from .language import (_CMP, _PARAM_DEFAULTS, DISALLOWED, ELEMENTWISE, MAX_DEPTH, _segment,
+                       check_power, checked_number, not_allowed, syntax_tree)
 from .shapes import Shape
 
 DELTA_NAMES = ("delta", "δ")
@@ -133,25 +133,11 @@ class _Builder:
         if isinstance(node, ast.Attribute):
             raise self.fail(node, f"attribute '.{node.attr}' is not allowed in an index claim",
                             "write a transpose with swapped subscripts, e.g. W[j,i]")
-        what = {ast.Compare: "comparisons outside where()", ast.Lambda: "lambda",
-                ast.IfExp: "if-expressions", ast.BoolOp: "and/or", ast.Tuple: "tuples",
-                ast.List: "lists", ast.Dict: "dicts", ast.Set: "sets",
-                ast.ListComp: "comprehensions", ast.GeneratorExp: "comprehensions",
-                ast.DictComp: "comprehensions", ast.SetComp: "comprehensions",
-                ast.JoinedStr: "f-strings", ast.NamedExpr: "assignments", ast.Starred: "*-unpacking",
-                ast.Slice: "slices"}.get(type(node), type(node).__name__)
-        raise self.fail(node, f"'{_segment(self.text, node)}' is not allowed: {what} are not part "
-                              "of the claim language")
+        raise not_allowed(self, node, {**DISALLOWED, ast.Compare: "comparisons outside where()"},
+                          "the claim language")
 
     def _number(self, node: ast.Constant) -> sp.Expr:
-        v = node.value
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.fail(node, f"'{_segment(self.text, node)}' is not a number the claim "
-                                  "language allows")
-        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-            raise self.fail(node, "NaN and infinity are not allowed as constants")
-        if isinstance(v, int) and abs(v) > 10**12:
-            raise self.fail(node, f"integer constant {v} is too large (limit 10^12)")
+        v = checked_number(self, node, "the claim language")
         f = Fraction(repr(v)) if isinstance(v, float) else Fraction(v)
         return sp.Rational(f.numerator, f.denominator)
 

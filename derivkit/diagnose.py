@@ -29,6 +29,7 @@ import numpy as np
 from . import ir
 from .check.runner import _compiled_form, relative_errors
 from .errors import DerivkitError
+from .forms import call_form
 from .printing import language
 from .recipes import Recipe
 from .results import CheckResult, Derivative, Diagnosis
@@ -94,21 +95,13 @@ def _shape(shape) -> str:
     return "(" + ", ".join(str(int(d)) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _call(fn, kwargs: dict, params: dict):
-    """A lowered form on the keywords it takes."""
-    import inspect
-
-    names = inspect.signature(fn).parameters
-    return np.asarray(fn(**{k: v for k, v in {**kwargs, **params}.items() if k in names}))
-
-
 def true_value(point: Point, kwargs: dict) -> np.ndarray | None:
     """T: derivkit's verified derived form at the point (None without a verified one)."""
     m = point.dv.matrix
     if m is None or not m.verification.verified:
         return None
     fn = _compiled_form(point.recipe, m.text, f"{point.dv.kind}_{point.wrt}")
-    value = _call(fn, kwargs, point.params)
+    value = np.asarray(call_form(fn, kwargs, point.params))
     return np.broadcast_to(value, point.shape) if value.shape != point.shape else value
 
 
@@ -335,7 +328,7 @@ def _wrong_sum_axis(point: Point, kwargs: dict, U: np.ndarray, T: np.ndarray) ->
                 mutant = ir.substitute(node, {s: ir.sum_(s.a, axis, keepdims)})
                 fn = _compiled_form(point.recipe, language(mutant), "variant")
                 with np.errstate(all="ignore"):
-                    M = _call(fn, kwargs, point.params)
+                    M = np.asarray(call_form(fn, kwargs, point.params))
             except (DerivkitError, ValueError, TypeError):
                 continue
             if M.shape != U.shape:

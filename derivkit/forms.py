@@ -42,6 +42,15 @@ def form_function(recipe: Recipe, text: str, fname: str = "form"):
     return lower.compile_function(fname, source)
 
 
+def call_form(fn, values: dict, params: dict):
+    """A lowered form (`form_function`) on the keywords it takes, from `values` and `params`
+    (a form takes the upstream gradient only if it uses it)."""
+    import inspect
+
+    names = inspect.signature(fn).parameters
+    return fn(**{k: v for k, v in {**values, **params}.items() if k in names})
+
+
 def forward_function(recipe: Recipe):
     _, out = parse_forward(recipe)
     inputs = {i.name: i.shape for i in recipe.inputs}

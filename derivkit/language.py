@@ -27,6 +27,34 @@ MAX_DEPTH = 64
 MAX_POWER = 64    # |constant exponent|: (x+1)**600 expands into 600 terms per entry
 
 
+DISALLOWED = {ast.Subscript: "subscripts", ast.Lambda: "lambda", ast.IfExp: "if-expressions",
+              ast.BoolOp: "and/or", ast.Tuple: "tuples", ast.List: "lists", ast.Dict: "dicts",
+              ast.Set: "sets", ast.ListComp: "comprehensions", ast.GeneratorExp: "comprehensions",
+              ast.DictComp: "comprehensions", ast.SetComp: "comprehensions",
+              ast.JoinedStr: "f-strings", ast.NamedExpr: "assignments", ast.Starred: "*-unpacking",
+              ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield", ast.Slice: "slices"}
+
+
+def not_allowed(builder, node: ast.AST, table: dict, language: str):
+    """The error for a syntax node outside `language` (what it is, from `table`)."""
+    what = table.get(type(node), type(node).__name__)
+    return builder.fail(node, f"'{_segment(builder.text, node)}' is not allowed: {what} are not "
+                              f"part of {language}")
+
+
+def checked_number(builder, node: ast.Constant, language: str) -> int | float:
+    """A numeric literal's value: no bools, strings, NaN or infinities; integers up to 10^12."""
+    value = node.value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise builder.fail(node, f"'{_segment(builder.text, node)}' is not a number {language} "
+                                 "allows")
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        raise builder.fail(node, "NaN and infinity are not allowed as constants")
+    if isinstance(value, int) and abs(value) > 10**12:
+        raise builder.fail(node, f"integer constant {value} is too large (limit 10^12)")
+    return value
+
+
 def check_power(builder, node: ast.AST, exponent) -> None:
     """A constant exponent beyond ±MAX_POWER is refused (symbolic work grows with it)."""
     if exponent is not None and abs(float(exponent)) > MAX_POWER:
@@ -119,25 +147,11 @@ class _Builder:
         if isinstance(node, ast.Compare):
             raise self.fail(node, f"comparison '{_segment(self.text, node)}' can only be the "
                                   "condition of where(cond, a, b)")
-        what = {ast.Subscript: "subscripts", ast.Lambda: "lambda", ast.IfExp: "if-expressions",
-                ast.BoolOp: "and/or", ast.Tuple: "tuples", ast.List: "lists", ast.Dict: "dicts",
-                ast.Set: "sets", ast.ListComp: "comprehensions", ast.GeneratorExp: "comprehensions",
-                ast.DictComp: "comprehensions", ast.SetComp: "comprehensions",
-                ast.JoinedStr: "f-strings", ast.NamedExpr: "assignments", ast.Starred: "*-unpacking",
-                ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
-                ast.Slice: "slices"}.get(type(node), type(node).__name__)
-        raise self.fail(node, f"'{_segment(self.text, node)}' is not allowed: {what} are not part of "
-                              "the expression language")
+        raise not_allowed(self, node, DISALLOWED, "the expression language")
 
     def _number(self, node: ast.Constant) -> ir.Node:
-        value = node.value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(node, f"'{_segment(self.text, node)}' is not a number the language allows")
-        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-            raise self.fail(node, "NaN and infinity are not allowed as constants")
+        value = checked_number(self, node, "the language")
         if isinstance(value, int):
-            if abs(value) > 10**12:
-                raise self.fail(node, f"integer constant {value} is too large (limit 10^12)")
             return ir.const(value)
         frac = Fraction(repr(value))
         return ir.const(frac if frac.denominator <= 10**6 else value)

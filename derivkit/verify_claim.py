@@ -31,9 +31,10 @@ import sympy as sp
 from . import functions, ir
 from .claims import ClaimScope, is_index_claim, parse_index_claim
 from .derive.engine import derive, parse_steps
-from .derive.explicit import _sample, witness
+from .derive.explicit import Explicit, _sample, value_at, witness
 from .derive.index import index_symbol
-from .derive.verify import IndexForm, Mismatch, Problem, Verifier
+from .derive.verify import (IndexForm, Mismatch, Problem, Verifier, fmt_sizes, index_entries,
+                             make_lookup)
 from .errors import DerivkitError
 from .forms import parse_form
 from .printing import language
@@ -231,13 +232,13 @@ def _numeric_only(t: _Target, kind: str, form: ir.Node, seed: int, base: dict) -
                                       e.derived, e.numeric)
             return ClaimVerdict(verdict="refuted", method="finite-differences",
                                 reason=f"differs from finite differences of the forward at "
-                                       f"{_fmt(sizes)} (max relative error "
+                                       f"{fmt_sizes(sizes)} (max relative error "
                                        f"{bad[0].max_rel_error:.1e}); {why}",
                                 sizes=tuple(done + [sizes]), counterexample=ce or None, **base)
         done.append(sizes)
     return ClaimVerdict(verdict="verified", method="finite-differences", sizes=tuple(done),
                         reason=f"equal to finite differences of the forward (every entry) at "
-                               f"{'; '.join(_fmt(s) for s in done)}; not compared symbolically: {why}",
+                               f"{'; '.join(fmt_sizes(s) for s in done)}; not compared symbolically: {why}",
                         **base)
 
 
@@ -326,7 +327,7 @@ def _index_numeric(t: _Target, form: IndexForm, sizes: dict, seed: int) -> str:
     fn = form_function(t.recipe, dv.matrix.text, "derived")
     rng = np.random.default_rng(seed)
     values = sample_inputs(t.recipe, sizes, rng, np.float64)
-    params = {p.name: p.default for p in t.recipe.params}
+    params = t.params
     out_shape = concrete(t.out.shape, sizes) if not t.scalar else ()
     x_shape = concrete(t.x.shape, sizes)
     jac = np.empty(out_shape + x_shape)
@@ -337,49 +338,19 @@ def _index_numeric(t: _Target, form: IndexForm, sizes: dict, seed: int) -> str:
             u[o] = 1.0
             kw[t.recipe.upstream] = u
         jac[o] = np.broadcast_to(fn(**kw, **params), x_shape)
-    point = {}
-    for name, arr in values.items():
-        for idx in np.ndindex(*arr.shape):
-            point[(name, idx)] = float(arr[idx])
-    from .derive.explicit import Explicit  # evaluate named outputs at the point
-    from .derive.index import dim_symbol
-
     env = {k: np.frompyfunc(lambda f: sp.Float(float(f)), 1, 1)(np.asarray(v, dtype=object))
            for k, v in values.items()}
     env.update({k: np.asarray(sp.Float(v), dtype=object) for k, v in params.items()})
     ex = Explicit(sizes, env, t.problem.named)
-    base = {dim_symbol(d): sp.Integer(v) for d, v in sizes.items()}
-    base.update({functions.param_symbol(k): v for k, v in params.items()})
+    claimed = index_entries(form, sizes, out_shape, x_shape,
+                            make_lookup(env, ex, t.problem.named, form))
     worst = 0.0
-    for o in np.ndindex(*out_shape):
-        for e in np.ndindex(*x_shape):
-            sub = dict(base)
-            sub.update({s: sp.Integer(v) for s, v in zip(form.out_idx, o)})
-            sub.update({s: sp.Integer(v) for s, v in zip(form.in_idx, e)})
-            val = form.expr.xreplace(sub)
-            if val.has(sp.Sum):
-                val = val.doit()
-            val = sp.sympify(val, strict=True).xreplace({a: _entry(ex, a) for a in val.atoms(sp.Indexed)})
-            val = val.xreplace({s: _scalar(ex, s) for s in val.free_symbols
-                                if _scalar(ex, s) is not None})
-            v = complex(sp.N(val, 20)).real
-            truth = float(jac[o + e])
-            worst = max(worst, abs(v - truth) / max(abs(truth), 1e-300, abs(v)))
+    for idx in np.ndindex(*jac.shape):
+        v = complex(sp.N(claimed[idx], 20)).real
+        truth = float(jac[idx])
+        worst = max(worst, abs(v - truth) / max(abs(truth), 1e-300, abs(v)))
     return (f"every entry equal to derivkit's lowered, verified form at random inputs (seed "
-            f"{seed}) at {_fmt(sizes)}: max relative difference {worst:.1e}")
-
-
-def _entry(ex, atom: sp.Indexed):
-    arr = ex.ev(ir.Var(str(atom.base.label), ()))
-    return arr[tuple(int(i) for i in atom.indices)]
-
-
-def _scalar(ex, s: sp.Symbol):
-    try:
-        arr = ex.ev(ir.Var(s.name, ()))
-    except KeyError:
-        return None
-    return np.asarray(arr).item() if np.ndim(arr) == 0 else None
+            f"{seed}) at {fmt_sizes(sizes)}: max relative difference {worst:.1e}")
 
 
 def _more_sizes(t: _Target) -> None:
@@ -388,10 +359,8 @@ def _more_sizes(t: _Target) -> None:
     dims = t.verifier.dims
     extra = [{d: 1 for d in dims}, {d: 5 + i for i, d in enumerate(dims)},
              {d: 6 + i for i, d in enumerate(dims)}]
-    feasible, cost = t.verifier.feasible, t.verifier.cost
     t.verifier = Verifier(t.problem, assignments=t.verifier.assignments + [
-        a for a in extra if a not in t.verifier.assignments])
-    t.verifier.feasible, t.verifier.cost = feasible, cost
+        a for a in extra if a not in t.verifier.assignments])   # the same first (costed) one
 
 
 # ---------------------------------------------------------------- refutations
@@ -419,7 +388,7 @@ def _refutation(t: _Target, ver, run, seed: int, base: dict, kind: str | None,
             mismatch = small.mismatch
             break
     ce = _counterexample(t, mismatch, kind, letters, seed)
-    reason = (f"differs from the element-wise derivation at {_fmt(mismatch.sizes)}, entry "
+    reason = (f"differs from the element-wise derivation at {fmt_sizes(mismatch.sizes)}, entry "
               f"{ce.entry_text}: the claim gives {_num(ce.claimed)}, the derivative is "
               f"{_num(ce.true)}")
     return ClaimVerdict(verdict="refuted", reason=reason, method="symbolic",
@@ -462,11 +431,8 @@ def _counterexample(t: _Target, m: Mismatch, kind: str | None, letters: tuple[st
 
 
 def _value(e: sp.Expr, point: dict) -> float | None:
-    try:
-        v = complex(sp.N(sp.sympify(e, strict=True).xreplace(point), 30))
-    except (TypeError, ValueError):
-        return None
-    return v.real
+    v = value_at(e, point)
+    return None if v is None else complex(v).real
 
 
 def _entry_text(t: _Target, kind: str, entry: tuple[int, ...]) -> str:
@@ -481,9 +447,6 @@ def _entry_text(t: _Target, kind: str, entry: tuple[int, ...]) -> str:
 def _num(v: float) -> str:
     return "nan" if v != v else f"{v:.6g}"
 
-
-def _fmt(sizes: dict[str, int]) -> str:
-    return ", ".join(f"{k} = {v}" for k, v in sizes.items()) or "the declared sizes"
 
 
 # ---------------------------------------------------------------- kinks
@@ -517,7 +480,7 @@ def _kink_probe(t: _Target, form: ir.Node, kind: str) -> str | None:
     if not direct or dv is None or dv.matrix is None:
         return None
     from .check.sampling import default_sizes, sample_inputs
-    from .forms import form_function
+    from .forms import call_form, form_function
 
     sizes = default_sizes(t.verifier.dims)
     values = sample_inputs(t.recipe, sizes, np.random.default_rng(0), np.float64)
@@ -526,10 +489,11 @@ def _kink_probe(t: _Target, form: ir.Node, kind: str) -> str | None:
         from .check.sampling import concrete
 
         values[t.recipe.upstream] = np.ones(concrete(t.out.shape, sizes))
-    params = {p.name: p.default for p in t.recipe.params}
+    params = t.params
     with np.errstate(all="ignore"):
-        claimed = np.asarray(_call(form_function(t.recipe, language(form), "claim"), values, params))
-        ours = np.asarray(_call(form_function(t.recipe, dv.matrix.text, "ours"), values, params))
+        claimed = np.asarray(call_form(form_function(t.recipe, language(form), "claim"), values,
+                                       params))
+        ours = np.asarray(call_form(form_function(t.recipe, dv.matrix.text, "ours"), values, params))
     claimed = np.broadcast_to(claimed, ours.shape)
     if np.array_equal(claimed, ours):
         return f"at {t.w} = 0 (the kink) the claim agrees with derivkit's convention"
@@ -540,11 +504,4 @@ def _kink_probe(t: _Target, form: ir.Node, kind: str) -> str | None:
     return (f"at {t.w} = 0 (the kink) the claim {what} where derivkit's convention gives {o:g}"
             f"{upstream}: at a kink the derivative is a convention, so this is not a refutation")
 
-
-def _call(fn, values: dict, params: dict):
-    """Call a lowered form with the keywords it takes."""
-    import inspect
-
-    names = inspect.signature(fn).parameters
-    return fn(**{k: v for k, v in {**values, **params}.items() if k in names})
 

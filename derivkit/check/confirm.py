@@ -8,6 +8,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from ..recipes import Recipe
+from ..derive.verify import fmt_sizes
 from ..results import Verification
 
 
@@ -29,7 +30,7 @@ def confirm_numerically(recipe: Recipe, wrt: str, kind: str, text: str,
                 where = f" at {list(e.index)}: derived {e.derived:.6g}, numeric {e.numeric:.6g}" if e else ""
                 return Verification(False, "none", tuple(done + [sizes]),
                                     f"NOT VERIFIED: disagrees with finite differences at "
-                                    f"{_fmt(sizes)}{where} ({reason})")
+                                    f"{fmt_sizes(sizes)}{where} ({reason})")
             worst = max(worst, r.max_rel_error)
             method = r.method
         done.append(sizes)
@@ -41,6 +42,3 @@ def confirm_numerically(recipe: Recipe, wrt: str, kind: str, text: str,
                         f"verified numerically against finite differences ({method}, every entry, "
                         f"max relative error {worst:.1e}) at {at}; {reason}")
 
-
-def _fmt(sizes: dict[str, int]) -> str:
-    return ", ".join(f"{k} = {v}" for k, v in sizes.items()) or "the declared sizes"

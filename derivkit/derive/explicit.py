@@ -287,7 +287,8 @@ def sample_points(d: sp.Expr, rng: random.Random | None = None, points: int = 3)
         yield point
 
 
-def _value(d: sp.Expr, point: dict):
+def value_at(d: sp.Expr, point: dict):
+    """d at the point with 40-digit arithmetic; None where it is undefined (nan, zoo)."""
     try:
         value = sp.N(d.xreplace(point), 40)
     except (TypeError, ValueError):  # pragma: no cover
@@ -300,7 +301,7 @@ def _value(d: sp.Expr, point: dict):
 def _numeric_zero(d: sp.Expr, rng: random.Random | None, points: int = 3) -> str | None:
     """NUMERIC if d vanishes (|d| < 1e-25, 40 digits) at every point of `sample_points`."""
     for point in sample_points(d, rng, points):
-        value = _value(d, point)
+        value = value_at(d, point)
         if value is None or abs(complex(value)) > 1e-25:
             return None
     return NUMERIC
@@ -309,7 +310,7 @@ def _numeric_zero(d: sp.Expr, rng: random.Random | None, points: int = 3) -> str
 def witness(d: sp.Expr, rng: random.Random | None = None) -> dict | None:
     """A point of `sample_points` where d is defined and not zero, if any."""
     for point in sample_points(d, rng, 8):
-        value = _value(d, point)
+        value = value_at(d, point)
         if value is not None and abs(complex(value)) > 1e-25:
             return point
     return None

@@ -220,13 +220,13 @@ class Verifier:
                                              exc.truth, self._context(k)["env"])
                 return Verification(False, "none", tuple(self.assignments[:k + 1]),
                                     f"NOT VERIFIED: disagrees with the element-wise derivation at "
-                                    f"{_fmt(self.assignments[k])}: {exc}")
+                                    f"{fmt_sizes(self.assignments[k])}: {exc}")
             except _OutOfTime:
                 break
             except Undefined as exc:
                 return Verification(False, "none", tuple(self.assignments[:k + 1]),
                                     f"NOT VERIFIED: the forward is undefined at "
-                                    f"{_fmt(self.assignments[k])}: {exc}")
+                                    f"{fmt_sizes(self.assignments[k])}: {exc}")
         if not done:
             return Verification(False, "none", (), f"NOT VERIFIED: the element-wise comparison did "
                                 f"not finish within the {self.budget_s:g} s budget")
@@ -234,7 +234,7 @@ class Verifier:
         detail = describe_sizes(done, method)
         if len(done) < len(self.assignments):
             skipped = [a for a in self.assignments if a not in done]
-            detail += (f" (not checked at {'; '.join(_fmt(a) for a in skipped)}: "
+            detail += (f" (not checked at {'; '.join(fmt_sizes(a) for a in skipped)}: "
                        f"{self.budget_s:g} s budget reached)")
         return Verification(True, method, tuple(done), detail)
 
@@ -271,58 +271,66 @@ class Verifier:
         return self._compare(value, truth, "entry")
 
     def _index_at(self, ctx, form: IndexForm) -> str:
-        out, x = ctx["out"], ctx["x"]
-        sizes = ctx["sizes"]
         scalar_out = self.p.upstream is None
         truth = self._vjp_truth(ctx) if scalar_out else self._jac_truth(ctx)
-        base = {dim_symbol(d): sp.Integer(v) for d, v in sizes.items()}
-        lookup = self._lookup(ctx, form)
-        derived = np.empty(truth.shape, dtype=object)
-        out_ix = [()] if scalar_out else list(np.ndindex(*out.shape))
-        for o in out_ix:
-            for e in np.ndindex(*x.shape):
-                sub = dict(base)
-                sub.update({s: sp.Integer(v) for s, v in zip(form.out_idx, o)})
-                sub.update({s: sp.Integer(v) for s, v in zip(form.in_idx, e)})
-                val = form.expr.xreplace(sub)
-                if val.has(sp.Sum, sp.Product):
-                    val = val.doit()
-                val = transparent(val)
-                val = val.xreplace({a: lookup(a) for a in val.atoms(sp.Indexed)})
-                val = val.xreplace({s: lookup(s) for s in val.free_symbols if lookup(s) is not None})
-                derived[o + e] = val
+        lookup = make_lookup(ctx["env"], ctx["ex"], self.p.named, form)
+        derived = index_entries(form, ctx["sizes"], () if scalar_out else ctx["out"].shape,
+                                ctx["x"].shape, lookup)
         return self._compare(derived, truth, "index")
 
-    def _lookup(self, ctx, form: IndexForm):
-        env, ex = ctx["env"], ctx["ex"]
 
-        def arrays(name):
-            if name in env:
-                return env[name]
-            if name in self.p.named:
-                return ex.ev(self.p.named[name])
-            return None
+def index_entries(form: IndexForm, sizes: dict[str, int], out_shape: tuple, x_shape: tuple,
+                  lookup) -> np.ndarray:
+    """The index form at every concrete entry (output index + input index): indices and
+    dimensions substituted, sums carried out, arrays read through `lookup`."""
+    base = {dim_symbol(d): sp.Integer(v) for d, v in sizes.items()}
+    derived = np.empty(tuple(out_shape) + tuple(x_shape), dtype=object)
+    for o in np.ndindex(*out_shape):
+        for e in np.ndindex(*x_shape):
+            sub = dict(base)
+            sub.update({s: sp.Integer(v) for s, v in zip(form.out_idx, o)})
+            sub.update({s: sp.Integer(v) for s, v in zip(form.in_idx, e)})
+            val = form.expr.xreplace(sub)
+            if val.has(sp.Sum, sp.Product):
+                val = val.doit()
+            val = transparent(val)
+            val = val.xreplace({a: lookup(a) for a in val.atoms(sp.Indexed)})
+            val = val.xreplace({s: lookup(s) for s in val.free_symbols if lookup(s) is not None})
+            derived[o + e] = val
+    return derived
 
-        opaque_by_label = {str(getattr(b, "label", b)): n for b, n in form.opaque.items()}
 
-        def lookup(atom):
-            if isinstance(atom, sp.Indexed):
-                label = str(atom.base.label)
-                arr = arrays(label)
-                if arr is None and label in opaque_by_label:
-                    arr = ex.ev(opaque_by_label[label])
-                if arr is None:
-                    raise _Mismatch(f"index form names unknown array {label}")
-                return arr[tuple(int(i) for i in atom.indices)]
-            if isinstance(atom, sp.Symbol):
-                if atom.name in opaque_by_label:
-                    return ex.ev(opaque_by_label[atom.name]).item()
-                arr = arrays(atom.name)
-                if arr is not None and np.ndim(arr) == 0:
-                    return np.asarray(arr).item()
-            return None
+def make_lookup(env: dict, ex: Explicit, named: dict[str, ir.Node], form: IndexForm):
+    """atom -> its value: A[i, j] (concrete indices) from `env`, a named output or an opaque
+    node of the form; a scalar symbol likewise; None for anything else (left as is)."""
 
-        return lookup
+    def arrays(name):
+        if name in env:
+            return env[name]
+        if name in named:
+            return ex.ev(named[name])
+        return None
+
+    opaque_by_label = {str(getattr(b, "label", b)): n for b, n in form.opaque.items()}
+
+    def lookup(atom):
+        if isinstance(atom, sp.Indexed):
+            label = str(atom.base.label)
+            arr = arrays(label)
+            if arr is None and label in opaque_by_label:
+                arr = ex.ev(opaque_by_label[label])
+            if arr is None:
+                raise _Mismatch(f"index form names unknown array {label}")
+            return arr[tuple(int(i) for i in atom.indices)]
+        if isinstance(atom, sp.Symbol):
+            if atom.name in opaque_by_label:
+                return ex.ev(opaque_by_label[atom.name]).item()
+            arr = arrays(atom.name)
+            if arr is not None and np.ndim(arr) == 0:
+                return np.asarray(arr).item()
+        return None
+
+    return lookup
 
 
 def _rational(value: float) -> sp.Rational:
@@ -332,7 +340,7 @@ def _rational(value: float) -> sp.Rational:
     return sp.Rational(f.numerator, f.denominator)
 
 
-def _fmt(sizes: dict[str, int]) -> str:
+def fmt_sizes(sizes: dict[str, int]) -> str:
     return ", ".join(f"{k} = {v}" for k, v in sizes.items()) or "the declared sizes"
 
 
