@@ -133,8 +133,10 @@ def check_command(
     names = parse_names(wrt)
     shapes = parse_shapes(shape)
     params = parse_params(param)
-    if junit is not None and not junit.resolve().parent.is_dir():
-        raise DerivkitError(f"--junit {str(junit)!r}: the folder {str(junit.parent)!r} does not exist")
+    if junit is not None:   # refused before any check runs (a symlink, a FIFO, no such folder)
+        from .outfile import check_output
+
+        check_output(junit, force=False, overwrite=True, option="--junit")
     options = dict(mode=mode.value, sizes=parse_sizes(size) or None, seed=seed,
                    dtype=dtype.value, rtol=_tolerance("--rtol", rtol),
                    atol=_tolerance("--atol", atol), directions=directions)

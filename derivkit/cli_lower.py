@@ -6,6 +6,9 @@ the source (Rich syntax highlighting on a terminal, plain otherwise) or, with `-
 line saying what was written. A form that is not verified is refused by the library with a
 DerivkitError (exit 2, mapped in `derivkit.cli`); nothing is written then.
 
+FILE is written by `derivkit.outfile.write_output`: atomically (a temporary file in the same
+folder, renamed), never through a symbolic link, never to a FIFO, device or folder.
+
 Registered on the app by `derivkit.cli` through `register(app)`; this module does not import
 `derivkit.cli` at import time (that would be circular), and nothing heavy at module level.
 """
@@ -18,7 +21,7 @@ from typing import Annotated, Optional
 import typer
 
 from .cli_options import ExprOption, ParamOption, RecipesOption, ShapeOption, WrtOption
-from .errors import DerivkitError
+from .outfile import check_output, write_output
 
 HELP = ("Write the verified derivatives as a standalone NumPy module.\n\n"
         "The module imports only NumPy and has keyword-only functions forward(...), vjp_x(..., "
@@ -48,7 +51,8 @@ def lower_command(
         "--output", "-o", metavar="FILE", dir_okay=False, show_default=False,
         help="Write the module to FILE (e.g. linear_grads.py) instead of printing it.")] = None,
     force: Annotated[bool, typer.Option(
-        "--force", help="Overwrite FILE if it exists.")] = False,
+        "--force", help="Overwrite FILE if it exists (a symbolic link is replaced, never written "
+                        "through).")] = False,
     recipes: RecipesOption = None,
 ) -> None:
     """Write verified derivatives as a standalone NumPy module (help text: HELP)."""
@@ -57,7 +61,7 @@ def lower_command(
     names, shapes, params = parse_target(name, expr, wrt, shape, param,
                                          "e.g. 'derivkit lower linear -o linear_grads.py'")
     if output is not None:
-        _check_writable(output, force)
+        check_output(output, force=force)     # refuse early: the derivation takes a while
 
     from . import api
 
@@ -69,25 +73,9 @@ def lower_command(
     if output is None:
         _print_source(lowered.source)
         return
-    _check_writable(output, force)   # again: the derivation took a while
-    try:
-        output.write_text(lowered.source, encoding="utf-8")
-    except OSError as exc:
-        raise DerivkitError(f"cannot write {str(output)!r}: {exc.strerror}") from None
+    write_output(output, lowered.source, force=force)   # checks the path again, atomic
     typer.echo(f"wrote {output}: {lowered.target} as a NumPy module with "
                f"{', '.join(lowered.functions)}")
-
-
-def _check_writable(path: Path, force: bool) -> None:
-    if path.is_dir():
-        raise DerivkitError(f"--output {str(path)!r} is a folder",
-                            "give a file name, e.g. grads.py")
-    if path.exists() and not force:
-        raise DerivkitError(f"{str(path)!r} exists; not overwriting it",
-                            "pass --force to overwrite")
-    if not path.resolve().parent.is_dir():
-        raise DerivkitError(f"--output {str(path)!r}: the folder {str(path.parent)!r} "
-                            "does not exist")
 
 
 def _print_source(source: str) -> None:

@@ -87,11 +87,22 @@ def recipe_dirs(extra: list[str | Path] | None = None) -> list[Path]:
     env = os.environ.get(ENV_VAR, "")
     for raw in [p for p in env.split(os.pathsep) if p.strip()] + list(extra or []):
         path = Path(raw)
-        if not path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError as exc:   # e.g. a name longer than the OS allows
+            raise RecipeError(f"recipe folder {_shorten(str(path))!r}: "
+                              f"{exc.strerror or type(exc).__name__}",
+                              f"check --recipes or ${ENV_VAR}") from None
+        if not is_dir:
             raise RecipeError(f"recipe folder {str(path)!r} does not exist",
                               f"check --recipes or ${ENV_VAR}")
         dirs.append(path)
     return dirs
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    """A path too long for the OS, cut for a one-line message."""
+    return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-limit // 2:]}"
 
 
 def _need(data: dict, key: str, kind: type, where: str):

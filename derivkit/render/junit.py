@@ -17,7 +17,6 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..errors import DerivkitError
 from ..results import CheckReport, CheckResult, TargetCheck
 from .check_json import (fmt_index, fmt_num, fmt_sizes, result_passed, target_passed,
                          within_tolerance)
@@ -156,12 +155,12 @@ def junit_xml(check: TargetCheck | CheckReport) -> bytes:
 
 
 def write_junit(path: str | Path, check: TargetCheck | CheckReport) -> None:
-    """Write the JUnit file; an unwritable path is an input error (exit 2), not a crash."""
-    data = junit_xml(check)
-    try:
-        Path(path).write_bytes(data)
-    except OSError as exc:
-        raise DerivkitError(f"cannot write --junit {str(path)!r}: {exc.strerror or exc}") from None
+    """Write the JUnit file with `derivkit.outfile.write_output`: atomically, overwriting a
+    regular file, never through a symbolic link or into a FIFO, device or folder. An unwritable
+    path is an input error (exit 2), not a crash."""
+    from ..outfile import write_output
+
+    write_output(path, junit_xml(check), force=False, overwrite=True, option="--junit")
 
 
 __all__ = ["junit_xml", "junit_tree", "write_junit", "failure_message", "xml_text"]
