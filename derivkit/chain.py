@@ -12,7 +12,7 @@ tutorial's warning: with an already-updated W3, Δ_A2 = Δ_Z3 W3' is not the gra
 
 from __future__ import annotations
 
-from . import ir, lower
+from . import emit, ir, lower
 from .derive.engine import step_definitions
 from .derive.simplify import simplify
 from .derive.verify import Problem, Verifier
@@ -121,6 +121,11 @@ def _verify_line(node, target, kind, steps, inputs, params, recipe):
                                       if isinstance(v, ir.Var) and v.role == "upstream"})
     free.update(deltas)
     target_var = ir.Var(target, tuple(free[target][0]), "input")
+    # A line may name the value of a step it differentiates (tanh: ΔZ ⊙ (1 − H²) for H = tanh(Z));
+    # there that name stands for the step's definition, not for a free operand.
+    own = {ir.Var(s, n.shape, "named"): n for s, n in steps.items()
+           if s != loss and any(isinstance(v, ir.Var) and v.name == target for v in ir.walk(n))}
+    node = ir.substitute(node, own)
     line = ir.substitute(node, {v: ir.Var(v.name, v.shape, "input") for v in ir.walk(node)
                                 if isinstance(v, ir.Var) and v.role in ("named", "upstream")})
     verifier = Verifier(Problem(renamed, free, params, {}, target_var, None))
@@ -136,39 +141,36 @@ def backward_function(recipe: Recipe):
     the forward pass, then every line of the chain in order. `backward_overrides` gives other
     values for inputs (e.g. an updated W3) used only in the backward lines, as the tutorial
     warns against; the forward activations always use the inputs as given."""
-    import numpy as np
-
     steps = step_definitions(recipe)
     lines = _chain_ir(recipe)
-    args = [i.name for i in recipe.inputs]
+    inputs = {i.name: tuple(i.shape) for i in recipe.inputs}
     params = {p.name: p.default for p in recipe.params}
-    printer = lower.NumpyPrinter()
-    body = lower.dims_prelude({i.name: i.shape for i in recipe.inputs})
-    body += [f"{name} = {printer(node)}" for name, node in steps.items()]
-    body.append("_b = dict(_inputs, **(backward_overrides or {}))")
-    outs = []
+    alias = emit.numpy_alias(lower.user_names(inputs, params, steps))
+    printer = lower.NumpyPrinter(alias)
+    # Backward lines read each input as `_b_<name>` (its possibly overridden value) and each
+    # earlier Δ as `_line<j>`: names no user name can take (user names have no underscore).
+    as_backward = {ir.Var(a, shape, "input"): ir.Var(f"_b_{a}", shape, "input")
+                   for a, shape in inputs.items()}
+    body = lower.dims_prelude(inputs, alias)
+    body += [(name, printer(node)) for name, node in steps.items()]
+    deltas: dict[ir.Node, ir.Node] = {}
     for i, (lhs, target, kind, node, _, _) in enumerate(lines):
-        var = f"_line{i}"
-        text = printer(node)
-        for a in args:  # backward lines read parameters from _b (possibly overridden)
-            text = _replace_name(text, a, f"_b[{a!r}]")
-        for j, (prev_lhs, prev_target, prev_kind, *_rest) in enumerate(lines[:i]):
-            if prev_kind == "delta":
-                text = _replace_name(text, prev_lhs, f"_line{j}")
-        body.append(f"{var} = {text}")
-        outs.append(f"{lhs!r}: {var}")
-    sig = ", ".join(args + [f"{p}={v!r}" for p, v in params.items()] + ["backward_overrides=None"])
-    source = (f"def backward(*, {sig}):\n    _inputs = dict({', '.join(f'{a}={a}' for a in args)})\n"
-              + "".join(f"    {line}\n" for line in body)
-              + f"    return {{{', '.join(outs)}}}\n")
-    namespace: dict = {"np": np}
-    exec(compile(lower.HELPERS + "\n\n" + source, "<derivkit:backward>", "exec"), namespace)  # noqa: S102
-    fn = namespace["backward"]
-    fn.__source__ = source
-    return fn
+        body.append((f"_line{i}", printer(ir.substitute(node, {**as_backward, **deltas}))))
+        if kind == "delta":
+            deltas[_delta(target, steps[target].shape)] = ir.Var(f"_line{i}", steps[target].shape, "named")
+    args = list(inputs) + [f"_b_{a}" for a in inputs]
+    result = ", ".join(f"_line{i}" for i in range(len(lines))) + ("," if len(lines) == 1 else "")
+    source = emit.function("backward", args, params, body, f"({result})")
+    fn = emit.build(source, "backward", alias=alias, label="backward")
+    names = [lhs for lhs, *_ in lines]
 
+    def backward(*, backward_overrides=None, **values):
+        over = backward_overrides or {}
+        unknown = set(over) - set(inputs)
+        if unknown:
+            raise TypeError(f"backward_overrides names no input: {sorted(unknown)}")
+        bw = {f"_b_{a}": over.get(a, values[a]) for a in inputs}
+        return dict(zip(names, fn(**values, **bw)))
 
-def _replace_name(text: str, name: str, replacement: str) -> str:
-    import re
-
-    return re.sub(rf"(?<![\w.\[']){re.escape(name)}(?![\w'])", replacement, text)
+    backward.__source__ = source
+    return backward

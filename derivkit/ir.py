@@ -490,10 +490,14 @@ def substitute(node: Node, mapping: dict[Node, Node]) -> Node:
             return mapping[n]
         if n in memo:
             return memo[n]
-        args = n.args
-        if not args:
+        if isinstance(n, Macro):   # operands (printed) and expansion (evaluated) alike
+            ops, expansion = tuple(go(o) for o in n.operands), go(n.expansion)
+            out = (n if ops == n.operands and expansion == n.expansion
+                   else Macro(n.fn, ops, n.kwargs, expansion, expansion.shape))
+        elif not n.args:
             out = n
         else:
+            args = n.args
             new = tuple(go(c) for c in args)
             out = n if new == args else n.with_args(*new)
         memo[n] = out

@@ -22,15 +22,11 @@ user text appears only inside escaped docstrings) into callables.
 
 from __future__ import annotations
 
-import ast
-import keyword
-import linecache
-import re
 import textwrap
 import types
 from dataclasses import dataclass
 
-from . import ir
+from . import emit, ir
 from . import lower as _lower
 from .errors import DerivkitError
 from .printing import language, pretty
@@ -38,10 +34,8 @@ from .recipes import Recipe
 from .results import Derivation, Derivative, Lowered
 from .shapes import fmt_shape
 
-RESERVED = frozenset({"np"}) | frozenset(keyword.kwlist)
 KIND_PREFIX = {"gradient": "grad", "jacobian": "jacobian", "vjp": "vjp"}
 WIDTH = 96
-_DIM_LINE = re.compile(r"    [A-Za-z][A-Za-z0-9]* = np\.shape\([A-Za-z][A-Za-z0-9]*\)\[\d\]")
 
 
 @dataclass(frozen=True)
@@ -62,7 +56,7 @@ def lower(recipe: Recipe, derivation: Derivation) -> Lowered:
     scope, out = parse_forward(recipe)
     _check_names(recipe, scope.dims)
     functions = _plan(recipe, derivation, out)
-    source, helpers = _assemble(recipe, derivation, functions, out)
+    source, helpers = _assemble(recipe, derivation, functions, out, _alias(recipe, scope.dims))
     return Lowered(target=derivation.target, source=source,
                    functions=tuple(f.name for f in functions),
                    formulas=tuple((f.name, f.equation) for f in functions),
@@ -74,17 +68,9 @@ def module_source(recipe: Recipe, derivation: Derivation) -> str:
 
 
 def load_module(lowered: Lowered) -> types.ModuleType:
-    """A module object built from a `Lowered`'s source (derivkit-generated, see module doc)."""
-    name = f"derivkit_lowered_{lowered.target.replace('-', '_')}"
-    filename = f"<derivkit lower {lowered.target}>"
-    module = types.ModuleType(name)
-    module.__file__ = filename
-    # So that tracebacks and inspect.getsource show the generated lines.
-    lines = lowered.source.splitlines(True)
-    linecache.cache[filename] = (len(lowered.source), None, lines, filename)
-    code = compile(lowered.source, filename, "exec")
-    exec(code, module.__dict__)  # noqa: S102 - derivkit's own generated source, not user text
-    return module
+    """A module object built from a `Lowered`'s source (audited by `derivkit.emit`)."""
+    return emit.load_module(lowered.source, f"derivkit_lowered_{lowered.target.replace('-', '_')}",
+                            f"<derivkit lower {lowered.target}>")
 
 
 def load(lowered: Lowered) -> dict:
@@ -95,19 +81,21 @@ def load(lowered: Lowered) -> dict:
 
 # ---------------------------------------------------------------------------- planning
 def _check_names(recipe: Recipe, dims: set[str]) -> None:
-    """Every name the module binds must be a usable, distinct Python name."""
+    """Every name the module binds must be distinct (each is a valid identifier, see
+    `derivkit.emit.user_name_problem`, checked where it is declared)."""
     names = {i.name: "input" for i in recipe.inputs}
     names.update({p.name: "parameter" for p in recipe.params})
     names.setdefault(recipe.output, "output")
     names.setdefault(recipe.upstream, "upstream gradient")
-    for name, what in list(names.items()) + [(d, "dimension") for d in sorted(dims)]:
-        if name in RESERVED:
-            raise DerivkitError(f"cannot lower: the {what} name {name!r} is reserved in the "
-                                "generated Python module", "rename it")
     for d in sorted(dims):
         if d in names:
             raise DerivkitError(f"cannot lower: the dimension {d!r} has the same name as the "
                                 f"{names[d]} {d!r}", "rename one of them")
+
+
+def _alias(recipe: Recipe, dims: set[str]) -> str:
+    return emit.numpy_alias({i.name for i in recipe.inputs} | {p.name for p in recipe.params}
+                            | {recipe.output, recipe.upstream} | {s for s, _ in recipe.steps} | dims)
 
 
 def _plan(recipe: Recipe, derivation: Derivation, out: ir.Node) -> list[_Function]:
@@ -228,29 +216,6 @@ def _size(n: ir.Node, memo: dict) -> int:
     return memo[n]
 
 
-def _replace(node: ir.Node, target: ir.Node, var: ir.Var) -> ir.Node:
-    memo: dict = {}
-
-    def go(n: ir.Node) -> ir.Node:
-        if n == target:
-            return var
-        if n in memo:
-            return memo[n]
-        if isinstance(n, ir.Var):
-            out = n
-        elif isinstance(n, ir.Macro):
-            ops, expansion = tuple(go(o) for o in n.operands), go(n.expansion)
-            out = n if ops == n.operands else ir.Macro(n.fn, ops, n.kwargs, expansion, n.shape)
-        else:
-            args = n.args
-            new = tuple(go(c) for c in args)
-            out = n if new == args else n.with_args(*new)
-        memo[n] = out
-        return out
-
-    return go(node)
-
-
 def _cse(body: ir.Node, named: dict, taken: set[str]) -> tuple[ir.Node, dict]:
     """Name every subtree the function would compute twice, largest first (t1, t2, ...)."""
     named = dict(named)
@@ -277,30 +242,12 @@ def _cse(body: ir.Node, named: dict, taken: set[str]) -> tuple[ir.Node, dict]:
         while f"t{counter}" in taken or f"t{counter}" in named:
             counter += 1
         var = ir.Var(f"t{counter}", target.shape, "named")
-        body = _replace(body, target, var)
-        named = {k: _replace(v, target, var) for k, v in named.items()}
+        body = ir.substitute(body, {target: var})
+        named = {k: ir.substitute(v, {target: var}) for k, v in named.items()}
         named[var.name] = target
 
 
 # ---------------------------------------------------------------------------- source
-def _doc_text(text: str) -> str:
-    """Text safe inside a triple-quoted docstring: backslashes, quotes and non-printable
-    characters escaped (the docstring's value is the text itself)."""
-    out = []
-    for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n" or ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return "".join(out)
-
-
 def _wrap(text: str, indent: str, hang: str = "") -> list[str]:
     lines = []
     for para in text.split("\n"):
@@ -309,60 +256,25 @@ def _wrap(text: str, indent: str, hang: str = "") -> list[str]:
     return lines
 
 
-def _function_source(f: _Function, recipe: Recipe, out: ir.Node) -> str:
+def _function_source(f: _Function, recipe: Recipe, out: ir.Node, alias: str) -> str:
     inputs = {i.name: tuple(i.shape) for i in recipe.inputs}
     if recipe.upstream in f.args:
         inputs[recipe.upstream] = tuple(out.shape)
-    taken = set(inputs) | {p.name for p in recipe.params} | {recipe.output} | set(RESERVED)
-    taken |= {d for s in inputs.values() for d in s if isinstance(d, str)}
-    body, named = _cse(f.body, f.named, taken)
     params = {p.name: p.default for p in recipe.params}
-    text = _drop_unused_dims(_lower.function_source(f.name, list(f.args), body, inputs, named,
-                                                    params))
-    head, rest = text.split("\n", 1)
+    taken = _lower.user_names(inputs, params, {recipe.output, recipe.upstream},
+                              {s for s, _ in recipe.steps}, {alias})
+    body, named = _cse(f.body, f.named, taken)
     doc = [f.equation] + list(f.doc)
     if len(doc) == 1 and len(doc[0]) <= WIDTH - 10 and "\n" not in doc[0]:
-        docstring = [f'    """{_doc_text(doc[0])}"""']
+        docstring = [f'    """{emit.docstring_text(doc[0])}"""']
     else:
         lines = _wrap(doc[0], "    ")
         for para in doc[1:]:
             lines += [""] + _wrap(para, "    ")
-        docstring = [_doc_text(ln).rstrip() for ln in lines] + ['    """']
+        docstring = [emit.docstring_text(ln).rstrip() for ln in lines] + ['    """']
         docstring[0] = '    """' + docstring[0][4:]
-    return "\n".join([head] + docstring) + "\n" + rest
-
-
-def _drop_unused_dims(text: str) -> str:
-    """Remove `d = np.shape(X)[i]` lines binding a dimension the function does not use (the
-    printer collects dimensions from macro expansions too, e.g. mean's divisor)."""
-    lines = text.split("\n")
-    used = _names_in(text, load_only=True)
-    keep = [ln for ln in lines
-            if not (_DIM_LINE.fullmatch(ln) and ln.split("=")[0].strip() not in used)]
-    return "\n".join(keep)
-
-
-def _helper_sources() -> dict[str, str]:
-    tree = ast.parse(_lower.HELPERS)
-    return {node.name: ast.get_source_segment(_lower.HELPERS, node)
-            for node in tree.body if isinstance(node, ast.FunctionDef)}
-
-
-def _names_in(source: str, load_only: bool = False) -> set[str]:
-    return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)
-            and (not load_only or isinstance(n.ctx, ast.Load))}
-
-
-def _used_helpers(code: str) -> list[str]:
-    helpers = _helper_sources()
-    used: list[str] = []
-    todo = _names_in(code)
-    while todo:
-        name = todo.pop()
-        if name in helpers and name not in used:
-            used.append(name)
-            todo |= _names_in(helpers[name])
-    return [name for name in helpers if name in used]   # in HELPERS' order
+    return _lower.function_source(f.name, list(f.args), body, inputs, named, params, alias,
+                                  docstring)
 
 
 def _module_docstring(recipe: Recipe, derivation: Derivation, functions: list[_Function],
@@ -399,7 +311,7 @@ def _module_docstring(recipe: Recipe, derivation: Derivation, functions: list[_F
         lines += ["", "Conventions"]
         for c in derivation.conventions:
             lines += _wrap(f"- {c}", "    ", "  ")
-    return "\n".join(_doc_text(ln).rstrip() for ln in lines)
+    return "\n".join(emit.docstring_text(ln).rstrip() for ln in lines)
 
 
 def _command(recipe: Recipe, derivation: Derivation) -> str:
@@ -418,17 +330,16 @@ def _command(recipe: Recipe, derivation: Derivation) -> str:
 
 
 def _assemble(recipe: Recipe, derivation: Derivation, functions: list[_Function],
-              out: ir.Node) -> tuple[str, tuple[str, ...]]:
-    bodies = [_function_source(f, recipe, out) for f in functions]
-    code = "\n\n".join(bodies)
-    helpers = _used_helpers(code)
-    helper_src = _helper_sources()
+              out: ir.Node, alias: str) -> tuple[str, tuple[str, ...]]:
+    bodies = [_function_source(f, recipe, out, alias) for f in functions]
+    helpers = emit.used_helpers("\n\n".join(bodies))
     skipped = [dv for dv in derivation.derivatives if dv.kind == "jacobian" and dv.matrix is None]
     doc = _module_docstring(recipe, derivation, functions, helpers, skipped)
-    parts = [f'"""{doc}\n"""\n\nimport numpy as np\n']
-    parts += [helper_src[h] + "\n" for h in helpers]
+    imports = "import numpy as np" if alias == "np" else f"import numpy as {alias}"
+    parts = [f'"""{doc}\n"""\n\n{imports}\n']
+    parts += [h + "\n" for h in emit.helper_sources(helpers, alias)]
     parts += bodies
     parts.append("__all__ = [" + ", ".join(repr(f.name) for f in functions) + "]\n")
     source = "\n\n".join(parts)
-    compile(source, f"<derivkit lower {derivation.target}>", "exec")   # a bug here is ours
+    emit.audit(source, alias=alias)   # a failure here is a bug in derivkit
     return source, tuple(helpers)
