@@ -28,6 +28,14 @@ EXIT_INTERNAL = 3
 DEBUG_ENV = "DERIVKIT_DEBUG"
 
 
+def _visible(line: str) -> str:
+    """An error line as shown: user text in it (a path, a quoted option value) cannot drive the
+    terminal; control characters appear as visible escapes (`render.text.visible`)."""
+    from .render.text import visible
+
+    return visible(line)
+
+
 def _is_cli_control_flow(exc: Exception) -> bool:
     """Exit, Abort, usage errors: raised by Typer (which vendors Click) for Typer to handle."""
     return type(exc).__module__.split(".")[0] in ("typer", "click")
@@ -52,7 +60,7 @@ class _DerivkitGroup(TyperGroup):
                 ctx = getattr(exc, "ctx", None)
                 where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
                 message = " ".join(exc.format_message().split())
-                typer.echo(f"derivkit: error: {message}{where}", err=True)
+                typer.echo(_visible(f"derivkit: error: {message}{where}"), err=True)
                 sys.exit(EXIT_USAGE)
             if type(exc).__name__ == "Abort":
                 typer.echo("derivkit: aborted", err=True)
@@ -64,14 +72,15 @@ class _DerivkitGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except DerivkitError as exc:
-            typer.echo(f"derivkit: error: {exc.one_line()}", err=True)
+            typer.echo(_visible(f"derivkit: error: {exc.one_line()}"), err=True)
             raise typer.Exit(EXIT_USAGE) from None
         except Exception as exc:  # a bug in derivkit, not bad input
             if os.environ.get(DEBUG_ENV) or _is_cli_control_flow(exc):
                 raise
             detail = " ".join(str(exc).split())[:200]
-            typer.echo(f"derivkit: internal error: {type(exc).__name__}: {detail} (a bug in derivkit; "
-                       f"rerun with {DEBUG_ENV}=1 for the traceback and report it)", err=True)
+            typer.echo(_visible(f"derivkit: internal error: {type(exc).__name__}: {detail} (a bug in "
+                                f"derivkit; rerun with {DEBUG_ENV}=1 for the traceback and report "
+                                "it)"), err=True)
             raise typer.Exit(EXIT_INTERNAL) from None
 
 

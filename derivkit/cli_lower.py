@@ -74,8 +74,10 @@ def lower_command(
         _print_source(lowered.source)
         return
     write_output(output, lowered.source, force=force)   # checks the path again, atomic
-    typer.echo(f"wrote {output}: {lowered.target} as a NumPy module with "
-               f"{', '.join(lowered.functions)}")
+    from .render.text import visible
+
+    typer.echo(visible(f"wrote {output}: {lowered.target} as a NumPy module with "
+                       f"{', '.join(lowered.functions)}"))
 
 
 def _print_source(source: str) -> None:

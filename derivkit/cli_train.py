@@ -94,7 +94,9 @@ def _train_with_progress(recipe, train, options, console):
                MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}", markup=False),
                TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(recipe.name, total=options["epochs"], loss="…")
+        from .render.text import visible
+
+        task = progress.add_task(visible(recipe.name), total=options["epochs"], loss="…")
 
         def callback(epoch: int, loss: float) -> None:
             progress.update(task, completed=epoch, loss=f"{loss:.4g}")
@@ -141,6 +143,10 @@ def _fmt_pct(value: float) -> str:
 def _render(console, result) -> None:
     from rich.text import Text
 
+    from .render.text import visible_data
+
+    result = visible_data(result)   # names come from recipe files and options: shown visibly
+
     sizes = ", ".join(f"{k}={v}" for k, v in result.sizes.items())
     console.print(Text(f"train {result.recipe}: {result.epochs} epoch{'s' if result.epochs != 1 else ''}, lr {result.lr:g}, "
                        f"seed {result.seed}, sizes {sizes}", style="bold"))
@@ -150,7 +156,11 @@ def _render(console, result) -> None:
     ratio = result.final_loss / result.initial_loss if result.initial_loss else math.nan
     console.print(Text(f"loss: first {result.initial_loss:.6g} → last {result.final_loss:.6g} "
                        f"(×{ratio:.3g})"))
-    if result.use_updated_weights:
+    if result.use_updated_weights and result.mean_deviation is None:
+        console.print(Text(f"{', '.join(result.last_layer)} updated first, but no layer below "
+                           "has a parameter to differentiate: no gradient was backpropagated "
+                           "through an updated weight.", style="yellow"))
+    elif result.use_updated_weights:
         top = ", ".join(result.last_layer)
         per = "; ".join(f"{w} mean {_fmt_pct(sum(v) / len(v))}, max {_fmt_pct(max(v))}"
                         for w, v in result.deviations.items() if v)
@@ -195,7 +205,9 @@ def _dumps(result) -> str:
             return [finite(x) for x in v]
         return v
 
-    return json.dumps(finite(result_data(result)), indent=2, ensure_ascii=False)
+    from .render.text import json_text
+
+    return json_text(json.dumps(finite(result_data(result)), indent=2, ensure_ascii=False))
 
 
 def register(app: typer.Typer) -> None:

@@ -151,8 +151,11 @@ def report_data(report: CheckReport) -> dict:
 
 
 def dumps(data: dict) -> str:
-    """Strict JSON: a stray non-finite float is a bug here, not silently written as NaN."""
-    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    """Strict JSON: a stray non-finite float is a bug here, not silently written as NaN. Control,
+    format and bidi characters are written as \\uXXXX escapes (`render.text.json_text`)."""
+    from .text import json_text
+
+    return json_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
 
 
 __all__ = ["target_data", "report_data", "result_data", "entry_data", "diagnosis_data", "dumps", "json_float",

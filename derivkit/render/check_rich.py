@@ -1,8 +1,12 @@
 """Rich output of `derivkit check` for people: a table per target (or one summary table for
 `--all`), the worst entries of every failed check, and a verdict line.
 
-Data is printed as `Text`, never as markup. Colour follows the terminal: none when stdout is not
-a terminal, none when NO_COLOR is set (Rich decides; nothing here forces it).
+Data is printed as `Text`, never as markup, and every result passes through
+`render.text.visible_data` first: control characters and escape sequences in user text (a
+recipe file's name or path, an error message quoting it) are shown as visible escapes
+(`\\x1b`), so the files being judged cannot forge the verdict lines. Colour follows the
+terminal: none when stdout is not a terminal, none when NO_COLOR is set (Rich decides; nothing
+here forces it).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from rich.text import Text
 from ..results import CheckReport, CheckResult, TargetCheck, WorstEntry
 from .check_json import (fmt_index, fmt_num, fmt_sizes, result_passed, target_passed,
                          within_tolerance)
+from .text import visible, visible_data
 
 PASS = ("✓ pass", "bold green")
 FAIL = ("✗ FAIL", "bold red")
@@ -78,6 +83,7 @@ def _para(console: Console, text: Text | str, indent: int = 2) -> None:
 def results_table(t: TargetCheck) -> Table:
     """One row per derivative. Pairs are stacked in one cell (mode over method, absolute over
     relative error, rtol over atol) so that every field fits an 80-column terminal."""
+    t = visible_data(t)
     table = _table()
     table.add_column("wrt", no_wrap=True, style="bold magenta")
     table.add_column("kind", no_wrap=True)
@@ -119,12 +125,13 @@ def _lines(console: Console, items, indent: int = 2) -> None:
     grid.add_column(no_wrap=True)
     grid.add_column()
     for item in items:
-        grid.add_row(" " * indent + "•", item if isinstance(item, Text) else Text(item))
+        grid.add_row(" " * indent + "•", item if isinstance(item, Text) else Text(visible(item)))
     console.print(grid)
 
 
 def render_diagnoses(console: Console, r: CheckResult) -> None:
     """The mistakes recognised in a user's implementation, one per line, name first."""
+    r = visible_data(r)
     for d in r.diagnoses:
         _para(console, Text("diagnosis: ", style="bold yellow") + Text(d.name, style="bold")
               + Text(f" — {d.detail}"))
@@ -135,6 +142,7 @@ def render_failure(console: Console, t: TargetCheck, r: CheckResult, *,
     """What a person needs to act on a failed check: the mistakes diagnosed in a user's
     implementation, the errors against the tolerance, the worst entries (or directions), and
     for a directional check the entries it was traced to."""
+    t, r = visible_data(t), visible_data(r)
     whose = f"your ∂/∂{r.wrt}" if t.implementation else f"∂/∂{r.wrt}"
     agrees = within_tolerance(r)
     how = ("matches finite differences but fails (see the diagnosis)" if agrees else
@@ -162,6 +170,7 @@ def render_failure(console: Console, t: TargetCheck, r: CheckResult, *,
 def remarks(results) -> list[Text]:
     """Detection power of each directional check and the engine's notes, labelled by the checks
     they belong to; a note shared by several inputs is given once ("X, W, b (vjp, full): ...")."""
+    results = visible_data(tuple(results))
     groups: dict[tuple[str, str, str], list[str]] = {}
     for r in results:
         texts = ([r.detection] if r.detection and r.mode == "directional" else []) + list(r.notes)
@@ -174,6 +183,7 @@ def remarks(results) -> list[Text]:
 
 
 def render_target(console: Console, t: TargetCheck) -> None:
+    t = visible_data(t)
     console.print(_header(t))
     if t.results:
         console.print(results_table(t))
@@ -198,6 +208,7 @@ def render_target(console: Console, t: TargetCheck) -> None:
 
 def derivation_line(t: TargetCheck) -> Text:
     """--impl: the user's value against derivkit's derived form, per derivative."""
+    t = visible_data(t)
     seen: dict[tuple[str, str], float | None] = {}
     for r in t.results:
         seen.setdefault((r.wrt, r.kind), r.max_rel_error_vs_derived)
@@ -207,6 +218,7 @@ def derivation_line(t: TargetCheck) -> Text:
 
 
 def target_line(t: TargetCheck) -> Text:
+    t = visible_data(t)
     n = len(t.results)
     bad = sum(1 for r in t.results if not result_passed(r))
     if t.error is not None:
@@ -228,6 +240,7 @@ def target_line(t: TargetCheck) -> Text:
 
 def summary_table(report: CheckReport) -> Table:
     """One row per checked derivative of every target (a recipe's name on its first row)."""
+    report = visible_data(report)
     table = _table()
     table.add_column("recipe", no_wrap=True, style="bold cyan")
     table.add_column("wrt", no_wrap=True)
@@ -250,6 +263,7 @@ def summary_table(report: CheckReport) -> Table:
 
 
 def render_report(console: Console, report: CheckReport) -> None:
+    report = visible_data(report)
     console.print(summary_table(report))
     for t in report.targets:
         if t.error is not None:
@@ -294,7 +308,7 @@ def progress_callback(console: Console, total: int | None) -> Iterator[Callable[
             if started:
                 progress.advance(task)
             started = True
-            progress.update(task, description=f"checking {name}")
+            progress.update(task, description=f"checking {visible(name)}")
 
         yield callback
 

@@ -114,4 +114,9 @@ def derivation_data(r: Derivation) -> dict:
 
 
 def dumps(data: dict) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    """JSON as exact as the data; control, format and bidi characters (which JSON's own escaping
+    leaves raw from U+007F up) are written as \\uXXXX escapes, so printing it cannot drive a
+    terminal (`render.text.json_text`)."""
+    from .text import json_text
+
+    return json_text(json.dumps(data, indent=2, ensure_ascii=False))

@@ -6,8 +6,12 @@ for a user's implementation checked with --impl, the mistakes diagnosed); a
 target that could not be checked (`TargetCheck.error`) is a testcase `name="check"` with
 `<error>`. Seed, dtype and sizes are `<properties>`, so a failure can be reproduced.
 
-Built with `xml.etree.ElementTree` (which escapes text); characters XML 1.0 cannot hold at all
-(control characters) are replaced by U+FFFD first, so the document always parses.
+Built with `xml.etree.ElementTree` (which escapes text and attributes). Every string of the
+results goes through `render.text.visible` first, as on a terminal: control characters, escape
+sequences and bidi overrides in user text (a recipe file's name, an error quoting it) are written
+as visible escapes (`\\x1b`, `\\u202e`), so a CI page cannot be made to show a forged line; a lone
+surrogate (an undecodable file name) becomes U+FFFD, and so does anything else XML 1.0 cannot
+hold (`xml_text`), so the document always parses.
 """
 
 from __future__ import annotations
@@ -20,8 +24,17 @@ from pathlib import Path
 from ..results import CheckReport, CheckResult, TargetCheck
 from .check_json import (fmt_index, fmt_num, fmt_sizes, result_passed, target_passed,
                          within_tolerance)
+from .text import visible, visible_data
 
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _visible_xml(text: str, *, multiline: bool = False) -> str:
+    """`visible` for a JUnit report: an undecodable file name's lone surrogate is U+FFFD."""
+    return visible(_SURROGATE.sub("\ufffd", text), multiline=multiline)
 
 
 def xml_text(value) -> str:
@@ -97,6 +110,7 @@ def _testcase(suite: ET.Element, t: TargetCheck, r: CheckResult) -> bool:
 
 def target_suite(t: TargetCheck) -> tuple[ET.Element, int, int, int]:
     """(<testsuite>, tests, failures, errors) for one target."""
+    t = visible_data(t, clean=_visible_xml)
     suite = _el(None, "testsuite", name=f"derivkit.{t.target}")
     props = _el(suite, "properties")
     for name, value in (("seed", t.seed), ("dtype", t.dtype), ("sizes", fmt_sizes(t.sizes))):

@@ -1,5 +1,8 @@
 """Rich output for people. Every piece of data is printed as `Text`, never as markup, so a
-formula such as `X[i,j]` is shown as written. Colour follows the terminal: none when stdout is
+formula such as `X[i,j]` is shown as written, and every result passes through
+`render.text.visible_data` first, so control characters and escape sequences in user text (a
+recipe's summary, notes, file paths) are shown as visible escapes (`\\x1b`), never obeyed by the
+terminal. Colour follows the terminal: none when stdout is
 not a terminal, none when NO_COLOR is set (Rich decides; nothing here forces it)."""
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from ..results import Derivation, Derivative, Form, RecipeSummary, Verification
 from ..shapes import fmt_shape
 from . import format_sizes, form_selection
 from .json_render import equation_latex, with_lhs
+from .text import visible_data
 
 KIND_LABELS = {
     "jacobian": "Jacobian",
@@ -32,7 +36,7 @@ def make_console(*, stderr: bool = False) -> Console:
 # ---------------------------------------------------------------------------- recipes
 
 def render_recipes(console: Console, summaries: Iterable[RecipeSummary]) -> None:
-    summaries = list(summaries)
+    summaries = visible_data(list(summaries))
     if not summaries:
         console.print(Text("no recipes found"))
         return
@@ -67,6 +71,7 @@ def equation(lhs: str | None, rhs: str) -> str:
 
 def verification_text(v: Verification) -> Text:
     """A green tick only for a confirmed form; anything else is loudly NOT VERIFIED."""
+    v = visible_data(v)
     if v.verified:
         line = Text("✓ ", style="bold green")
         if v.detail:            # the engine's own sentence, e.g. "verified symbolically at n = 2, 3"
@@ -109,6 +114,7 @@ def _render_form(console: Console, title: str, lhs: str | None, lhs_latex: str |
 def render_derivative(console: Console, d: Derivative, derivation: Derivation,
                       form: str | None = None) -> None:
     forms, notations = form_selection(form)
+    d, derivation = visible_data(d), visible_data(derivation)
     head = Text(d.lhs_pretty, style="bold magenta")
     head.append(f"  {KIND_LABELS.get(d.kind, d.kind)}", style="bold")
     if d.shape:
@@ -147,12 +153,13 @@ def _bullet_grid(items: Iterable[str], indent: int = 2) -> Table:
     grid = Table.grid(padding=(0, 1, 0, 0))
     grid.add_column(no_wrap=True)
     grid.add_column()
-    for item in items:
+    for item in visible_data(list(items)):
         grid.add_row(" " * indent + "•", Text(item))
     return grid
 
 
 def render_derivation(console: Console, r: Derivation, form: str | None = None) -> None:
+    r = visible_data(r)
     title = Text(r.target, style="bold cyan")
     if r.summary:
         title.append(f": {r.summary}")
@@ -189,6 +196,7 @@ def render_derivation(console: Console, r: Derivation, form: str | None = None) 
 
 def render_chain(console: Console, r: Derivation, form: str | None = None) -> None:
     """A composite's backward pass, one verified line per Δ or gradient, with its shape."""
+    r = visible_data(r)
     console.print(Rule(Text("Backward pass (Δ = ∂L/∂·, each through the next)", style="bold"),
                        align="left", style="dim"))
     grid = Table.grid(padding=(0, 2))
@@ -207,6 +215,7 @@ def render_chain(console: Console, r: Derivation, form: str | None = None) -> No
 
 
 def summary_line(r: Derivation) -> Text:
+    r = visible_data(r)
     forms = [f for d in r.derivatives for f in (d.index, d.matrix) if f is not None]
     forms += [c.form for c in r.chain]
     bad = [f for f in forms if not f.verification.verified]

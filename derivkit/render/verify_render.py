@@ -1,4 +1,5 @@
-"""`derivkit verify` output: Rich for people, plain data for JSON. Reads a ClaimVerdict only."""
+"""`derivkit verify` output: Rich for people (user text shown through `render.text.visible`),
+plain data for JSON. Reads a ClaimVerdict only."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from rich.text import Text
 from ..results import ClaimVerdict
 from . import format_sizes
 from .rich_render import _block, _bullet_grid
+from .text import visible_data
 
 VERDICT_STYLE = {"verified": ("✓ VERIFIED", "bold green"), "refuted": ("✗ REFUTED", "bold red"),
                  "not verified": ("? NOT VERIFIED", "bold yellow")}
@@ -33,6 +35,7 @@ def _finite(x: float):
 
 
 def render_verdict(console: Console, v: ClaimVerdict) -> None:
+    v = visible_data(v)   # the claim and names are user text: show control characters visibly
     label, style = VERDICT_STYLE.get(v.verdict, (v.verdict.upper(), "bold"))
     head = Text(f"{label}  ", style=style)
     head.append(f"{v.target}: ∂/∂{v.wrt}", style="bold cyan")
