@@ -17,6 +17,12 @@ _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 MAX_RANK = 2
 
 
+#: What separates the dimensions of a shape: a comma, or the multiplication sign × (U+00D7) in
+#: which derivkit prints shapes ("m×n"). Never the letter x: `maxlen` and `nx` are names.
+SEPARATORS = re.compile("[,\u00d7]")
+_LOOKS_LIKE_A_PRODUCT = re.compile(r"[0-9]+\s*[xX*]\s*[0-9]+\Z")
+
+
 def parse_dim(text: str, *, where: str) -> Dim:
     t = text.strip()
     if t.isascii() and t.isdigit():
@@ -26,16 +32,21 @@ def parse_dim(text: str, *, where: str) -> Dim:
         return value
     if _IDENT.match(t) and not t.startswith("_"):
         return t
+    if _LOOKS_LIKE_A_PRODUCT.match(t):
+        raise ShapeError(f"{where}: dimension {t!r} is neither a positive integer nor a plain "
+                         "name", "separate dimensions with a comma: write e.g. '3,4' for a 3×4 "
+                         "matrix")
     raise ShapeError(f"{where}: dimension {t!r} is neither a positive integer nor a plain name",
                      "write e.g. 'm,n' or '3,4'")
 
 
 def parse_shape(text: str, *, where: str = "shape") -> Shape:
-    """'m,n' -> ('m', 'n'); '' or 'scalar' -> (); '3' -> (3,)."""
+    """'m,n' -> ('m', 'n'); 'm×n' -> ('m', 'n'); '' or 'scalar' -> (); '3' -> (3,);
+    'maxlen' -> ('maxlen',): only ',' and '×' separate dimensions, never the letter x."""
     t = text.strip()
     if t in ("", "()", "scalar"):
         return ()
-    parts = [p for p in re.split(r"[,x×]", t)]
+    parts = SEPARATORS.split(t)
     if any(not p.strip() for p in parts):
         raise ShapeError(f"{where}: malformed shape {text!r}", "write e.g. 'm,n' or '3,4'")
     if len(parts) > MAX_RANK:

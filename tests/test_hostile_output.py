@@ -388,3 +388,25 @@ def test_progress_description_is_visible():
     assert visible(FAKE_VERDICT) in raw
     assert "\x1b[32m✓" not in raw and "\x1b]0;" not in raw
 
+
+# ---------------------------------------------------------------------------- shape specs
+
+@pytest.mark.parametrize("text, shape", [
+    ("maxlen", ("maxlen",)), ("mxn", ("mxn",)), ("nx", ("nx",)), ("xx,x", ("xx", "x")),
+    ("m,n", ("m", "n")), ("m×n", ("m", "n")), ("3, n", (3, "n")), ("scalar", ()),
+])
+def test_only_a_comma_or_the_multiplication_sign_separates_dimensions(text, shape):
+    from derivkit.shapes import parse_shape
+
+    assert parse_shape(text) == shape
+
+
+def test_shape_named_like_a_product_is_a_vector_and_3x4_gets_a_hint(runner):
+    result = invoke(runner, ["derive", "--expr", "sum(v)", "--wrt", "v", "--shape", "v=maxlen",
+                             "--json"])
+    assert result.exit_code == 0, result.output
+    (spec,) = json.loads(result.stdout)["inputs"]
+    assert spec["dims"] == ["maxlen"] and spec["shape"] == "maxlen"
+    err = _error_line(invoke(runner, ["derive", "--expr", "sum(X)", "--wrt", "X",
+                                      "--shape", "X=3x4"]))
+    assert "'3x4'" in err and "separate dimensions with a comma" in err
