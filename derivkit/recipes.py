@@ -13,11 +13,11 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .emit import user_name_problem
 from .errors import RecipeError, UnknownRecipeError
 from .shapes import Shape, fmt_shape, parse_shape
 
 NAME_RE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
-IDENT_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 DOMAINS = ("real", "positive", "nonzero")
 ENV_VAR = "DERIVKIT_RECIPES"
 
@@ -124,9 +124,9 @@ def _strings(data: dict, key: str, where: str) -> tuple[str, ...]:
 
 
 def _ident(value: str, what: str, where: str, key: str | None = None) -> str:
-    if not isinstance(value, str) or not IDENT_RE.match(value):
-        raise RecipeError(f"{where}: {what} {value!r} must be a plain identifier (letters and "
-                          f"digits)", key=key)
+    problem = user_name_problem(value)
+    if problem:
+        raise RecipeError(f"{where}: {what} {value!r} {problem}", "rename it", key=key)
     return value
 
 
@@ -193,6 +193,19 @@ def parse_recipe(data: dict, where: str, path: str | None = None) -> Recipe:
             raise RecipeError(f"{where}: step {step_name!r} has the name of an input or parameter",
                               key=f"steps.{i}.name")
     upstream = _ident(data.get("upstream", "g"), "upstream-gradient name", where, "upstream")
+    names = {**{n: "input" for n in raw_inputs}, **{n: "parameter" for n in raw_params},
+             **{n: "step" for n, _ in steps}, output: "output", upstream: "upstream gradient"}
+    for spec in inputs:
+        for d in spec.shape:
+            if isinstance(d, str):
+                problem = user_name_problem(d)
+                if problem:
+                    raise RecipeError(f"{where}: dimension {d!r} of {spec.name} {problem}",
+                                      "rename it", key=f"inputs.{spec.name}")
+                if d in names:
+                    raise RecipeError(f"{where}: dimension {d!r} of {spec.name} has the name of "
+                                      f"the {names[d]} {d!r}; a name is either a size or a value",
+                                      "rename one of them", key=f"inputs.{spec.name}")
     taken = set(raw_inputs) | set(raw_params)
     for label, value in (("output", output), ("upstream", upstream)):
         if value in taken:

@@ -69,10 +69,10 @@ def parse_steps(recipe: Recipe) -> tuple[Scope, ir.Node, dict[str, ir.Node]]:
 
 
 def _letters(out_rank: int, in_rank: int, taken: set[str]) -> tuple[list[str], list[str]]:
-    out = [c for c in OUT_LETTERS if c not in taken][:out_rank]
-    want = IN_LETTERS[(out_rank, in_rank)]
-    pool = [c for c in want + "rsuvabcdtw" if c not in taken and c not in out]
-    return out, pool[:in_rank]
+    """Index names for the output's and the input's axes, distinct and clashing with no name
+    in scope (however many are taken)."""
+    out = ix.fresh_names(OUT_LETTERS, out_rank, taken)
+    return out, ix.fresh_names(IN_LETTERS[(out_rank, in_rank)], in_rank, taken | set(out))
 
 
 def _sub(name: str, idx: list[str], pretty_mode: bool) -> str:
@@ -101,7 +101,7 @@ def derive(recipe: Recipe) -> Derivation:
     upstream = None if scalar else ir.Var(recipe.upstream, out.shape, "upstream")
     seed = ir.ONE if scalar else upstream
     taken = ({i.name for i in recipe.inputs} | {p.name for p in recipe.params} | scope.dims
-             | {recipe.output, recipe.upstream})
+             | {recipe.output, recipe.upstream} | set(steps))
     inputs = {i.name: (i.shape, i.domain) for i in recipe.inputs}
     derivatives: list[Derivative] = []
     warnings: list[str] = []

@@ -72,6 +72,27 @@ def index_symbol(name: str) -> sp.Symbol:
     return sp.Symbol(name, integer=True, nonnegative=True)
 
 
+def fresh_names(preferred: str, count: int, taken: set[str]) -> list[str]:
+    """`count` distinct index names not in `taken`: the preferred letters first, then the
+    other lower-case letters, then a1, b1, …, a2, … (never exhausted)."""
+    import itertools
+    import string
+
+    def candidates():
+        yield from preferred
+        yield from "ijklrsuvabcdtwpq" + string.ascii_lowercase
+        for k in itertools.count(1):
+            yield from (f"{c}{k}" for c in string.ascii_lowercase)
+
+    out: list[str] = []
+    for name in candidates():
+        if len(out) == count:
+            break
+        if name not in taken and name not in out:
+            out.append(name)
+    return out
+
+
 class IndexEvaluator:
     """IR -> SymPy scalar at given index symbols. `seed` (if any) evaluates to a unit tensor
     at `seed_at`; opaque array nodes (inv(A), det(A)) become IndexedBases listed in `opaque`."""
@@ -85,16 +106,12 @@ class IndexEvaluator:
         self.sums: dict[sp.Symbol, sp.Expr] = {}  # dummy -> upper bound
 
     def dummy(self, dim) -> sp.Symbol:
-        for suffix in [""] + [str(c) for c in range(1, 100)]:
-            for base in "klabcduvwq":
-                name = base + suffix
-                if name not in self.taken:
-                    self.taken.add(name)
-                    self.counter += 1
-                    sym = index_symbol(name)
-                    self.sums[sym] = dim_symbol(dim) - 1
-                    return sym
-        raise RuntimeError("out of index names")  # pragma: no cover
+        name = fresh_names("klabcduvwq", 1, self.taken)[0]
+        self.taken.add(name)
+        self.counter += 1
+        sym = index_symbol(name)
+        self.sums[sym] = dim_symbol(dim) - 1
+        return sym
 
     def summed(self, body: sp.Expr, dummies: list[tuple[sp.Symbol, object]]) -> sp.Expr:
         for d, dim in dummies:
