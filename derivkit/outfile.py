@@ -96,7 +96,8 @@ def write_output(path: str | Path, data: str | bytes, *, force: bool, overwrite:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:32]}.", suffix=".tmp",
                                    dir=str(folder) if str(folder) else ".")
-        os.fchmod(fd, _default_mode() if mode is None else mode)
+        if hasattr(os, "fchmod"):      # mkstemp makes it 0600; give it a normal file's mode
+            os.fchmod(fd, _default_mode() if mode is None else mode)
         view = memoryview(payload)
         while view:
             written = os.write(fd, view)
