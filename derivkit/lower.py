@@ -11,6 +11,7 @@ from fractions import Fraction
 
 from . import emit, ir
 from .printing import ADD, ATOM, MUL, NEG, LanguagePrinter
+from .stable import SHIFTED
 
 NP_FN = {"exp": "exp", "log": "log", "sqrt": "sqrt", "abs": "abs", "sign": "sign", "tanh": "tanh"}
 
@@ -102,6 +103,9 @@ class NumpyPrinter(LanguagePrinter):
         if n.fn == "mean":
             extra = "".join(f", {k}={v}" for k, v in n.kwargs)
             return f"{self.np}.mean({x}{extra})", ATOM
+        if n.fn == SHIFTED:   # exp(x) up to a factor the formula is invariant to (derivkit.stable)
+            extra = "".join(f", {k}={v}" for k, v in n.kwargs) + (", keepdims=True" if n.kwargs else "")
+            return f"{self.np}.exp({x} - {self.np}.max({x}{extra}))", ATOM
         return self.p(n.expansion)  # pragma: no cover
 
 

@@ -33,6 +33,7 @@ from .printing import language, pretty
 from .recipes import Recipe
 from .results import Derivation, Derivative, Lowered
 from .shapes import fmt_shape
+from .stable import SHIFTED, shift_exponentials
 
 KIND_PREFIX = {"gradient": "grad", "jacobian": "jacobian", "vjp": "vjp"}
 WIDTH = 96
@@ -112,6 +113,7 @@ def _plan(recipe: Recipe, derivation: Derivation, out: ir.Node) -> list[_Functio
         if dv.kind == "jacobian" and dv.matrix is None:
             continue   # no closed matrix Jacobian: the vjp is still lowered; the module says so
         node, named = _verified_form(recipe, dv, parse_form)
+        node = shift_exponentials(node)   # the same value, evaluated without overflow
         x_shape = shapes[dv.wrt]
         want = tuple(out.shape) + x_shape if dv.kind == "jacobian" else x_shape
         if node.shape != want:
@@ -297,6 +299,11 @@ def _module_docstring(recipe: Recipe, derivation: Derivation, functions: list[_F
     if "_softmax" in helpers:
         lines += _wrap("softmax is evaluated in its stable form "
                        "exp(x − max x) / Σ exp(x − max x), the same function.", "    ")
+    if any(isinstance(n, ir.Macro) and n.fn == SHIFTED for f in functions
+           for n in _lower.printed_nodes(f.body)):
+        lines += _wrap("Where a formula is unchanged by scaling exp(x) by a positive factor "
+                       "along an axis, exp(x) is evaluated as exp(x − max x) along it: the same "
+                       "value, without overflow.", "    ")
     lines += ["", "Functions"]
     params = tuple(f"{p.name}={p.default!r}" for p in recipe.params)
     for f in functions:
