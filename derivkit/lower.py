@@ -175,13 +175,14 @@ def needed_names(body: ir.Node, named: dict[str, ir.Node]) -> list[str]:
 
 def function_source(fname: str, args: list[str], body: ir.Node, inputs: dict[str, tuple],
                     named: dict[str, ir.Node], params: dict[str, float] | None = None,
-                    alias: str | None = None, doc: list[str] | None = None) -> str:
+                    alias: str | None = None, doc: list[str] | None = None,
+                    printer: NumpyPrinter | None = None) -> str:
     """Source of `def fname(*, args..., params=defaults): ...; return body`. `alias` is NumPy's
     name (by default `np`, unless a user name in scope is `np`)."""
     params = params or {}
     needed = needed_names(body, named)
     alias = alias or emit.numpy_alias(user_names(inputs, args, params, named))
-    printer = NumpyPrinter(alias)
+    printer = printer or NumpyPrinter(alias)
     dims = dims_used([body] + [named[name] for name in needed])
     lines = [(d, e) for d, e in dims_prelude(inputs, alias) if d in dims]
     lines += [(name, printer(named[name])) for name in needed]
@@ -353,3 +354,22 @@ def batched_function(fname: str, args: list[str], body: ir.Node, batched: set[st
     source = emit.function(fname, list(args) + [f"{k}={v}" for k, v in extra.items()], params, [],
                            printer(body))
     return emit.build(source, fname, alias=alias, batched=True)
+
+
+class StackedNumpyPrinter(BatchedNumpyPrinter):
+    """Real NumPy source (a lowered module's) where the variables in `batched` carry a leading
+    stack axis: `jacobian_x` evaluates a vjp at a stack of unit upstream gradients at once."""
+
+    def __init__(self, batched: set[str], np: str = "np") -> None:
+        super().__init__(batched, {}, np)
+
+    def _MatMul(self, n):
+        if self.is_batched(n) and n.a.rank == 2 and n.b.rank == 2:
+            return f"{self.np}.matmul({self(n.a)}, {self(n.b)})", ATOM
+        return super()._MatMul(n)
+
+    def _Apply(self, n):
+        return NumpyPrinter._Apply(self, n)   # elementwise: the stack axis changes nothing
+
+    def _Compare(self, n):
+        return f"({self.aligned(n.a, n.rank)} {n.op} {self.aligned(n.b, n.rank)})", ATOM

@@ -47,6 +47,7 @@ class _Function:
     named: dict
     equation: str           # pretty, e.g. "∂L/∂W = Xᵀ G"
     doc: tuple[str, ...]    # further docstring lines (meaning of the upstream, verification)
+    stacked: str | None = None   # a variable with a leading stack axis (Jacobian rows from a vjp)
 
 
 # ---------------------------------------------------------------------------- entry points
@@ -111,7 +112,8 @@ def _plan(recipe: Recipe, derivation: Derivation, out: ir.Node) -> list[_Functio
     shapes = {i.name: tuple(i.shape) for i in recipe.inputs}
     for dv in derivation.derivatives:
         if dv.kind == "jacobian" and dv.matrix is None:
-            continue   # no closed matrix Jacobian: the vjp is still lowered; the module says so
+            plan.append(_jacobian_from_vjp(recipe, derivation, dv, upstream, parse_form))
+            continue
         node, named = _verified_form(recipe, dv, parse_form)
         node = shift_exponentials(node)   # the same value, evaluated without overflow
         x_shape = shapes[dv.wrt]
@@ -141,6 +143,25 @@ def _plan(recipe: Recipe, derivation: Derivation, out: ir.Node) -> list[_Functio
                  f"grad_{dv.wrt}.",
                  _sentence(f"as grad_{dv.wrt}, {verified}"))))
     return plan
+
+
+def _jacobian_from_vjp(recipe: Recipe, derivation: Derivation, dv: Derivative, upstream: ir.Var,
+                       parse_form) -> _Function:
+    """jacobian_x without a closed matrix form: row i of ∂y/∂x is the verified vjp at the unit
+    upstream gradient e_i, all rows at once (the upstream stacked as the identity)."""
+    vjp_dv = next(d for d in derivation.derivatives if d.kind == "vjp" and d.wrt == dv.wrt)
+    node, named = _verified_form(recipe, vjp_dv, parse_form)
+    stack = ir.Var(upstream.name, upstream.shape, "named")
+    node = shift_exponentials(ir.substitute(node, {v: stack for v in ir.walk(node)
+                                                   if isinstance(v, ir.Var) and v.name == stack.name}))
+    named = {**named, stack.name: ir.Eye(upstream.shape[0], (upstream.shape[0],) * 2)}
+    verified = vjp_dv.matrix.verification.detail or f"verified {vjp_dv.matrix.verification.method}"
+    return _Function(f"jacobian_{dv.wrt}", tuple(i.name for i in recipe.inputs), node, named,
+                     f"{dv.lhs_pretty}: row i is vjp_{dv.wrt} at {recipe.upstream} = e_i",
+                     (f"Shape {fmt_shape(dv.shape)} (output × input). No closed matrix form was "
+                      f"obtained; the rows are the verified vjp ({vjp_dv.lhs_pretty} = "
+                      f"{vjp_dv.matrix.pretty}) at every unit upstream gradient at once.",
+                      _sentence(f"the vjp {verified}")), stacked=stack.name)
 
 
 def _verified_form(recipe: Recipe, dv: Derivative, parse_form) -> tuple[ir.Node, dict]:
@@ -275,12 +296,13 @@ def _function_source(f: _Function, recipe: Recipe, out: ir.Node, alias: str) -> 
             lines += [""] + _wrap(para, "    ")
         docstring = [emit.docstring_text(ln).rstrip() for ln in lines] + ['    """']
         docstring[0] = '    """' + docstring[0][4:]
+    printer = _lower.StackedNumpyPrinter({f.stacked}, np=alias) if f.stacked else None
     return _lower.function_source(f.name, list(f.args), body, inputs, named, params, alias,
-                                  docstring)
+                                  docstring, printer)
 
 
 def _module_docstring(recipe: Recipe, derivation: Derivation, functions: list[_Function],
-                      helpers: list[str], skipped: list[Derivative]) -> str:
+                      helpers: list[str]) -> str:
     from . import __version__
 
     command = _command(recipe, derivation)
@@ -311,9 +333,6 @@ def _module_docstring(recipe: Recipe, derivation: Derivation, functions: list[_F
         lines += _wrap(f.equation, "        ")
         for para in f.doc:
             lines += _wrap(para, "        ")
-    for dv in skipped:
-        lines += _wrap(f"No jacobian_{dv.wrt}: no closed matrix Jacobian {dv.lhs_pretty} was "
-                       f"obtained (vjp_{dv.wrt} is exact).", "    ")
     if derivation.conventions:
         lines += ["", "Conventions"]
         for c in derivation.conventions:
@@ -340,8 +359,7 @@ def _assemble(recipe: Recipe, derivation: Derivation, functions: list[_Function]
               out: ir.Node, alias: str) -> tuple[str, tuple[str, ...]]:
     bodies = [_function_source(f, recipe, out, alias) for f in functions]
     helpers = emit.used_helpers("\n\n".join(bodies))
-    skipped = [dv for dv in derivation.derivatives if dv.kind == "jacobian" and dv.matrix is None]
-    doc = _module_docstring(recipe, derivation, functions, helpers, skipped)
+    doc = _module_docstring(recipe, derivation, functions, helpers)
     imports = "import numpy as np" if alias == "np" else f"import numpy as {alias}"
     parts = [f'"""{doc}\n"""\n\n{imports}\n']
     parts += [h + "\n" for h in emit.helper_sources(helpers, alias)]

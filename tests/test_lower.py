@@ -432,3 +432,27 @@ def test_source_is_highlighted_on_a_colour_terminal(monkeypatch, capsys, lowered
     monkeypatch.setenv("NO_COLOR", "1")
     _print_source(lowered["softmax"].source)
     assert capsys.readouterr().out == lowered["softmax"].source
+
+
+def test_jacobian_without_a_closed_form_is_built_from_the_verified_vjp():
+    """diag(x) A x has no closed matrix Jacobian; jacobian_x stacks the vjp at unit vectors."""
+    lowered = api.lower_expression("diag(x) @ A @ x", ["x"], {"x": "n", "A": "n,n"})
+    fns = module.load(lowered)
+    rng = np.random.default_rng(3)
+    x, A = rng.normal(size=4), rng.normal(size=(4, 4))
+    want = np.diag(A @ x) + np.diag(x) @ A          # ∂(x ⊙ Ax)/∂x by hand
+    np.testing.assert_allclose(fns["jacobian_x"](x=x, A=A), want, rtol=1e-12)
+    g = rng.normal(size=4)
+    np.testing.assert_allclose(g @ fns["jacobian_x"](x=x, A=A), fns["vjp_x"](x=x, A=A, g=g), rtol=1e-12)
+
+
+def test_an_unverified_index_form_does_not_stop_lowering(monkeypatch):
+    """The module computes the matrix forms only; an index form's status is derive's to show."""
+    import derivkit.derive.engine as engine
+
+    monkeypatch.setattr(engine.Verifier, "check_index", lambda self, form: _unverified(self, "", form))
+    d = api.derive_recipe("linear", wrt=["W"])
+    assert not d.derivatives[0].index.verification.verified
+    fns = module.load(api.lower_recipe("linear", wrt=["W"]))
+    X, G = np.ones((2, 3)), np.arange(8.0).reshape(2, 4)
+    np.testing.assert_array_equal(fns["vjp_W"](X=X, W=np.ones((3, 4)), b=np.ones(4), G=G), X.T @ G)
