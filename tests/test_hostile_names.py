@@ -222,3 +222,45 @@ def test_only_formulas_invariant_to_the_scaling_are_shifted():
     assert shifted(ir.add(ir.div(e, row), e)) == []                # degrees 0 and 1 mixed
     assert shifted(ir.apply("log", ir.div(e, row))) == [1]         # a function of a degree-0 value
     assert shifted(ir.div(ir.apply("log", e), row)) == []          # log(c·e) ≠ log(e)
+
+
+# ---------------------------------------------------------------------------- every command
+def test_colliding_names_through_every_command(runner, tmp_path, monkeypatch):
+    """A recipe file whose names collide with generated code and index letters, through list,
+    derive, check, lower (import and call), verify and train: exit 0 and right results."""
+    import importlib.util
+
+    from derivkit.cli import app
+
+    n = dict(DEFAULT, X="np", W="exp", T="dict", U="exec", m="s", d="r", k="i", alpha="e", H="k",
+             P="Z", L="t1")
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "hostile.toml").write_text(
+        'name = "hostile"\nsummary = "names"\noutput = "t1"\nwrt = ["exp"]\n'
+        '[inputs]\nnp = "s,r"\nexp = "r,i"\ndict = "s,i"\nexec = "s"\n[params]\ne = 0.1\n'
+        '[[steps]]\nname = "k"\nexpr = "e * (np @ exp)"\n'
+        '[[steps]]\nname = "Z"\nexpr = "tanh(k)"\n'
+        '[[steps]]\nname = "t1"\nexpr = "mean((Z - dict)**2)"\n', encoding="utf-8")
+    assert _recipe(n).steps == parse_recipe(
+        __import__("tomllib").loads((folder / "hostile.toml").read_text()), "f").steps
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    def ok(*args):
+        result = runner.invoke(app, [*args, "--recipes", str(folder)])
+        assert result.exit_code == 0, (args, result.output, result.stderr)
+        return result
+
+    assert "hostile" in ok("list").stdout
+    assert "NOT VERIFIED" not in ok("derive", "hostile").stdout
+    ok("check", "hostile")
+    out = tmp_path / "grads.py"
+    ok("lower", "hostile", "-o", str(out))
+    spec = importlib.util.spec_from_file_location("grads", out)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    values = _values(n)
+    np.testing.assert_allclose(mod.grad_exp(**values), _hand_written(values["np"], values["exp"],
+                                                                    values["dict"], 0.1), rtol=1e-10)
+    ok("verify", "hostile", "--claim", "2 * e * np.T @ ((1 - Z**2) * (Z - dict)) / (s * i)")
+    ok("train", "hostile", "--epochs", "3")
