@@ -1,12 +1,18 @@
 """The library API the CLI calls. Heavy modules (SymPy, NumPy) are imported inside functions
-so that `derivkit --help` and `derivkit list` stay light."""
+so that `derivkit --help` and `derivkit list` stay light.
+
+Every function that derives, checks, lowers or verifies also takes `timeout=None`: a wall-clock
+budget in seconds (as the CLI's `--timeout`), past which it raises `errors.BudgetExceeded` (a
+`DerivkitError`) saying what was running. It needs SIGALRM, so it applies on POSIX in the main
+thread only; elsewhere it is ignored (see `derivkit.limits`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from . import recipes as _recipes
-from .errors import DerivkitError
+from .errors import BudgetExceeded, DerivkitError
+from .limits import with_timeout as _timeout
 from .results import Derivation, RecipeSummary
 
 
@@ -21,6 +27,7 @@ def get_recipe(name: str, recipe_dirs: list[str | Path] | None = None) -> _recip
     return _recipes.load(name, recipe_dirs)
 
 
+@_timeout("derive")
 def derive_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                   wrt: list[str] | None = None) -> Derivation:
     """Derive every derivative a recipe declares (or only `wrt`), verified element-wise."""
@@ -55,6 +62,7 @@ def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
         raise DerivkitError(exc.message.replace("--expr: ", ""), exc.hint) from None
 
 
+@_timeout("derive")
 def derive_expression(expr: str, wrt: list[str], shapes: dict[str, str],
                       params: dict[str, float] | None = None) -> Derivation:
     recipe = recipe_from_expression(expr, wrt, shapes, params)
@@ -72,6 +80,8 @@ def _natural_domains(expr: str, shapes: dict[str, str], params) -> dict[str, str
 
     try:
         node = parse(expr, Scope({k: parse_shape(v) for k, v in shapes.items()}, dict(params or {})))
+    except BudgetExceeded:
+        raise
     except DerivkitError:
         return {}  # the real parse reports it, with its context
     out: dict[str, str] = {}
@@ -106,6 +116,7 @@ def _load_with_wrt(name: str, recipe_dirs, wrt: list[str] | None) -> _recipes.Re
     return replace(recipe, wrt=tuple(wrt))
 
 
+@_timeout("check")
 def check_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                  wrt: list[str] | None = None, mode: str = "auto", sizes: dict[str, int] | None = None,
                  seed: int = 0, dtype: str = "float64", rtol: float | None = None,
@@ -119,6 +130,7 @@ def check_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                  directions=directions, params=params)
 
 
+@_timeout("check")
 def check_expression(expr: str, wrt: list[str], shapes: dict[str, str],
                      params: dict[str, float] | None = None, **options):
     recipe = recipe_from_expression(expr, wrt, shapes, params)
@@ -127,6 +139,7 @@ def check_expression(expr: str, wrt: list[str], shapes: dict[str, str],
     return check(recipe, params=params, **options)
 
 
+@_timeout("check")
 def check_implementation(impl, name: str | None = None, *, expr: str | None = None,
                          shapes: dict[str, str] | None = None,
                          recipe_dirs: list[str | Path] | None = None, wrt: list[str] | None = None,
@@ -147,6 +160,7 @@ def check_implementation(impl, name: str | None = None, *, expr: str | None = No
     return check(recipe, impl, full_wrt=full_wrt, params=params, **options)
 
 
+@_timeout("check")
 def check_all(*, recipe_dirs: list[str | Path] | None = None, progress=None, **options):
     """Check every recipe on the search path (-> results.CheckReport). `progress(name)` is
     called before each recipe. A recipe that cannot be loaded or checked is a failed target."""
@@ -155,6 +169,7 @@ def check_all(*, recipe_dirs: list[str | Path] | None = None, progress=None, **o
     return _check_all(recipe_dirs=recipe_dirs, progress=progress, **options)
 
 
+@_timeout("lower")
 def lower_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                  wrt: list[str] | None = None):
     """A standalone NumPy module (-> results.Lowered) with `forward` and, per input, its verified
@@ -164,6 +179,7 @@ def lower_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
     return _lower(recipe)
 
 
+@_timeout("lower")
 def lower_expression(expr: str, wrt: list[str], shapes: dict[str, str],
                      params: dict[str, float] | None = None):
     """`lower_recipe` for an expression; parameters become keywords with their given values."""
@@ -177,6 +193,7 @@ def _lower(recipe: _recipes.Recipe):
     return lower(recipe, derive(recipe))
 
 
+@_timeout("verify")
 def verify_recipe(name: str, claim: str, *, recipe_dirs: list[str | Path] | None = None,
                   wrt: list[str] | None = None, seed: int = 0):
     """Is `claim` (matrix or index form) the derivative of recipe `name` w.r.t. the one input in
@@ -187,6 +204,7 @@ def verify_recipe(name: str, claim: str, *, recipe_dirs: list[str | Path] | None
     return verify_claim(recipe, claim, seed=seed)
 
 
+@_timeout("verify")
 def verify_expression(expr: str, claim: str, wrt: list[str], shapes: dict[str, str],
                       params: dict[str, float] | None = None, *, seed: int = 0):
     recipe = recipe_from_expression(expr, wrt, shapes, params)

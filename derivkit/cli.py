@@ -18,7 +18,8 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from .cli_options import ExprOption, ParamOption, RecipesOption, ShapeOption, WrtOption
+from .cli_options import (DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption,
+                          TimeoutOption, WrtOption)
 from .errors import DerivkitError
 
 EXIT_OK = 0
@@ -34,6 +35,14 @@ def _visible(line: str) -> str:
     from .render.text import visible
 
     return visible(line)
+
+
+_RESOURCE = {
+    RecursionError: "the input is nested too deeply to process (Python's recursion limit); "
+                    "write it with less nesting, or split it into steps",
+    MemoryError: "out of memory: the input or its sizes are too large for this machine; use "
+                 "smaller --size values, or split the expression into steps",
+}
 
 
 def _is_cli_control_flow(exc: Exception) -> bool:
@@ -69,10 +78,19 @@ class _DerivkitGroup(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
     def invoke(self, ctx):  # noqa: ANN001 - Click's signature
+        from .limits import command_scope
+
         try:
-            return super().invoke(ctx)
-        except DerivkitError as exc:
+            with command_scope():   # the --timeout budget (started as it is parsed) ends here
+                return super().invoke(ctx)
+        except DerivkitError as exc:   # BudgetExceeded (--timeout) included
             typer.echo(_visible(f"derivkit: error: {exc.one_line()}"), err=True)
+            raise typer.Exit(EXIT_USAGE) from None
+        except (RecursionError, MemoryError) as exc:   # safety net: limits should come first
+            if os.environ.get(DEBUG_ENV):
+                raise
+            kind = RecursionError if isinstance(exc, RecursionError) else MemoryError
+            typer.echo(f"derivkit: error: {_RESOURCE[kind]}", err=True)
             raise typer.Exit(EXIT_USAGE) from None
         except Exception as exc:  # a bug in derivkit, not bad input
             if os.environ.get(DEBUG_ENV) or _is_cli_control_flow(exc):
@@ -180,6 +198,7 @@ def derive_command(
              "Default: the index and matrix forms.")] = None,
     json_out: JsonOption = False,
     recipes: RecipesOption = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Derive a recipe's or an expression's gradients, verified, in index/matrix/LaTeX form.
 

@@ -19,7 +19,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import ExprOption, ParamOption, RecipesOption, ShapeOption, WrtOption
+from .cli_options import (DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption,
+                          TimeoutOption, WrtOption)
 from .errors import DerivkitError
 
 EXIT_CHECK_FAILED = 1   # = derivkit.cli.EXIT_CHECK_FAILED
@@ -111,6 +112,7 @@ def check_command(
              "g = ∂L/∂output, parameters; returns one array, a tuple in --wrt order or a dict "
              "by input name). FILE is imported and run as Python: only pass code you "
              "trust.")] = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Check derivatives against finite differences (help text: HELP)."""
     from .options import parse_names, parse_params, parse_shapes, parse_sizes

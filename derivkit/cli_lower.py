@@ -20,7 +20,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import ExprOption, ParamOption, RecipesOption, ShapeOption, WrtOption
+from .cli_options import (DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption,
+                          TimeoutOption, WrtOption)
 from .outfile import check_output, write_output
 
 HELP = ("Write the verified derivatives as a standalone NumPy module.\n\n"
@@ -54,6 +55,7 @@ def lower_command(
         "--force", help="Overwrite FILE if it exists (a symbolic link is replaced, never written "
                         "through).")] = False,
     recipes: RecipesOption = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Write verified derivatives as a standalone NumPy module (help text: HELP)."""
     from .options import parse_target

@@ -25,3 +25,23 @@ RecipesOption = Annotated[Optional[list[str]], typer.Option(
     "--recipes", metavar="DIR",
     help="Extra folder of recipe TOML files (repeatable); a recipe there replaces a built-in one "
          "of the same name. Also read from $DERIVKIT_RECIPES.")]
+
+
+DEFAULT_TIMEOUT = 60.0   # = derivkit.limits.DEFAULT_TIMEOUT_S
+
+
+def _start_budget(ctx: typer.Context, value: float) -> float:
+    """`--timeout` starts the command's wall-clock budget as it is parsed; it ends with the
+    command (`derivkit.cli._DerivkitGroup.invoke` holds the `command_scope`)."""
+    from . import limits
+
+    if ctx.resilient_parsing:   # completion / --help: nothing runs
+        return value
+    limits.start_budget(value, ctx.info_name or "derivkit")
+    return value
+
+
+TimeoutOption = Annotated[float, typer.Option(
+    "--timeout", metavar="S", callback=_start_budget,
+    help="Wall-clock budget of the whole command in seconds: past it, derivkit stops with exit "
+         "code 2 and says what was too large.")]

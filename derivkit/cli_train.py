@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import RecipesOption
+from .cli_options import DEFAULT_TIMEOUT, RecipesOption, TimeoutOption
 
 HELP = ("Train a composite recipe's network by gradient descent with derivkit's gradients.\n\n"
         "Builds a seeded synthetic regression task (X ~ N(0,1), targets from a random teacher "
@@ -64,6 +64,7 @@ def train_command(
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print plain JSON on stdout (losses, final loss, deviations).")] = False,
     recipes: RecipesOption = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Train a composite recipe's network by gradient descent (help text: HELP)."""
     from .options import parse_sizes

@@ -11,7 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import ExprOption, ParamOption, RecipesOption, ShapeOption, WrtOption
+from .cli_options import (DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption,
+                          TimeoutOption, WrtOption)
 
 EXIT_REFUTED = 1   # = derivkit.cli.EXIT_CHECK_FAILED
 
@@ -49,6 +50,7 @@ def verify_command(
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print plain JSON on stdout (no colour, no markup) for machines.")] = False,
     recipes: RecipesOption = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     from .errors import DerivkitError
     from .options import parse_target

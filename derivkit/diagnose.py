@@ -28,7 +28,7 @@ import numpy as np
 
 from . import ir
 from .check.runner import _compiled_form, relative_errors
-from .errors import DerivkitError
+from .errors import BudgetExceeded, DerivkitError
 from .forms import call_form
 from .printing import language
 from .recipes import Recipe
@@ -314,6 +314,8 @@ def _wrong_sum_axis(point: Point, kwargs: dict, U: np.ndarray, T: np.ndarray) ->
 
     try:
         node, _, _ = parse_form(point.recipe, point.dv.matrix.text)
+    except BudgetExceeded:
+        raise
     except DerivkitError:
         return []
     out = []
@@ -329,6 +331,8 @@ def _wrong_sum_axis(point: Point, kwargs: dict, U: np.ndarray, T: np.ndarray) ->
                 fn = _compiled_form(point.recipe, language(mutant), "variant")
                 with np.errstate(all="ignore"):
                     M = np.asarray(call_form(fn, kwargs, point.params))
+            except BudgetExceeded:
+                raise
             except (DerivkitError, ValueError, TypeError):
                 continue
             if M.shape != U.shape:

@@ -55,3 +55,15 @@ class UnknownRecipeError(DerivkitError):
                 else "run 'derivkit list' to see the recipes")
         super().__init__(f"unknown recipe {name!r}", hint)
         self.suggestions = close
+
+
+class BudgetExceeded(DerivkitError):
+    """The command ran past its wall-clock budget (`--timeout`): the message says what was
+    running and how to proceed. Raised by `derivkit.limits`, never caught on the way up."""
+
+    def __init__(self, message: str, hint: str | None = None, *, seconds: float = 0.0,
+                 command: str = "", where: str = "") -> None:
+        super().__init__(message, hint)
+        self.seconds = seconds
+        self.command = command
+        self.where = where

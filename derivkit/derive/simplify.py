@@ -11,55 +11,27 @@ Two mechanisms, both sound rewrites of NumPy semantics:
 
 The result is not trusted because of this module: every printed form is verified separately.
 SymPy's factor/cancel can take very long on large clusters: each call runs under a per-call
-time limit (SIGALRM, main thread only) and all of them under a budget per derivative; past it
-the unsimplified (still exact) cluster is kept and `timed_out` is set, so callers can say so.
+time limit (`derivkit.limits.time_limit`: SIGALRM, main thread only) and all of them under a
+budget per derivative; past it the unsimplified (still exact) cluster is kept and `timed_out` is
+set, so callers can say so. The command's own budget (`--timeout`) encloses these limits and is
+never swallowed here: it surfaces as `BudgetExceeded`, not `_TimeUp`.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from fractions import Fraction
 
 import sympy as sp
 
 from .. import ir
+from ..limits import _TimeUp, time_limit  # noqa: F401 - re-exported: verify, explicit and index use them
 
 MAX_FACTOR_OPS = 80
 BUDGET_S = 10.0       # all SymPy simplification of one derivative
 CALL_LIMIT_S = 2.0    # one factor/cancel call
 
 
-class _TimeUp(Exception):
-    pass
-
-
-@contextmanager
-def time_limit(seconds: float):
-    """Raise _TimeUp inside the block after `seconds` (a no-op off the main thread or without
-    SIGALRM: the budget between calls still applies)."""
-    usable = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-              and seconds > 0)
-    if not usable:
-        yield
-        return
-
-    def _fire(signum, frame):
-        raise _TimeUp()
-
-    outer, _ = signal.getitimer(signal.ITIMER_REAL)   # a time_limit around this one
-    started = time.monotonic()
-    previous = signal.signal(signal.SIGALRM, _fire)
-    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer) if outer else seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer:   # re-arm the enclosing limit with what is left of it
-            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
 ARITH = (ir.Binary, ir.Neg)
 
 
