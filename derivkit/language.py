@@ -15,16 +15,20 @@ Grammar (NumPy meaning on arrays of the declared shapes):
 from __future__ import annotations
 
 import ast
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from . import ir
-from .errors import DerivkitError, ExpressionError
+from .errors import BudgetExceeded, DerivkitError, ExpressionError
 from .shapes import Dim, Shape, fmt_shape
 
 MAX_LENGTH = 20_000
 MAX_DEPTH = 64
 MAX_POWER = 64    # |constant exponent|: (x+1)**600 expands into 600 terms per entry
+MAX_CALLS = 32    # function calls nested in one another: sigmoid(sigmoid(...)); each level
+                  # multiplies the derivative's size (the chain rule), and 60 of them exhaust
+                  # Python's stack in the symbolic work
 
 
 DISALLOWED = {ast.Subscript: "subscripts", ast.Lambda: "lambda", ast.IfExp: "if-expressions",
@@ -57,8 +61,48 @@ def checked_number(builder, node: ast.Constant, language: str) -> int | float:
 
 def check_power(builder, node: ast.AST, exponent) -> None:
     """A constant exponent beyond ±MAX_POWER is refused (symbolic work grows with it)."""
-    if exponent is not None and abs(float(exponent)) > MAX_POWER:
-        raise builder.fail(node, f"exponent {exponent} is too large (the limit is {MAX_POWER})")
+    if exponent is not None and not abs(float(exponent)) <= MAX_POWER:
+        shown = f"{exponent:g}" if isinstance(exponent, float) else exponent
+        raise builder.fail(node, f"exponent {shown} is too large (the limit is {MAX_POWER})")
+
+
+_FOLD = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+         "/": lambda a, b: a / b, "**": lambda a, b: a ** b}
+
+
+def constant_value(node: ir.Node) -> float | None:
+    """The value of an exponent built from numbers only (8*16, 2**7, -(64+1), sum(ones(3))*50),
+    as SymPy would fold it; None if it involves an input, a dimension or anything else. A value
+    too large for a float is infinite (and so beyond any limit)."""
+    memo: dict[ir.Node, float | None] = {}
+    for n in ir.walk(node):
+        args = [memo[c] for c in n.args]
+        value = None
+        if isinstance(n, ir.Const):
+            value = float(n.value)
+        elif isinstance(n, ir.Neg) and args[0] is not None:
+            value = -args[0]
+        elif isinstance(n, ir.Binary) and None not in args:
+            try:
+                value = float(_FOLD[n.op](*args))
+            except OverflowError:
+                value = float("inf")
+            except (ZeroDivisionError, ValueError, TypeError):   # undefined, or complex
+                value = None
+        elif isinstance(n, ir.Ones):
+            value = 1.0
+        elif isinstance(n, ir.Broadcast):
+            value = args[0]
+        elif isinstance(n, ir.Sum) and args[0] is not None and all(
+                isinstance(d, int) for d in n.a.shape):
+            count = 1
+            for d in (n.a.shape if n.axis is None else (n.a.shape[n.axis],)):
+                count *= d
+            value = args[0] * count
+        elif isinstance(n, ir.Macro) and n.fn == "mean":
+            value = memo.get(n.expansion)
+        memo[n] = value
+    return memo[node]
 
 ELEMENTWISE = ("exp", "log", "sqrt", "abs", "sign", "tanh", "sigmoid", "relu", "leaky_relu")
 FUNCTIONS = ELEMENTWISE + ("sum", "mean", "softmax", "trace", "det", "inv", "diag", "outer", "eye",
@@ -109,7 +153,7 @@ class _Builder:
         try:
             return self._build(node, depth + 1)
         except DerivkitError as exc:
-            if isinstance(exc, ExpressionError):
+            if isinstance(exc, (ExpressionError, BudgetExceeded)):   # the budget: not a parse error
                 raise
             raise self.fail(node, f"{exc.message} in '{_segment(self.text, node)}'", exc.hint) from None
 
@@ -122,8 +166,8 @@ class _Builder:
                 raise self.fail(node, f"operator in '{_segment(self.text, node)}' is not allowed",
                                 "use @ * / + - **")
             right = self.build(node.right, depth)
-            if op == "**":
-                check_power(self, node, right.value if isinstance(right, ir.Const) else None)
+            if op == "**":   # folded as SymPy will fold it: (x+1)**(8*16) is (x+1)**128
+                check_power(self, node, constant_value(right))
             return ir.binary(op, self.build(node.left, depth), right)
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.USub):
@@ -307,12 +351,36 @@ def syntax_tree(text: str, what: str = "expression") -> ast.expr:
     if text.count("(") > MAX_DEPTH * 4 or _paren_depth(text) > MAX_DEPTH:
         raise ExpressionError(f"the {what} nests deeper than {MAX_DEPTH} levels")
     try:
-        return ast.parse(text.strip(), mode="eval").body
+        with warnings.catch_warnings():   # '1if x' and '"\d"' warn on stderr otherwise
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
         col = (exc.offset - 1) if exc.offset else None
         raise ExpressionError(f"cannot parse the {what}: {exc.msg}", source=text, col=col) from None
     except (RecursionError, MemoryError, ValueError):
         raise ExpressionError(f"the {what} is too deeply nested or too large to parse") from None
+    calls, deepest = _call_depth(tree)
+    if calls > MAX_CALLS:
+        raise ExpressionError(f"the {what} nests {calls} function calls in one another (e.g. "
+                              f"{deepest}(...)); the limit is {MAX_CALLS}", source=text,
+                              hint="each nested function multiplies the size of the derivative; "
+                                   "split it into steps")
+    return tree
+
+
+def _call_depth(tree: ast.AST) -> tuple[int, str]:
+    """The most function calls on one path from the root (iterative: any depth), and the
+    name of the innermost one."""
+    best, name = 0, ""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ast.Call):
+            depth += 1
+            if depth > best:
+                best, name = depth, getattr(node.func, "id", "f")
+        stack.extend((child, depth) for child in ast.iter_child_nodes(node))
+    return best, name
 
 
 def parse(text: str, scope: Scope) -> ir.Node:

@@ -37,6 +37,7 @@ from .derive.verify import (IndexForm, Mismatch, Problem, Verifier, fmt_sizes, i
                              make_lookup)
 from .errors import DerivkitError
 from .forms import parse_form
+from .limits import phase
 from .printing import language
 from .recipes import Recipe
 from .results import ClaimVerdict, Counterexample, Derivation, Derivative
@@ -44,6 +45,7 @@ from .shapes import fmt_shape
 
 SMALL_VALUES = (1, 2, 3, 4)
 MAX_SMALL = 24          # size assignments tried when searching for the smallest failing one
+MAX_CLAIM_ENTRIES = 100_000   # entries of one array of a claim, beyond what the target has
 
 
 class _Target:
@@ -84,8 +86,48 @@ def verify_claim(recipe: Recipe, claim: str, *, seed: int = 0) -> ClaimVerdict:
     if not index:
         node, _, _ = parse_form(recipe, claim)     # parse errors first: exit 2 before any work
     t = _Target(recipe, derive(recipe))
-    verdict = _index_claim(t, claim, seed) if index else _matrix_claim(t, claim, node, seed)
+    try:
+        with phase(f"checking the claim about ∂{t.out_name}/∂{t.w}"):
+            verdict = _index_claim(t, claim, seed) if index else _matrix_claim(t, claim, node, seed)
+    except RecursionError:
+        raise DerivkitError("the claim is nested too deeply to evaluate (Python's recursion "
+                            "limit)", "write it with less nesting") from None
+    except TypeError as exc:
+        if "non-real" not in str(exc):
+            raise
+        raise DerivkitError("the claim compares values that are not real numbers at the points "
+                            "it is evaluated at (a log or sqrt of 0 or of a negative number "
+                            "inside a where() condition?)",
+                            "a where() condition must compare real numbers") from None
     return replace(verdict, seconds=time.perf_counter() - started)
+
+
+def _refuse_large(t: _Target, form: ir.Node) -> None:
+    """A claim whose arrays are far larger than anything the derivative needs (ones(10**6,
+    10**6)) is refused before it is evaluated at the sizes it will be compared at."""
+    from .check.sampling import concrete, default_sizes
+
+    dims = t.verifier.dims
+    every = list(t.verifier.assignments) + [{d: 6 + i for i, d in enumerate(dims)},
+                                             default_sizes(dims)]
+
+    def entries(n: ir.Node, sizes) -> int:
+        count = 1
+        for d in concrete(n.shape, sizes):
+            count *= d
+        return count
+
+    for sizes in every:
+        ours = max([entries(n, sizes) for n in ir.walk(t.out)] + [
+            entries(t.out, sizes) * entries(t.x, sizes)])
+        limit = max(MAX_CLAIM_ENTRIES, 4 * ours)
+        for n in ir.walk(form):
+            if entries(n, sizes) > limit:
+                raise DerivkitError(
+                    f"the claim builds an array of {entries(n, sizes):,} entries ('{language(n)[:60]}', "
+                    f"shape {fmt_shape(n.shape)}) at {fmt_sizes(sizes)}, where the target's own arrays "
+                    f"have at most {ours:,}; the limit is {limit:,}",
+                    "a claim's arrays have the shapes of the target's inputs and outputs")
 
 
 # ---------------------------------------------------------------- matrix claims
@@ -161,6 +203,8 @@ def _jacobian_reason(t: _Target, node: ir.Node) -> str:
 
 def _matrix_claim(t: _Target, claim: str, node: ir.Node, seed: int) -> ClaimVerdict:
     kind, form, reading, wrong = _reading(t, node)
+    if not wrong:
+        _refuse_large(t, form)   # before any evaluation (the kink probe below is one)
     derived = t.derived(kind or ("gradient" if t.scalar else "vjp"))
     base = dict(target=t.recipe.name, wrt=t.w, claim=claim, form="matrix", reading=reading,
                 derived=derived.matrix.text if derived and derived.matrix else None,
