@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from .errors import DerivkitError
+from .limits import phase, with_timeout
 from .recipes import Recipe
 
 BATCH_SIZE = 64        # default size of the sample dimension (the first axis of X)
@@ -120,6 +121,39 @@ def task_sizes(recipe: Recipe, sizes: Mapping[str, int] | None = None) -> dict[s
     return out
 
 
+MAX_TRAIN_BYTES = 4 << 30   # every array of a training run at its sizes (see memory_estimate)
+
+
+def memory_estimate(recipe: Recipe, sizes: Mapping[str, int]) -> int:
+    """Bytes a training run holds at `sizes`: every intermediate of the forward pass (the
+    backward pass holds about two more of each) and the inputs, with five copies of each
+    parameter (the student, the teacher, the update, the gradient, the stale gradient)."""
+    import math
+
+    from . import ir
+    from .derive.engine import parse_forward
+
+    _, out = parse_forward(recipe)
+
+    def entries(shape) -> int:
+        return math.prod(_concrete(shape, sizes))
+
+    nodes = sum(entries(n.shape) for n in ir.walk(out))
+    params = sum(entries(recipe.input(w).shape) for w in recipe.wrt)
+    data = sum(entries(i.shape) for i in recipe.inputs if i.name not in recipe.wrt)
+    return 8 * (3 * nodes + 5 * params + 2 * data)
+
+
+def _refuse_large(recipe: Recipe, sizes: Mapping[str, int]) -> None:
+    need = memory_estimate(recipe, sizes)
+    if need > MAX_TRAIN_BYTES:
+        shown = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        raise DerivkitError(f"training {recipe.name!r} at {shown} needs about "
+                            f"{need / 2**30:,.1f} GiB of memory (the data, the weights and every "
+                            f"layer's activations and gradients); the limit is "
+                            f"{MAX_TRAIN_BYTES / 2**30:g} GiB", "use smaller --size values")
+
+
 def _concrete(shape, sizes) -> tuple[int, ...]:
     return tuple(int(d) if str(d).isdigit() else sizes[d] for d in shape)
 
@@ -178,6 +212,7 @@ def make_task(recipe: Recipe, sizes: Mapping[str, int] | None = None, seed: int 
 
     _need_composite(recipe)
     concrete = task_sizes(recipe, sizes)
+    _refuse_large(recipe, concrete)   # before any array is drawn
     target, prediction = _target_and_prediction(recipe)
     rng = np.random.default_rng(seed)
     data = {}
@@ -204,12 +239,14 @@ def _relative(used, true) -> float:
     return diff / norm
 
 
+@with_timeout("train")
 def train(recipe: Recipe, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
           sizes: Mapping[str, int] | None = None, use_updated_weights: bool = False,
           progress: Callable[[int, float], None] | None = None) -> TrainResult:
     """Full-batch gradient descent on `make_task(recipe, sizes, seed)`; `progress(epoch, loss)`
     is called after each epoch (1-based). Every parameter is updated from the gradients of the
-    same forward/backward pass, unless `use_updated_weights` (the tutorial's mistake)."""
+    same forward/backward pass, unless `use_updated_weights` (the tutorial's mistake).
+    `timeout=S` stops it after S seconds with `BudgetExceeded` (see `derivkit.limits`)."""
     import numpy as np
 
     from .chain import backward_function
@@ -237,24 +274,27 @@ def train(recipe: Recipe, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
                                 f"epoch(s) at --lr {lr}", "use a smaller --lr")
         return value
 
-    for epoch in range(1, epochs + 1):
-        loss = loss_at(params)
-        losses.append(loss)
-        with np.errstate(all="ignore"):   # a finite loss can still overflow in a gradient
-            grads = backward(**task.data, **params)
-        true = {w: grads[f"∂{loss_name}/∂{w}"] for w in recipe.wrt}
-        if use_updated_weights:
-            updated = {w: params[w] - lr * true[w] for w in top}
-            with np.errstate(all="ignore"):
-                stale = backward(**task.data, **params, backward_overrides=updated)
-            used = {w: stale[f"∂{loss_name}/∂{w}"] for w in lower_params}
-            for w in lower_params:
-                deviations[w].append(_relative(used[w], true[w]))
-            params = {w: (updated[w] if w in top else params[w] - lr * used[w]) for w in recipe.wrt}
-        else:
-            params = {w: params[w] - lr * true[w] for w in recipe.wrt}
-        if progress is not None:
-            progress(epoch, loss)
+    shown = ", ".join(f"{k}={v}" for k, v in task.sizes.items())
+    with phase(f"training {recipe.name!r} for {epochs} epochs at {shown}"):   # for --timeout
+        for epoch in range(1, epochs + 1):
+            loss = loss_at(params)
+            losses.append(loss)
+            with np.errstate(all="ignore"):   # a finite loss can still overflow in a gradient
+                grads = backward(**task.data, **params)
+            true = {w: grads[f"∂{loss_name}/∂{w}"] for w in recipe.wrt}
+            if use_updated_weights:
+                updated = {w: params[w] - lr * true[w] for w in top}
+                with np.errstate(all="ignore"):
+                    stale = backward(**task.data, **params, backward_overrides=updated)
+                used = {w: stale[f"∂{loss_name}/∂{w}"] for w in lower_params}
+                for w in lower_params:
+                    deviations[w].append(_relative(used[w], true[w]))
+                params = {w: (updated[w] if w in top else params[w] - lr * used[w])
+                          for w in recipe.wrt}
+            else:
+                params = {w: params[w] - lr * true[w] for w in recipe.wrt}
+            if progress is not None:
+                progress(epoch, loss)
     final = loss_at(params)
     return TrainResult(recipe.name, epochs, float(lr), seed, dict(task.sizes), tuple(losses), final,
                        use_updated_weights, top, {w: tuple(v) for w, v in deviations.items()})

@@ -31,8 +31,9 @@ import numpy as np
 
 from .. import ir
 from ..derive.engine import derive, parse_forward
-from ..errors import DerivkitError
-from ..forms import form_function
+from ..errors import BudgetExceeded, DerivkitError
+from ..forms import form_function, parse_form
+from ..limits import phase
 from ..lower import batched_function
 from ..recipes import Recipe
 from ..results import CheckReport, CheckResult, Derivation, TargetCheck, WorstEntry
@@ -43,6 +44,7 @@ DTYPES = {"float64": np.float64, "float32": np.float32}
 AUTO_FULL_MAX = 512
 MAX_FULL_BYTES = 2 << 30
 MAX_EVAL_BYTES = 4 << 30   # one evaluation of the forward (every intermediate) at the sizes
+MAX_CHECK_BYTES = 4 << 30  # every array of one input's check (Jacobians, direction batches)
 CHUNK_BYTES = 32 << 20
 KINK_ATTEMPTS = 20
 MISS_PROBABILITY = 0.01
@@ -168,8 +170,17 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
                 dvs = [dv for dv in dvs if (dv.kind, w) in implementations]
                 if not dvs:
                     continue
-            results.extend(_check_input(target, w, dvs, mode, rng, rtol, atol, directions, notes,
-                                        implementations or {}))
+            _refuse_large(target, w, dvs, mode, directions)
+            try:
+                with phase(f"checking ∂{recipe.output}/∂{w} numerically at "
+                           f"{_fmt_sizes(concrete_sizes)}"):
+                    results.extend(_check_input(target, w, dvs, mode, rng, rtol, atol, directions,
+                                                notes, implementations or {}))
+            except np.linalg.LinAlgError as exc:   # a matrix singular near the sampled point
+                raise DerivkitError(
+                    f"a matrix under inv or det is singular near the sampled inputs of "
+                    f"{recipe.name!r} ({exc}), so derivatives through it cannot be checked there",
+                    "is it singular for every input? try another --seed otherwise") from None
     conventions = (tuple(c for c in derivation.conventions if "kink" in c) + tuple(notes)
                    + tuple(getattr(derivation, "warnings", ())))
     return TargetCheck(target=recipe.name, passed=all(r.passed for r in results), seed=seed,
@@ -203,21 +214,11 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
                            tuple(sorted(target.params.items())))
     switches = None if analytic else sampling.switch_function(out, w, target.args, target.sizes,
                                                               target.params)
-    x_shape = sampling.concrete(next(i.shape for i in recipe.inputs if i.name == w), target.sizes)
-    out_shape = sampling.concrete(out.shape, target.sizes)
-    n_in, n_out = int(np.prod(x_shape or (1,))), int(np.prod(out_shape or (1,)))
-    full_bytes = n_in * n_out * np.dtype(target.dtype).itemsize
-    run_full = mode == "full" or (mode == "auto" and n_in <= AUTO_FULL_MAX)
-    if run_full and full_bytes > MAX_FULL_BYTES:
-        if mode == "full":
-            raise DerivkitError(
-                f"a full check of {w} needs a {n_out}×{n_in} Jacobian ({full_bytes / 2**30:.1f} GiB)",
-                "use --mode directional, or smaller --size values")
-        run_full = False
-    run_directional = mode in ("directional", "auto")
+    x_shape, out_shape, n_in, n_out, run_full, run_directional = _plan(target, w, mode)
 
     for attempt in range(KINK_ATTEMPTS):
         values = sampling.sample_inputs(recipe, target.sizes, rng, target.dtype)
+        _refuse_singular(target, values)   # first: the forward itself fails on inv(A - A)
         at_point = fb(**{k: (v[None] if k == w else v) for k, v in values.items()})
         target.scale = float(np.max(np.abs(at_point), initial=0.0)) / max(
             1.0, float(np.max(np.abs(values[w]), initial=0.0)))
@@ -228,7 +229,6 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
                 "an input outside a function's domain? in a recipe declare it, e.g. [domain] "
                 "x = \"positive\"; with --expr, an input passed straight to log or sqrt is "
                 "sampled positive")
-        _refuse_singular(target, values)
         try:
             results = []
             cache: dict = {}
@@ -273,6 +273,80 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
                         f"kink in {KINK_ATTEMPTS} attempts", "try other --size or --seed values")
 
 
+def _plan(target: _Target, w: str, mode: str):
+    """(x shape, output shape, entries of x, entries of the output, run full?, run directional?)
+    at the target's sizes: `auto` runs full checks only where x is small and the Jacobian fits."""
+    x_shape = sampling.concrete(target.recipe.input(w).shape, target.sizes)
+    out_shape = sampling.concrete(target.out.shape, target.sizes)
+    n_in, n_out = math.prod(x_shape), math.prod(out_shape)
+    run_full = mode == "full" or (mode == "auto" and n_in <= AUTO_FULL_MAX)
+    if mode == "auto" and n_in * n_out * np.dtype(target.dtype).itemsize > MAX_FULL_BYTES:
+        run_full = False
+    return x_shape, out_shape, n_in, n_out, run_full, mode in ("directional", "auto")
+
+
+def _fmt_sizes(sizes: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "the declared sizes"
+
+
+def _gib(n: float) -> str:
+    for unit, scale in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**27)):
+        if n >= scale:
+            scale = max(scale, 2**30)
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 2**20:.0f} MiB"
+
+
+SMALLER = "use smaller --size values"
+
+
+def memory_estimate(target: _Target, w: str, dvs, mode: str, k: int) -> list[tuple[str, int, str]]:
+    """The arrays checking ∂/∂w allocates, as (what, bytes, how to need less), largest first:
+    Jacobians (each held with its numerical twin, error estimates and comparison arrays: about
+    16 copies in a full check, 6 in a directional one), direction batches (k directions of x
+    and k values of the output, with their error estimates) and the derived forms'
+    intermediates (one evaluation, twice over)."""
+    item = np.dtype(target.dtype).itemsize
+    x_shape, out_shape, n_in, n_out, run_full, run_directional = _plan(target, w, mode)
+    one = n_in * n_out * item
+    jac = f"the {'×'.join(map(str, out_shape + x_shape)) or '1'} Jacobian"
+    parts: list[tuple[str, int, str]] = []
+    kinds = {dv.kind for dv in dvs}
+    if "jacobian" in kinds and run_full:
+        parts.append((f"a full check of {jac} ∂{target.recipe.output}/∂{w} ({_gib(one)} a copy)",
+                      16 * one, "use --mode directional, or " + SMALLER[4:]))
+    elif "jacobian" in kinds and run_directional:
+        parts.append((f"{jac} ∂{target.recipe.output}/∂{w} ({_gib(one)} a copy)", 6 * one, SMALLER))
+    if run_full and mode == "full" and kinds - {"jacobian"} and one > MAX_FULL_BYTES:
+        parts.append((f"a full check of {w}: one finite difference per entry, {jac} "
+                      f"({_gib(one)})", 2 * one, "use --mode directional, or " + SMALLER[4:]))
+    if run_directional:
+        parts.append((f"{k:,} random directions ({k:,}×{n_in:,} and {k:,}×{n_out:,} arrays)",
+                      (3 * n_in + 10 * n_out) * k * item, "use fewer --directions"))
+    for dv in dvs:
+        if dv.matrix is None:
+            continue
+        node, _, _ = parse_form(target.recipe, dv.matrix.text)
+        shapes = [sampling.concrete(n.shape, target.sizes) for n in ir.walk(node)]
+        big = max(shapes, key=math.prod)
+        parts.append((f"the derived {dv.kind} of {w} ({dv.matrix.text[:40]}: arrays up to "
+                      f"{'×'.join(map(str, big)) or '1'}, {_gib(math.prod(big) * item)} each)",
+                      2 * sum(map(math.prod, shapes)) * item, SMALLER))
+    return sorted(parts, key=lambda p: -p[1])
+
+
+def _refuse_large(target: _Target, w: str, dvs, mode: str, k: int) -> None:
+    """Refuse, before allocating, a check of w whose arrays would not fit (MAX_CHECK_BYTES)."""
+    parts = memory_estimate(target, w, dvs, mode, k)
+    total = sum(b for _, b, _ in parts)
+    if total <= MAX_CHECK_BYTES:
+        return
+    what, _, hint = parts[0]
+    raise DerivkitError(
+        f"checking {w} of {target.recipe.name!r} at {_fmt_sizes(target.sizes)} needs about "
+        f"{_gib(total)} of memory, mostly for {what}; the limit is {_gib(MAX_CHECK_BYTES)}", hint)
+
+
 MAX_CONDITION = 1e10   # beyond this, finite differences through inv() lose most digits
 
 
@@ -283,9 +357,12 @@ def _refuse_singular(target: _Target, values: dict) -> None:
     from ..printing import language
 
     inputs = {i.name: i.shape for i in target.recipe.inputs}
-    for n in {n for n in ir.walk(target.out) if isinstance(n, (ir.Inv, ir.Det))}:
+    for n in [n for n in ir.walk(target.out) if isinstance(n, (ir.Inv, ir.Det))]:  # inner first
         src = function_source("arg", list(inputs), n.a, inputs, {}, target.params)
-        a = np.asarray(compile_function("arg", src)(**values), dtype=np.float64)
+        try:
+            a = np.asarray(compile_function("arg", src)(**values), dtype=np.float64)
+        except np.linalg.LinAlgError:   # an inverse inside it is singular: so is this
+            a = np.full((1, 1), np.inf)
         cond = float(np.linalg.cond(a)) if np.all(np.isfinite(a)) else float("inf")
         if not cond < MAX_CONDITION:
             what = "inv" if isinstance(n, ir.Inv) else "det"
@@ -303,7 +380,7 @@ def _estimate(target: _Target, fb, switches, values, w, V, contract=None):
     out_shape = sampling.concrete(target.out.shape, target.sizes)
 
     def f(xb, real_part=None):
-        value = fb(**others, **{w: xb}, _real_part={} if real_part is None else {w: real_part})
+        value = fb(**others, **{w: xb}, _real=real_part)
         # an output that does not depend on x carries no batch axis
         return np.broadcast_to(value, (xb.shape[0],) + out_shape)
 
@@ -337,13 +414,34 @@ class _WrongShape(Exception):
     pass
 
 
+@lru_cache(maxsize=256)
+def _keywords(fn) -> frozenset[str] | None:
+    """The keywords `fn` takes (None: any, it has **kwargs or no readable signature)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return frozenset(params)
+
+
+def _call(fn, kwargs: dict):
+    """fn on the keywords it takes: a derived form that does not use the upstream gradient
+    (the zero VJP of an output that does not depend on the input) has no parameter for it."""
+    names = _keywords(fn)
+    return fn(**(kwargs if names is None else {k: v for k, v in kwargs.items() if k in names}))
+
+
 def _derived_value(target: _Target, dv, derived, values, u, expected: tuple | None = None):
     """The derived side at the sampled point, broadcast to `expected` (a shape that does not
     broadcast, e.g. a transposed non-square result, raises _WrongShape)."""
     kwargs = dict(values)
     if dv.kind == "vjp":
         kwargs[target.recipe.upstream] = u
-    value = np.asarray(derived(**kwargs, **target.params), dtype=target.dtype)
+    value = np.asarray(_call(derived, {**kwargs, **target.params}), dtype=target.dtype)
     if expected is not None and value.shape != tuple(expected):
         try:
             ok = np.broadcast_shapes(value.shape, expected) == tuple(expected)
@@ -570,6 +668,8 @@ def check_all(*, recipe_dirs=None, progress=None, sizes: dict[str, int] | None =
             scope, _ = parse_forward(recipe)
             mine = {k: v for k, v in (sizes or {}).items() if k in scope.dims}
             targets.append(check(recipe, sizes=mine, **options))
+        except BudgetExceeded:     # the command's --timeout: stop, do not fail one target
+            raise
         except Exception as exc:  # a broken recipe fails its target; the others are checked
             if not isinstance(exc, DerivkitError) and os.environ.get("DERIVKIT_DEBUG"):
                 raise
