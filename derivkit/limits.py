@@ -4,12 +4,15 @@ SIGALRM interval timer.
 Two kinds of limit, nesting in any order:
 
 - `time_limit(s)`: raises `_TimeUp` inside the block after `s` seconds. Callers catch it and fall
-  back (a less simplified form, a numeric test instead of an exact one). Each fires at most once.
+  back (a less simplified form, a numeric test instead of an exact one).
 - `budget(s, command)` (or `start_budget` inside `command_scope`, as the CLI does): the whole
   command's budget. Past it, `BudgetExceeded` is raised: a `DerivkitError` (exit 2, one line)
   that says what was running and how to proceed. It is never `_TimeUp`, so code that falls back
-  on `_TimeUp` cannot swallow it; and should code catch it anyway (a broad `except Exception`),
-  the timer fires again every `REPEAT_S` seconds until the exception leaves the budget's block.
+  on `_TimeUp` cannot swallow it.
+
+An exception raised by the handler can be lost: Python ignores one raised inside a gc callback,
+and code may catch it anyway (a broad `except Exception`). So while a limit's block is still
+running after it fired, the timer fires again every `REPEAT_S` seconds.
 
 The timer is always set to the earliest deadline of the active limits, so an inner limit never
 cancels or postpones an outer one, and an outer deadline that falls inside an inner limit's
@@ -90,11 +93,13 @@ def _critical():
 
 
 def _next_fire(limit: _Limit) -> float | None:
-    if limit.kind == "call":
-        return None if limit.fired_at is not None else limit.deadline
-    if limit.kind == "budget" and limit.fired_at is not None:
-        return limit.fired_at + REPEAT_S       # again, in case it was swallowed
-    return limit.deadline
+    if limit.fired_at is None:
+        return limit.deadline
+    if limit.kind == "foreign":
+        return None
+    # Fired, and its block is still running: the exception was lost (raised inside a gc
+    # callback, which Python ignores) or swallowed: raise it again a little later.
+    return limit.fired_at + REPEAT_S
 
 
 def _arm() -> None:
@@ -118,7 +123,7 @@ def _on_alarm(signum, frame):
             _arm()
             raise _exceeded(limit, frame)
     for limit in reversed(_active):            # innermost first
-        if limit.kind == "call" and limit.fired_at is None and now >= limit.deadline - _EARLY_S:
+        if limit.kind == "call" and now >= (_next_fire(limit) or now) - _EARLY_S:
             limit.fired_at = now
             _arm()
             raise _TimeUp()

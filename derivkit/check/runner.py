@@ -317,9 +317,6 @@ def memory_estimate(target: _Target, w: str, dvs, mode: str, k: int) -> list[tup
                       16 * one, "use --mode directional, or " + SMALLER[4:]))
     elif "jacobian" in kinds and run_directional:
         parts.append((f"{jac} ∂{target.recipe.output}/∂{w} ({_gib(one)} a copy)", 6 * one, SMALLER))
-    if run_full and mode == "full" and kinds - {"jacobian"} and one > MAX_FULL_BYTES:
-        parts.append((f"a full check of {w}: one finite difference per entry, {jac} "
-                      f"({_gib(one)})", 2 * one, "use --mode directional, or " + SMALLER[4:]))
     if run_directional:
         parts.append((f"{k:,} random directions ({k:,}×{n_in:,} and {k:,}×{n_out:,} arrays)",
                       (3 * n_in + 10 * n_out) * k * item, "use fewer --directions"))
@@ -336,7 +333,15 @@ def memory_estimate(target: _Target, w: str, dvs, mode: str, k: int) -> list[tup
 
 
 def _refuse_large(target: _Target, w: str, dvs, mode: str, k: int) -> None:
-    """Refuse, before allocating, a check of w whose arrays would not fit (MAX_CHECK_BYTES)."""
+    """Refuse, before allocating, a check of w whose arrays would not fit (MAX_CHECK_BYTES), and
+    a full check (one finite difference per entry of w) whose Jacobian exceeds MAX_FULL_BYTES."""
+    x_shape, out_shape, n_in, n_out, run_full, _ = _plan(target, w, mode)
+    one = n_in * n_out * np.dtype(target.dtype).itemsize
+    if mode == "full" and one > MAX_FULL_BYTES:
+        raise DerivkitError(
+            f"a full check of {w} of {target.recipe.name!r} at {_fmt_sizes(target.sizes)} needs a "
+            f"{'×'.join(map(str, out_shape + x_shape))} Jacobian ({_gib(one)}); the limit is "
+            f"{_gib(MAX_FULL_BYTES)}", "use --mode directional, or smaller --size values")
     parts = memory_estimate(target, w, dvs, mode, k)
     total = sum(b for _, b, _ in parts)
     if total <= MAX_CHECK_BYTES:
