@@ -3,11 +3,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from derivkit.results import Derivation, Derivative, Form, InputInfo, Verification
+
+# Hypothesis profiles. "ci", the default, makes `python -m pytest` the same run on every machine
+# and every fresh clone: examples come from a fixed seed per test (derandomize) and no example
+# database replays earlier failures; a failure prints the blob that reproduces it. "explore"
+# (HYPOTHESIS_PROFILE=explore python -m pytest) draws new random examples each run and keeps
+# the local database: for finding bugs, never as a gate.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes"

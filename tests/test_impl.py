@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from derivkit import api, recipes
 from derivkit.check import runner as check_runner
 from derivkit.cli import app
+from derivkit.diagnose import LOW_PRECISION
 from derivkit.errors import DerivkitError
 from derivkit.impl import check as check_impl
 
@@ -247,10 +248,13 @@ def test_named_constant_factors_are_recognised(m, n, k, choice, dim):
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(m=SIZE, n=SIZE, k=SIZE, c=st.floats(min_value=0.05, max_value=20.0))
+@example(m=3, n=4, k=5, c=0.99999)   # the draw that failed 1 run in 10: now excluded, by rule
 def test_other_constant_factors_are_stated_as_such(m, n, k, c):
     sizes = {"m": m, "n": n, "k": k}
-    named = {1.0, 2.0, 0.5} | _products(sizes) | {1.0 / p for p in _products(sizes)}
+    named = {2.0, 0.5} | _products(sizes) | {1.0 / p for p in _products(sizes)}
     assume(all(abs(c / v - 1) > 1e-6 for v in named))
+    # within the code's own threshold of 1, a factor is rounding ("low precision", tested below)
+    assume(abs(c - 1) > LOW_PRECISION)
     (w,) = check_impl(_with_wrt("W"), lambda X, G: c * (X.T @ G), sizes=sizes, **FAST).results
     assert _names(w) == ["off by a constant factor"]
     assert f"{c:.6g}" in w.diagnoses[0].detail
@@ -265,6 +269,17 @@ def test_transposition_and_wrong_axis_at_random_sizes(m, n, k):
     assert _names(w) == ["transposed"]
     (b,) = check_impl(_with_wrt("b"), lambda G: G.sum(axis=1), sizes=sizes, **FAST).results
     assert _names(b) == ["summed over the wrong axis"]
+
+
+@pytest.mark.parametrize("offset,expected", [
+    (2.0, "off by a constant factor"), (1.001, "off by a constant factor"),
+    (0.5, "low precision"), (0.01, "low precision")])
+def test_the_low_precision_threshold_is_the_codes_own(offset, expected):
+    """c = 1 ± offset·LOW_PRECISION: beyond the threshold a factor, within it rounding (the
+    draw that once made the property above fail: c = 0.99999)."""
+    for c in (1 + offset * LOW_PRECISION, 1 - offset * LOW_PRECISION):
+        (w,) = check_impl(_with_wrt("W"), lambda X, G: c * (X.T @ G), **FAST).results
+        assert _names(w) == [expected], (c, w.diagnoses)
 
 
 def _with_wrt(w: str):
