@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from .errors import BudgetExceeded
 
 DEFAULT_TIMEOUT_S = 60.0
-REPEAT_S = 0.5        # a swallowed BudgetExceeded is raised again this long after
+REPEAT_S = 0.5        # a limit that fired while its block still runs fires again this long after
 _EARLY_S = 1e-3       # a timer that fires this close before a deadline counts as on time
 
 _SIGALRM = getattr(signal, "SIGALRM", None)
@@ -188,10 +188,12 @@ def time_limit(seconds: float):
 @contextmanager
 def budget(seconds: float | None, command: str = "derivkit"):
     """Raise `BudgetExceeded` if the block runs longer than `seconds` (None: no budget)."""
+    if seconds is not None:
+        seconds = validate_timeout(seconds)
     if seconds is None or not usable():
         yield
         return
-    limit = _Limit(time.monotonic() + validate_timeout(seconds), "budget", float(seconds), command)
+    limit = _Limit(time.monotonic() + seconds, "budget", seconds, command)
     _push(limit)
     try:
         yield
