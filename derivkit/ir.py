@@ -515,3 +515,24 @@ def count_ops(node: Node) -> int:
         total += 1
         stack.extend(n.operands if isinstance(n, Macro) else n.args)
     return total
+
+
+# ---------------------------------------------------------------- hashing
+def _cache_hash(cls: type) -> None:
+    """Nodes are compared structurally; a shared subtree (softmax's exp(x) used twice) would
+    make the dataclass hash exponential in the nesting depth. Each node keeps its hash."""
+    structural = cls.__hash__
+
+    def __hash__(self) -> int:
+        try:
+            return self.__dict__["_hash"]
+        except KeyError:
+            value = structural(self)
+            object.__setattr__(self, "_hash", value)
+            return value
+
+    cls.__hash__ = __hash__  # type: ignore[method-assign]
+
+
+for _cls in Node.__subclasses__():
+    _cache_hash(_cls)

@@ -54,6 +54,7 @@ class _Limit:
     command: str = ""
     fired_at: float | None = None
     handler: object = None        # "foreign": the handler to call at its deadline
+    error: BudgetExceeded | None = None   # "budget": what it raised when it fired
 
 
 _active: list[_Limit] = []        # outermost first; main thread only
@@ -121,7 +122,8 @@ def _on_alarm(signum, frame):
         if limit.kind == "budget" and now >= (_next_fire(limit) or now) - _EARLY_S:
             limit.fired_at = now
             _arm()
-            raise _exceeded(limit, frame)
+            limit.error = limit.error or _exceeded(limit, frame)
+            raise limit.error
     for limit in reversed(_active):            # innermost first
         if limit.kind == "call" and now >= (_next_fire(limit) or now) - _EARLY_S:
             limit.fired_at = now
@@ -199,6 +201,15 @@ def budget(seconds: float | None, command: str = "derivkit"):
         yield
     finally:
         _pop(limit)
+    _overrun([limit])
+
+
+def _overrun(limits: list[_Limit]) -> None:
+    """A block that ended normally after its budget fired (the exception was swallowed or lost
+    and the block finished before it fired again) still ran past its budget: say so."""
+    for limit in limits:
+        if limit.error is not None:
+            raise limit.error
 
 
 @contextmanager
@@ -206,13 +217,16 @@ def command_scope():
     """The extent of one command: a budget started inside (`start_budget`, from the CLI's
     `--timeout` option as it is parsed) ends here, whatever happens."""
     _scopes.append(len(_active))
+    ended: list[_Limit] = []
     try:
         yield
     finally:
         depth = _scopes.pop()
-        for limit in [x for x in _active[depth:] if x.kind == "budget"]:
+        ended = [x for x in _active[depth:] if x.kind == "budget"]
+        for limit in ended:
             _pop(limit)
         del _phases[:]
+    _overrun(ended)
 
 
 def start_budget(seconds: float, command: str) -> None:

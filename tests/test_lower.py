@@ -277,7 +277,7 @@ def test_user_text_in_the_docstring_cannot_break_out(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("expr,shapes,words", [
-    ("sum(n * n)", {"n": "n"}, "dimension 'n' of x has the name of the input 'n'"),
+    ("sum(n * n)", {"n": "n"}, "dimension 'n' of n has the name of the input 'n'"),
 ])
 def test_names_the_module_cannot_use_are_refused(expr, shapes, words):
     with pytest.raises(DerivkitError, match=words):
