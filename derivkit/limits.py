@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from .errors import BudgetExceeded
 
 DEFAULT_TIMEOUT_S = 60.0
-REPEAT_S = 0.5        # a limit that fired while its block still runs fires again this long after
+REPEAT_S = 0.05       # a limit that fired while its block still runs fires again this long after
 _EARLY_S = 1e-3       # a timer that fires this close before a deadline counts as on time
 
 _SIGALRM = getattr(signal, "SIGALRM", None)

@@ -190,8 +190,17 @@ def test_train_past_its_budget_stops_with_one_line(cli):
 
 
 @needs_alarm
-def test_check_all_stops_at_the_budget_instead_of_failing_one_target(cli):
-    r = cli(["check", "--all", "--timeout", "0.3", "--json"])   # check --all takes > 1 s
+def test_check_all_stops_at_the_budget_instead_of_failing_one_target(cli, monkeypatch):
+    import derivkit.check.runner as runner
+
+    real = runner.check
+
+    def slow(*args, **kwargs):   # each target takes 0.2 s at least, whatever the caches hold
+        time.sleep(0.2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "check", slow)
+    r = cli(["check", "--all", "--timeout", "0.3", "--json"])
     one_line_error(r, "check took longer than the 0.3 s budget")
     assert r.stdout == ""
 
