@@ -245,6 +245,7 @@ def test_colliding_names_through_every_command(runner, tmp_path, monkeypatch):
     assert _recipe(n).steps == parse_recipe(
         __import__("tomllib").loads((folder / "hostile.toml").read_text()), "f").steps
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.chdir(tmp_path)   # a stray file written to the working folder would show below
 
     def ok(*args):
         result = runner.invoke(app, [*args, "--recipes", str(folder)])
@@ -264,3 +265,5 @@ def test_colliding_names_through_every_command(runner, tmp_path, monkeypatch):
                                                                     values["dict"], 0.1), rtol=1e-10)
     ok("verify", "hostile", "--claim", "2 * e * np.T @ ((1 - Z**2) * (Z - dict)) / (s * i)")
     ok("train", "hostile", "--epochs", "3")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grads.py", "recipes"]
+    assert [p.name for p in folder.iterdir()] == ["hostile.toml"]
