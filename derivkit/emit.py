@@ -110,9 +110,12 @@ def alias_in(source: str) -> str:
 
 def rename(source: str, old: str, new: str) -> str:
     """`source` with every NAME token `old` replaced by `new` (derivkit's own source only)."""
-    tokens = [(t.type, new if t.type == tokenize.NAME and t.string == old else t.string)
-              for t in tokenize.generate_tokens(io.StringIO(source).readline)]
-    return tokenize.untokenize(tokens)
+    lines = source.splitlines(True)
+    hits = [t.start for t in tokenize.generate_tokens(io.StringIO(source).readline)
+            if t.type == tokenize.NAME and t.string == old]
+    for row, col in reversed(hits):   # later columns first: earlier ones stay where they are
+        lines[row - 1] = lines[row - 1][:col] + new + lines[row - 1][col + len(old):]
+    return "".join(lines)
 
 
 def _helper_table(text: str) -> dict[str, str]:
