@@ -52,7 +52,9 @@ def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
         raise DerivkitError("--expr needs the shape of every input", "e.g. --shape X=n,n")
     if not wrt:
         raise DerivkitError("--expr needs --wrt naming the input(s) to differentiate")
-    taken = set(shapes) | set(params or {})
+    taken = set(shapes) | set(params or {}) | {
+        d for spec in shapes.values() if isinstance(spec, str)
+        for d in spec.replace("×", ",").replace(" ", "").split(",")}
     for name in ("f", "g"):
         if name in taken:
             data["output" if name == "f" else "upstream"] = _fresh(name, taken)

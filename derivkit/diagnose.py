@@ -313,7 +313,7 @@ def _wrong_sum_axis(point: Point, kwargs: dict, U: np.ndarray, T: np.ndarray) ->
     from .forms import parse_form
 
     try:
-        node, _, _ = parse_form(point.recipe, point.dv.matrix.text)
+        node, _, _ = parse_form(point.recipe, point.dv.matrix.text, derived=True)
     except BudgetExceeded:
         raise
     except DerivkitError:

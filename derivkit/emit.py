@@ -160,8 +160,9 @@ def used_helpers(source: str, batched: bool = False) -> list[str]:
 
 # ---------------------------------------------------------------------------- text
 def docstring_text(text: str) -> str:
-    """`text` safe inside a triple-quoted docstring: backslashes, quotes and non-printable
-    characters escaped (the docstring's value is the text itself)."""
+    """`text` safe inside a triple-quoted docstring: backslashes and quotes escaped, and each
+    non-printable character written as a visible escape (the docstring's value shows `\\x07`,
+    so `help(module)` sends no control character to a terminal)."""
     out = []
     for ch in text:
         if ch == "\\":
@@ -170,10 +171,12 @@ def docstring_text(text: str) -> str:
             out.append('\\"')
         elif ch == "\n" or ch.isprintable():
             out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\\\x{ord(ch):02x}")
         elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
+            out.append(f"\\\\u{ord(ch):04x}")
         else:
-            out.append(f"\\U{ord(ch):08x}")
+            out.append(f"\\\\U{ord(ch):08x}")
     return "".join(out)
 
 
@@ -214,6 +217,8 @@ def audit(source: str, *, alias: str = "np", batched: bool = False) -> ast.Modul
         if isinstance(stmt, ast.Import):
             if [(a.name, a.asname) for a in stmt.names] != [("numpy", alias)]:
                 raise EmitError(f"generated source imports {ast.unparse(stmt)!r}")
+        elif isinstance(stmt, ast.FunctionDef) and stmt.name in module_names:
+            raise EmitError(f"{stmt.name} is defined twice")
         elif isinstance(stmt, ast.FunctionDef) and stmt.name in helpers:
             if (ast.get_source_segment(source, stmt) or "").strip() != helpers[stmt.name].strip():
                 raise EmitError(f"helper {stmt.name} differs from derivkit's own")

@@ -13,10 +13,13 @@ from .language import Scope, parse
 from .recipes import Recipe
 
 
-def parse_form(recipe: Recipe, text: str) -> tuple[ir.Node, dict[str, ir.Node], Scope]:
+def parse_form(recipe: Recipe, text: str, *, derived: bool = False
+               ) -> tuple[ir.Node, dict[str, ir.Node], Scope]:
     """(form IR, named definitions, scope) for `text` over the recipe's names: inputs,
     parameters, the output (and a composite's steps) bound to their definitions, and the
-    upstream gradient. Named definitions refer to earlier names, so code computes each once."""
+    upstream gradient. Named definitions refer to earlier names, so code computes each once.
+    `derived`: text derivkit printed (a derivative, or a claim already accepted), read without
+    the size limits on user input."""
     scope, out = parse_forward(recipe)
     steps = step_definitions(recipe)
     named = {name: node.shape for name, node in steps.items()}
@@ -24,13 +27,14 @@ def parse_form(recipe: Recipe, text: str) -> tuple[ir.Node, dict[str, ir.Node], 
     if out.rank:
         inputs[recipe.upstream] = out.shape
     form_scope = Scope(inputs, scope.params, named)
-    node = parse(text, form_scope)
+    node = parse(text, form_scope, limits=not derived)
     return node, steps, form_scope
 
 
 def form_function(recipe: Recipe, text: str, fname: str = "form"):
-    """A NumPy function of keyword arguments (inputs, upstream gradient, parameters)."""
-    node, named, _ = parse_form(recipe, text)
+    """A NumPy function of keyword arguments (inputs, upstream gradient, parameters) for text
+    derivkit printed (a derived form, or an accepted claim printed back)."""
+    node, named, _ = parse_form(recipe, text, derived=True)
     _, out = parse_forward(recipe)
     inputs = {i.name: i.shape for i in recipe.inputs}
     args = list(inputs)

@@ -47,21 +47,22 @@ def not_allowed(builder, node: ast.AST, table: dict, language: str):
 
 
 def checked_number(builder, node: ast.Constant, language: str) -> int | float:
-    """A numeric literal's value: no bools, strings, NaN or infinities; integers up to 10^12."""
+    """A numeric literal's value: no bools, strings, NaN or infinities; integers up to 10^12
+    (unless the builder's `limits` are off: text derivkit printed itself)."""
     value = node.value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise builder.fail(node, f"'{_segment(builder.text, node)}' is not a number {language} "
                                  "allows")
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         raise builder.fail(node, "NaN and infinity are not allowed as constants")
-    if isinstance(value, int) and abs(value) > 10**12:
+    if isinstance(value, int) and abs(value) > 10**12 and getattr(builder, "limits", True):
         raise builder.fail(node, f"integer constant {value} is too large (limit 10^12)")
     return value
 
 
 def check_power(builder, node: ast.AST, exponent) -> None:
     """A constant exponent beyond ±MAX_POWER is refused (symbolic work grows with it)."""
-    if exponent is not None and not abs(float(exponent)) <= MAX_POWER:
+    if exponent is not None and not abs(float(exponent)) <= MAX_POWER and getattr(builder, "limits", True):
         shown = f"{exponent:g}" if isinstance(exponent, float) else exponent
         raise builder.fail(node, f"exponent {shown} is too large (the limit is {MAX_POWER})")
 
@@ -139,16 +140,17 @@ def _segment(text: str, node: ast.AST) -> str:
 
 
 class _Builder:
-    def __init__(self, text: str, scope: Scope) -> None:
+    def __init__(self, text: str, scope: Scope, limits: bool = True) -> None:
         self.text = text
         self.scope = scope
+        self.limits = limits   # off for derivkit's own printed forms (see `parse`)
 
     def fail(self, node: ast.AST, message: str, hint: str | None = None) -> ExpressionError:
         return ExpressionError(message, source=self.text, col=getattr(node, "col_offset", None),
                                hint=hint)
 
     def build(self, node: ast.AST, depth: int = 0) -> ir.Node:
-        if depth > MAX_DEPTH:
+        if depth > MAX_DEPTH and self.limits:
             raise self.fail(node, f"expression nests deeper than {MAX_DEPTH} levels")
         try:
             return self._build(node, depth + 1)
@@ -339,16 +341,20 @@ class _Builder:
         return count if count is not None else ir.ONE
 
 
-def syntax_tree(text: str, what: str = "expression") -> ast.expr:
+def syntax_tree(text: str, what: str = "expression", limits: bool = True) -> ast.expr:
     """The checked syntax tree of `text` (ast.parse runs nothing): length, NUL, nesting and
     syntax are checked first, each failure an ExpressionError."""
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError(f"the {what} is empty")
-    if len(text) > MAX_LENGTH:
+    if len(text) > MAX_LENGTH and limits:
         raise ExpressionError(f"the {what} is {len(text)} characters long; the limit is {MAX_LENGTH}")
     if "\x00" in text:
         raise ExpressionError(f"the {what} contains a NUL character")
-    if text.count("(") > MAX_DEPTH * 4 or _paren_depth(text) > MAX_DEPTH:
+    bad = next((i for i, ch in enumerate(text) if "\ud800" <= ch <= "\udfff"), None)
+    if bad is not None:   # undecodable bytes, kept by the OS as lone surrogates
+        raise ExpressionError(f"the {what} has a byte that is not valid UTF-8 text", source=text,
+                              col=bad)
+    if limits and (text.count("(") > MAX_DEPTH * 4 or _paren_depth(text) > MAX_DEPTH):
         raise ExpressionError(f"the {what} nests deeper than {MAX_DEPTH} levels")
     try:
         with warnings.catch_warnings():   # '1if x' and '"\d"' warn on stderr otherwise
@@ -360,7 +366,7 @@ def syntax_tree(text: str, what: str = "expression") -> ast.expr:
     except (RecursionError, MemoryError, ValueError):
         raise ExpressionError(f"the {what} is too deeply nested or too large to parse") from None
     calls, deepest = _call_depth(tree)
-    if calls > MAX_CALLS:
+    if calls > MAX_CALLS and limits:
         raise ExpressionError(f"the {what} nests {calls} function calls in one another (e.g. "
                               f"{deepest}(...)); the limit is {MAX_CALLS}", source=text,
                               hint="each nested function multiplies the size of the derivative; "
@@ -383,11 +389,14 @@ def _call_depth(tree: ast.AST) -> tuple[int, str]:
     return best, name
 
 
-def parse(text: str, scope: Scope) -> ir.Node:
-    """Parse `text` into IR over `scope`; any problem is an ExpressionError naming the token."""
-    tree = syntax_tree(text)
+def parse(text: str, scope: Scope, *, limits: bool = True) -> ir.Node:
+    """Parse `text` into IR over `scope`; any problem is an ExpressionError naming the token.
+    `limits=False` lifts the size limits on user input (length, nesting, constants, exponents)
+    for text derivkit printed itself from an accepted input: a derivative of x**64 has x**63,
+    of a 20-call expression may nest deeper; it still goes through the same allow-list."""
+    tree = syntax_tree(text, limits=limits)
     try:
-        return _Builder(text.strip(), scope).build(tree)
+        return _Builder(text.strip(), scope, limits).build(tree)
     except RecursionError:
         raise ExpressionError(f"the expression nests deeper than {MAX_DEPTH} levels") from None
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from .errors import BudgetExceeded
 
 DEFAULT_TIMEOUT_S = 60.0
+MAX_TIMEOUT_S = 1e6   # 11.6 days; the OS timer overflows far beyond it
 REPEAT_S = 0.05       # a limit that fired while its block still runs fires again this long after
 _EARLY_S = 1e-3       # a timer that fires this close before a deadline counts as on time
 
@@ -264,8 +265,9 @@ def validate_timeout(seconds) -> float:
     from .errors import DerivkitError
 
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
-            not math.isfinite(seconds) or seconds <= 0:
-        raise DerivkitError(f"--timeout {seconds!r}: give a number of seconds > 0", "e.g. --timeout 120")
+            not math.isfinite(seconds) or not 0 < seconds <= MAX_TIMEOUT_S:
+        raise DerivkitError(f"--timeout {seconds!r}: give a number of seconds > 0 and at most "
+                            f"{MAX_TIMEOUT_S:,.0f}", "e.g. --timeout 120")
     return float(seconds)
 
 

@@ -155,13 +155,16 @@ def _jacobian_from_vjp(recipe: Recipe, derivation: Derivation, dv: Derivative, u
     node = shift_exponentials(ir.substitute(node, {v: stack for v in ir.walk(node)
                                                    if isinstance(v, ir.Var) and v.name == stack.name}))
     named = {**named, stack.name: ir.Eye(upstream.shape[0], (upstream.shape[0],) * 2)}
+    stacked: str | None = stack.name
+    if not ir.depends_on(node, stack):   # a vjp linear in g and free of it is 0: so is ∂y/∂x
+        node, stacked = ir.broadcast_to(ir.ZERO, tuple(dv.shape)), None
     verified = vjp_dv.matrix.verification.detail or f"verified {vjp_dv.matrix.verification.method}"
     return _Function(f"jacobian_{dv.wrt}", tuple(i.name for i in recipe.inputs), node, named,
                      f"{dv.lhs_pretty}: row i is vjp_{dv.wrt} at {recipe.upstream} = e_i",
                      (f"Shape {fmt_shape(dv.shape)} (output × input). No closed matrix form was "
                       f"obtained; the rows are the verified vjp ({vjp_dv.lhs_pretty} = "
                       f"{vjp_dv.matrix.pretty}) at every unit upstream gradient at once.",
-                      _sentence(f"the vjp {verified}")), stacked=stack.name)
+                      _sentence(f"the vjp {verified}")), stacked=stacked)
 
 
 def _verified_form(recipe: Recipe, dv: Derivative, parse_form) -> tuple[ir.Node, dict]:
@@ -174,7 +177,7 @@ def _verified_form(recipe: Recipe, dv: Derivative, parse_form) -> tuple[ir.Node,
         reason = f": {ver.detail}" if ver.detail else ""
         raise DerivkitError(f"refusing to lower {what} = {dv.matrix.pretty}: it is NOT VERIFIED"
                             f"{reason}", "derivkit never emits an unverified gradient")
-    node, named, _ = parse_form(recipe, dv.matrix.text)
+    node, named, _ = parse_form(recipe, dv.matrix.text, derived=True)
     if language(node) != dv.matrix.text:   # what is lowered must be exactly what was verified
         raise RuntimeError(f"the form {dv.matrix.text!r} prints back as {language(node)!r}")
     return node, named

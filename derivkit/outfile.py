@@ -61,19 +61,30 @@ def check_output(path: str | Path, *, force: bool, overwrite: bool = False,
                                 "pass --force to replace the link itself (its target is left "
                                 "alone), or give another path" if option == "--output" else
                                 "remove the link or give another path")
+        try:
+            target = os.stat(path).st_mode
+        except OSError:
+            target = None   # dangling: replacing the link loses nothing
+        if target is not None and not stat.S_ISREG(target):
+            raise DerivkitError(f"{option} {shown} is a symbolic link to {_kind(target)}; "
+                                "derivkit replaces only links to regular files",
+                                "give another path")
         return None
     if stat.S_ISDIR(mode):
         raise DerivkitError(f"{option} {shown} is a folder", "give a file name, e.g. grads.py"
                             if option == "--output" else "give a file name, e.g. derivkit.xml")
     if not stat.S_ISREG(mode):
-        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode)
-                or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else
-                "not a regular file")
-        raise DerivkitError(f"{option} {shown} is {kind}; derivkit writes only regular files",
+        raise DerivkitError(f"{option} {shown} is {_kind(mode)}; derivkit writes only regular files",
                             "give another path")
     if not (force or overwrite):
         raise DerivkitError(f"{shown} exists; not overwriting it", "pass --force to overwrite")
     return stat.S_IMODE(mode)
+
+
+def _kind(mode: int) -> str:
+    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
 
 
 def _default_mode() -> int:

@@ -130,6 +130,14 @@ def _ident(value: str, what: str, where: str, key: str | None = None) -> str:
     return value
 
 
+def _unused(base: str, taken: set[str]) -> str:
+    """A default name (the output's y, the upstream's g) that no declared name has taken."""
+    for suffix in ("", "out", "bar", *map(str, range(2, 10_000))):
+        if base + suffix not in taken:
+            return base + suffix
+    raise RecipeError(f"cannot name the {base!r} default: every candidate is taken")  # pragma: no cover
+
+
 def parse_recipe(data: dict, where: str, path: str | None = None) -> Recipe:
     name = _need(data, "name", str, where)
     if not NAME_RE.match(name):
@@ -178,13 +186,15 @@ def parse_recipe(data: dict, where: str, path: str | None = None) -> Recipe:
             raise RecipeError(f"{where}: {key!r} is both an input and a parameter",
                               key=f"params.{key}")
         params.append(ParamSpec(key, float(default)))
-    wrt = _strings(data, "wrt", where) or tuple(raw_inputs)
+    wrt = tuple(dict.fromkeys(_strings(data, "wrt", where))) or tuple(raw_inputs)
     for w in wrt:
         if w not in raw_inputs:
             raise RecipeError(f"{where}: wrt names {w!r}, which is not an input "
                               f"(inputs: {', '.join(raw_inputs)})", key="wrt")
-    output = _ident(data.get("output", steps[-1][0] if steps else "y"), "output name", where,
-                    "output")
+    in_use = (set(raw_inputs) | set(raw_params) | {n for n, _ in steps}
+               | {d for spec in inputs for d in spec.shape if isinstance(d, str)})
+    output = _ident(data.get("output", steps[-1][0] if steps else _unused("y", in_use)),
+                    "output name", where, "output")
     if steps and output != steps[-1][0]:
         raise RecipeError(f"{where}: output {output!r} must be the last step's name "
                           f"{steps[-1][0]!r}", key="output")
@@ -192,7 +202,8 @@ def parse_recipe(data: dict, where: str, path: str | None = None) -> Recipe:
         if step_name in raw_inputs or step_name in raw_params:
             raise RecipeError(f"{where}: step {step_name!r} has the name of an input or parameter",
                               key=f"steps.{i}.name")
-    upstream = _ident(data.get("upstream", "g"), "upstream-gradient name", where, "upstream")
+    upstream = _ident(data.get("upstream", _unused("g", in_use | {output})),
+                      "upstream-gradient name", where, "upstream")
     names = {**{n: "input" for n in raw_inputs}, **{n: "parameter" for n in raw_params},
              **{n: "step" for n, _ in steps}, output: "output", upstream: "upstream gradient"}
     for spec in inputs:

@@ -205,7 +205,7 @@ def test_check_all_stops_at_the_budget_instead_of_failing_one_target(cli, monkey
     assert r.stdout == ""
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "nan"])
+@pytest.mark.parametrize("value", ["0", "-3", "nan", "1e10", "1e300", "inf"])
 def test_a_bad_timeout_is_an_input_error(cli, value):
     one_line_error(cli(["derive", "softmax", "--timeout", value]), "--timeout")
 

@@ -272,7 +272,7 @@ def test_user_text_in_the_docstring_cannot_break_out(tmp_path, monkeypatch):
         '[inputs]\nx = "n"\n', encoding="utf-8")
     low = api.lower_recipe("evil", recipe_dirs=[tmp_path])
     mod = write_and_import(low, tmp_path)
-    assert mod.__doc__.splitlines()[0] == "evil: " + summary.replace("\\ end", "\\ \x07 end")
+    assert mod.__doc__.splitlines()[0] == "evil: " + summary.replace("\\ end", "\\ \\x07 end")
     np.testing.assert_array_equal(mod.vjp_x(x=np.ones(3), g=np.arange(3.0)), 2 * np.arange(3.0))
 
 

@@ -245,3 +245,22 @@ def test_recipe_folder_name_too_long(runner, monkeypatch):
     monkeypatch.setenv("DERIVKIT_RECIPES", "c" * 300)
     err = error_line(runner.invoke(app, ["list"]))
     assert "too long" in err.lower() and "DERIVKIT_RECIPES" in err
+
+
+@pytest.mark.parametrize("target", ["fifo", "folder", "/dev/null"])
+def test_force_never_replaces_a_link_to_something_other_than_a_file(tmp_path, target):
+    """`lower -o /dev/stdout --force` as root replaced the system's /dev/stdout link."""
+    if target == "fifo":
+        dest = tmp_path / "pipe"
+        os.mkfifo(dest)
+    elif target == "folder":
+        dest = tmp_path / "sub"
+        dest.mkdir()
+    else:
+        dest = Path(target)
+    link = tmp_path / "out.py"
+    link.symlink_to(dest)
+    with pytest.raises(DerivkitError, match="symbolic link to .*replaces only links to regular files"):
+        write_output(link, "x = 1\n", force=True)
+    assert link.is_symlink() and os.readlink(link) == str(dest)
+    assert leftovers(tmp_path) == []

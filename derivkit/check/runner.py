@@ -323,7 +323,7 @@ def memory_estimate(target: _Target, w: str, dvs, mode: str, k: int) -> list[tup
     for dv in dvs:
         if dv.matrix is None:
             continue
-        node, _, _ = parse_form(target.recipe, dv.matrix.text)
+        node, _, _ = parse_form(target.recipe, dv.matrix.text, derived=True)
         shapes = [sampling.concrete(n.shape, target.sizes) for n in ir.walk(node)]
         big = max(shapes, key=math.prod)
         parts.append((f"the derived {dv.kind} of {w} ({dv.matrix.text[:40]}: arrays up to "
