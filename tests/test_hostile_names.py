@@ -267,3 +267,40 @@ def test_colliding_names_through_every_command(runner, tmp_path, monkeypatch):
     ok("train", "hostile", "--epochs", "3")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grads.py", "recipes"]
     assert [p.name for p in folder.iterdir()] == ["hostile.toml"]
+
+
+# ---------------------------------------------------------------------------- review findings
+def test_what_derive_accepts_check_and_lower_accept():
+    """A derived form may exceed the limits on user input (x**64 squared has x**127)."""
+    for expr in ("sum((x**64)**2)", "sum(x*x)*1e12"):
+        d = api.derive_expression(expr, ["x"], {"x": "n"})
+        assert all(f.verification.verified for dv in d.derivatives for f in (dv.index, dv.matrix) if f)
+        assert api.check_expression(expr, ["x"], {"x": "n"}).passed
+        fns = module.load(api.lower_expression(expr, ["x"], {"x": "n"}))
+        x = np.full(2, 0.5)
+        want = 128 * x**127 if "64" in expr else 2e12 * x
+        np.testing.assert_allclose(fns["grad_x"](x=x), want, rtol=1e-12)
+
+
+def test_a_jacobian_that_is_zero_has_the_jacobians_shape():
+    fns = module.load(api.lower_expression("ones(n)", ["x"], {"x": "n"}))
+    np.testing.assert_array_equal(fns["jacobian_x"](x=np.ones(3)), np.zeros((3, 3)))
+
+
+def test_repeated_wrt_is_one_derivative_and_the_audit_refuses_a_function_twice():
+    data = {"name": "r", "summary": "s", "forward": "sum(W * W)", "inputs": {"W": "n"}, "wrt": ["W", "W"]}
+    assert parse_recipe(data, "r").wrt == ("W",)
+    with pytest.raises(emit.EmitError, match="defined twice"):
+        emit.audit(GOOD + "\n\n" + GOOD)
+
+
+def test_default_output_and_upstream_names_step_aside():
+    r = parse_recipe({"name": "r", "summary": "s", "forward": "g * y", "inputs": {"g": "n", "y": "n"}}, "r")
+    assert (r.output, r.upstream) == ("yout", "gout")
+    d = api.derive_expression("sum(x * x)", ["x"], {"x": "g"})   # a dimension g: upstream renamed
+    assert d.derivatives[0].matrix.verification.verified
+
+
+def test_bytes_that_are_not_text_are_named():
+    with pytest.raises(DerivkitError, match="not valid UTF-8 text at column 6"):
+        api.derive_expression("sum(x\udcff)", ["x"], {"x": "n"})
