@@ -113,10 +113,26 @@ def _arm() -> None:
     signal.setitimer(signal.ITIMER_REAL, max(min(times) - time.monotonic(), 1e-4))
 
 
+def _in_gc_callback(frame) -> bool:
+    """Is `frame` running inside a gc callback (where Python ignores a raised exception)?"""
+    import gc
+
+    codes = {getattr(cb, "__code__", None) for cb in gc.callbacks} - {None}
+    depth = 0
+    while codes and frame is not None and depth < 64:
+        if frame.f_code in codes:
+            return True
+        frame, depth = frame.f_back, depth + 1
+    return False
+
+
 def _on_alarm(signum, frame):
     global _deferred
     if _busy:
         _deferred = True
+        return
+    if _in_gc_callback(frame):   # an exception raised here would be lost: try again just after
+        signal.setitimer(signal.ITIMER_REAL, 1e-3)
         return
     now = time.monotonic()
     for limit in _active:                      # outermost first: the budget beats inner limits

@@ -449,3 +449,30 @@ def test_a_block_that_swallowed_its_budget_still_ends_past_it():
                 time.sleep(0.2)
             except Exception:
                 pass
+
+
+@needs_alarm
+def test_a_budget_that_falls_inside_a_gc_callback_is_raised_after_it(monkeypatch):
+    """Python ignores an exception raised in a gc callback (hypothesis installs one): the
+    budget waits for the callback to return instead of being lost there."""
+    import gc
+    import sys
+
+    from derivkit.errors import BudgetExceeded
+
+    lost = []
+    monkeypatch.setattr(sys, "unraisablehook", lost.append)
+
+    def slow(phase, info):
+        if phase == "start":
+            time.sleep(0.15)
+
+    gc.callbacks.append(slow)
+    try:
+        with pytest.raises(BudgetExceeded):
+            with limits.budget(0.05, "derive"):
+                gc.collect()
+                time.sleep(1)
+    finally:
+        gc.callbacks.remove(slow)
+    assert lost == []
