@@ -29,7 +29,8 @@ import tokenize
 import types
 from collections.abc import Iterable
 
-IDENT = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
+IDENT = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")           # a user name
+IDENT_ANY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")     # any name the emitter writes
 
 #: Helper functions a generated function may call; their sources are derivkit's own (below).
 HELPERS = '''\
@@ -236,9 +237,6 @@ def audit(source: str, *, alias: str = "np", batched: bool = False) -> ast.Modul
         if isinstance(stmt, ast.FunctionDef) and stmt.name not in helpers:
             _audit_function(stmt, module_names | set(helpers))
     return tree
-
-
-IDENT_ANY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def _is_docstring(stmt: ast.stmt) -> bool:

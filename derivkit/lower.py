@@ -109,9 +109,6 @@ class NumpyPrinter(LanguagePrinter):
         return self.p(n.expansion)  # pragma: no cover
 
 
-numpy_source = NumpyPrinter()
-
-
 def dims_prelude(inputs: dict[str, tuple], alias: str = "np") -> list[tuple[str, str]]:
     """(dimension, expression) binding each symbolic dimension to the size of the first input
     that has it."""
