@@ -23,10 +23,6 @@ def list_recipes(recipe_dirs: list[str | Path] | None = None) -> list[RecipeSumm
             for r in _recipes.load_all(recipe_dirs)]
 
 
-def get_recipe(name: str, recipe_dirs: list[str | Path] | None = None) -> _recipes.Recipe:
-    return _recipes.load(name, recipe_dirs)
-
-
 @_timeout("derive")
 def derive_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                   wrt: list[str] | None = None) -> Derivation:

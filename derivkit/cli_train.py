@@ -195,20 +195,9 @@ def result_data(result) -> dict:
 
 
 def _dumps(result) -> str:
-    import json
+    from .render.json_doc import dumps
 
-    def finite(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
-        if isinstance(v, dict):
-            return {k: finite(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [finite(x) for x in v]
-        return v
-
-    from .render.text import json_text
-
-    return json_text(json.dumps(finite(result_data(result)), indent=2, ensure_ascii=False))
+    return dumps(result_data(result))
 
 
 def register(app: typer.Typer) -> None:

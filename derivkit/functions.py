@@ -22,7 +22,6 @@ S = sp.Symbol("s", real=True)
 class Elementwise:
     name: str
     params: tuple[str, ...] = ()
-    defaults: tuple[float, ...] = ()
     domain: str = "real"     # where the definition is real: real | positive
     doc: str = ""
 

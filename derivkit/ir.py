@@ -464,10 +464,6 @@ def walk(node: Node):
     return order
 
 
-def free_vars(node: Node) -> set[Var]:
-    return {n for n in walk(node) if isinstance(n, Var)}
-
-
 def depends_on(node: Node, var: Node) -> bool:
     return any(n == var for n in walk(node))
 

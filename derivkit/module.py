@@ -65,10 +65,6 @@ def lower(recipe: Recipe, derivation: Derivation) -> Lowered:
                    helpers=helpers)
 
 
-def module_source(recipe: Recipe, derivation: Derivation) -> str:
-    return lower(recipe, derivation).source
-
-
 def load_module(lowered: Lowered) -> types.ModuleType:
     """A module object built from a `Lowered`'s source (audited by `derivkit.emit`)."""
     return emit.load_module(lowered.source, f"derivkit_lowered_{lowered.target.replace('-', '_')}",

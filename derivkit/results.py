@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -113,10 +113,6 @@ class RecipeSummary:
     inputs: tuple[tuple[str, str], ...]   # (name, shape text)
     wrt: tuple[str, ...]
     path: str | None
-
-
-def to_dict(obj) -> dict:
-    return asdict(obj)
 
 
 # ---------------------------------------------------------------- numerical checks

@@ -61,10 +61,6 @@ def fmt_shape(shape: Shape) -> str:
     return "×".join(str(d) for d in shape)
 
 
-def dims_of(shape: Shape) -> list[str]:
-    return [d for d in shape if isinstance(d, str)]
-
-
 def broadcast(a: Shape, b: Shape, *, what: str = "operands") -> Shape:
     out: list[Dim] = []
     for i in range(1, max(len(a), len(b)) + 1):
@@ -79,6 +75,3 @@ def broadcast(a: Shape, b: Shape, *, what: str = "operands") -> Shape:
                              f"({da} ≠ {db})")
     return tuple(reversed(out))
 
-
-def size_of(shape: Shape, sizes: dict[str, int]) -> tuple[int, ...]:
-    return tuple(d if isinstance(d, int) else sizes[d] for d in shape)

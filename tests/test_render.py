@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -211,3 +212,20 @@ def test_long_notes_wrap_under_their_text():
     lines = _render(r).splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("  • word"))
     assert lines[start + 1].startswith("    word")
+
+
+def test_one_json_writer_with_one_convention_for_non_finite_numbers():
+    import ast
+    import json
+    import math
+
+    from derivkit.render import json_doc
+
+    doc = json_doc.dumps({"x": [math.inf, -math.inf, math.nan, 1.5], "t": (1, 2), 3: "\x1b"})
+    assert json.loads(doc) == {"x": ["Infinity", "-Infinity", "NaN", 1.5], "t": [1, 2], "3": "\x1b"}
+    package = Path(json_doc.__file__).parent.parent
+    writers = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
+                     for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+                     if isinstance(n, ast.Attribute) and n.attr == "dumps"
+                     and isinstance(n.value, ast.Name) and n.value.id == "json")
+    assert writers == ["render/json_doc.py"]

@@ -1,9 +1,8 @@
 """JSON for `derivkit check`: one document on stdout, plain data, stable keys (new keys may be
 added; existing ones keep their meaning).
 
-Numbers that JSON cannot hold are written as strings, always the same three: infinity as
-"Infinity", minus infinity as "-Infinity", not-a-number as "NaN" (Python's `float()` and
-JavaScript's `Number()` both read them back). Every other float is a JSON number.
+Numbers that JSON cannot hold are written as `render.json_doc` writes them everywhere
+("Infinity", "-Infinity", "NaN").
 
 Also home of the small helpers the check renderers share (verdicts, number formatting); like the
 other renderers it only reads `derivkit.results` and imports neither SymPy nor NumPy.
@@ -11,15 +10,10 @@ other renderers it only reads `derivkit.results` and imports neither SymPy nor N
 
 from __future__ import annotations
 
-import json
 import math
 
 from ..results import CheckReport, CheckResult, Diagnosis, TargetCheck, WorstEntry
-
-#: How a float that JSON cannot represent is written.
-NONFINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
-NAN = "NaN"
-
+from .json_doc import NAN, NONFINITE, dumps, json_float  # noqa: F401 - shared with the check renderers
 
 # ---------------------------------------------------------------------------- verdicts
 
@@ -45,18 +39,6 @@ def report_passed(report: CheckReport) -> bool:
 
 
 # ---------------------------------------------------------------------------- numbers
-
-def json_float(value) -> float | str | None:
-    """A float as JSON can hold it: finite numbers as numbers, inf/-inf/nan as strings."""
-    if value is None:
-        return None
-    x = float(value)
-    if math.isnan(x):
-        return NAN
-    if math.isinf(x):
-        return NONFINITE[x]
-    return x
-
 
 def fmt_num(value, digits: int = 2) -> str:
     """1.234e-07 -> '1.23e-07'; inf -> 'inf'; nan -> 'nan'; 0 -> '0'."""
@@ -148,14 +130,6 @@ def report_data(report: CheckReport) -> dict:
         "targets": targets,
         "seconds": json_float(report.seconds),
     }
-
-
-def dumps(data: dict) -> str:
-    """Strict JSON: a stray non-finite float is a bug here, not silently written as NaN. Control,
-    format and bidi characters are written as \\uXXXX escapes (`render.text.json_text`)."""
-    from .text import json_text
-
-    return json_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
 
 
 __all__ = ["target_data", "report_data", "result_data", "entry_data", "diagnosis_data", "dumps", "json_float",

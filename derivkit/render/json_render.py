@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from ..results import Derivation, Derivative, Form, RecipeSummary, Verification
-
-
-def _plain(value):
-    """Tuples -> lists, SymPy/NumPy-ish integers -> int, anything else unknown -> str."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    try:
-        as_int = int(value)
-        if as_int == value:
-            return as_int
-    except (TypeError, ValueError):
-        pass
-    return str(value)
+from .json_doc import dumps, plain  # noqa: F401 - dumps: the CLI writes these documents with it
 
 
 def recipes_data(summaries: Iterable[RecipeSummary]) -> dict:
@@ -33,7 +16,7 @@ def recipes_data(summaries: Iterable[RecipeSummary]) -> dict:
 
 
 def _verification(v: Verification) -> dict:
-    return {"verified": bool(v.verified), "method": v.method, "sizes": _plain(list(v.sizes)),
+    return {"verified": bool(v.verified), "method": v.method, "sizes": plain(list(v.sizes)),
             "detail": v.detail}
 
 
@@ -63,7 +46,7 @@ def equation_latex(d: Derivative) -> str:
 def derivative_data(d: Derivative) -> dict:
     # The sizes at which the headline form (matrix, else index) was confirmed; [] if unverified.
     shown = d.matrix if d.matrix is not None else d.index
-    verified_at = (_plain(list(shown.verification.sizes))
+    verified_at = (plain(list(shown.verification.sizes))
                    if shown is not None and d.verified else [])
     return {
         "wrt": d.wrt,
@@ -78,7 +61,7 @@ def derivative_data(d: Derivative) -> dict:
         "index_lhs": d.index_lhs_pretty,
         "index_lhs_latex": d.index_lhs_latex,
         "upstream": d.upstream,
-        "shape": _plain(list(d.shape)),
+        "shape": plain(list(d.shape)),
         "index": _form(d.index),
         "matrix": _form(d.matrix),
         "notes": list(d.notes),
@@ -94,29 +77,20 @@ def derivation_data(r: Derivation) -> dict:
         "forward_latex": r.forward_latex,
         "output": r.output,
         "output_shape": r.output_shape_text,
-        "inputs": [{"name": i.name, "shape": i.shape_text, "dims": _plain(list(i.shape)),
+        "inputs": [{"name": i.name, "shape": i.shape_text, "dims": plain(list(i.shape)),
                     "domain": i.domain} for i in r.inputs],
-        "params": {name: _plain(value) for name, value in r.params},
+        "params": {name: plain(value) for name, value in r.params},
         "verified": r.verified,
         "derivatives": [derivative_data(d) for d in r.derivatives],
         "chain": [{"lhs": c.lhs, "target": c.target, "kind": c.kind, "shape": c.shape_text,
                    "text": c.form.text, "pretty": c.form.pretty, "latex": c.form.latex,
                    "verified": c.form.verification.verified,
                    "verification": {"method": c.form.verification.method,
-                                    "sizes": _plain(list(c.form.verification.sizes)),
+                                    "sizes": plain(list(c.form.verification.sizes)),
                                     "detail": c.form.verification.detail}} for c in r.chain],
         "conventions": list(r.conventions),
         "notes": list(r.notes),
         "references": list(r.references),
         "warnings": list(r.warnings),
-        "elapsed_s": _plain(r.elapsed_s),
+        "elapsed_s": plain(r.elapsed_s),
     }
-
-
-def dumps(data: dict) -> str:
-    """JSON as exact as the data; control, format and bidi characters (which JSON's own escaping
-    leaves raw from U+007F up) are written as \\uXXXX escapes, so printing it cannot drive a
-    terminal (`render.text.json_text`)."""
-    from .text import json_text
-
-    return json_text(json.dumps(data, indent=2, ensure_ascii=False))

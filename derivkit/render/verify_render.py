@@ -16,22 +16,18 @@ VERDICT_STYLE = {"verified": ("✓ VERIFIED", "bold green"), "refuted": ("✗ RE
 
 
 def verdict_data(v: ClaimVerdict) -> dict:
-    from .json_render import _plain
+    from .json_doc import json_float, plain
 
     ce = v.counterexample
     return {
         "target": v.target, "wrt": v.wrt, "claim": v.claim, "form": v.form, "reading": v.reading,
         "verdict": v.verdict, "verified": v.verified, "reason": v.reason, "method": v.method,
-        "sizes": _plain(list(v.sizes)), "numeric": v.numeric,
+        "sizes": plain(list(v.sizes)), "numeric": v.numeric,
         "counterexample": None if ce is None else {
-            "sizes": _plain(ce.sizes), "values": _plain(ce.values), "entry": list(ce.entry),
-            "entry_text": ce.entry_text, "claimed": _finite(ce.claimed), "true": _finite(ce.true)},
+            "sizes": plain(ce.sizes), "values": plain(ce.values), "entry": list(ce.entry),
+            "entry_text": ce.entry_text, "claimed": json_float(ce.claimed), "true": json_float(ce.true)},
         "derived": v.derived, "derived_pretty": v.derived_pretty, "notes": list(v.notes),
         "seconds": round(v.seconds, 4)}
-
-
-def _finite(x: float):
-    return x if x == x and abs(x) != float("inf") else str(x)
 
 
 def render_verdict(console: Console, v: ClaimVerdict) -> None:
