@@ -38,8 +38,7 @@ def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
                            domains: dict[str, str] | None = None) -> _recipes.Recipe:
     """A one-off recipe for `--expr`: inputs are the names given shapes; params are scalars."""
     data = {"name": "expr", "summary": " ".join(str(expr).split())[:200], "forward": expr,
-            "inputs": dict(shapes), "params": dict(params or {}), "wrt": list(wrt),
-            "output": "f", "upstream": "g"}
+            "inputs": dict(shapes), "params": dict(params or {}), "wrt": list(wrt)}
     inferred = _natural_domains(expr, shapes, params)
     inferred.update(domains or {})
     if inferred:
@@ -48,14 +47,8 @@ def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
         raise DerivkitError("--expr needs the shape of every input", "e.g. --shape X=n,n")
     if not wrt:
         raise DerivkitError("--expr needs --wrt naming the input(s) to differentiate")
-    taken = set(shapes) | set(params or {}) | {
-        d for spec in shapes.values() if isinstance(spec, str)
-        for d in spec.replace("×", ",").replace(" ", "").split(",")}
-    for name in ("f", "g"):
-        if name in taken:
-            data["output" if name == "f" else "upstream"] = _fresh(name, taken)
-    try:
-        return _recipes.parse_recipe(data, "--expr")
+    try:   # the output is f (fout, ... where a declared name is f), the upstream g (gout, ...)
+        return _recipes.parse_recipe(data, "--expr", default_output="f")
     except _recipes.RecipeError as exc:
         raise DerivkitError(exc.message.replace("--expr: ", ""), exc.hint) from None
 
@@ -90,13 +83,6 @@ def _natural_domains(expr: str, shapes: dict[str, str], params) -> dict[str, str
             elif n.fn in ("relu", "leaky_relu", "abs", "sign"):
                 out.setdefault(n.a.name, "nonzero")
     return out
-
-
-def _fresh(base: str, taken: set[str]) -> str:
-    for suffix in ("out", "bar", "2", "3"):
-        if base + suffix not in taken:
-            return base + suffix
-    raise DerivkitError(f"cannot name the output: too many inputs named like {base!r}")
 
 
 def _load_with_wrt(name: str, recipe_dirs, wrt: list[str] | None) -> _recipes.Recipe:

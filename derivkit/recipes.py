@@ -138,7 +138,8 @@ def _unused(base: str, taken: set[str]) -> str:
     raise RecipeError(f"cannot name the {base!r} default: every candidate is taken")  # pragma: no cover
 
 
-def parse_recipe(data: dict, where: str, path: str | None = None) -> Recipe:
+def parse_recipe(data: dict, where: str, path: str | None = None, *,
+                 default_output: str = "y") -> Recipe:
     name = _need(data, "name", str, where)
     if not NAME_RE.match(name):
         raise RecipeError(f"{where}: name {name!r} must be lower-case letters, digits and '-'",
@@ -193,7 +194,7 @@ def parse_recipe(data: dict, where: str, path: str | None = None) -> Recipe:
                               f"(inputs: {', '.join(raw_inputs)})", key="wrt")
     in_use = (set(raw_inputs) | set(raw_params) | {n for n, _ in steps}
                | {d for spec in inputs for d in spec.shape if isinstance(d, str)})
-    output = _ident(data.get("output", steps[-1][0] if steps else _unused("y", in_use)),
+    output = _ident(data.get("output", steps[-1][0] if steps else _unused(default_output, in_use)),
                     "output name", where, "output")
     if steps and output != steps[-1][0]:
         raise RecipeError(f"{where}: output {output!r} must be the last step's name "
