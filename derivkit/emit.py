@@ -128,9 +128,12 @@ def _helper_table(text: str) -> dict[str, str]:
 _HELPER_SOURCES = {False: _helper_table(HELPERS), True: _helper_table(BATCH_HELPERS)}
 
 
-def helper_sources(names: Iterable[str], alias: str = "np", batched: bool = False) -> list[str]:
-    """Sources of the named helpers and of those they call, in table order, using `alias`."""
-    table = _HELPER_SOURCES[batched]
+def _loaded(source: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+
+
+def _closure(names: Iterable[str], table: dict[str, str]) -> list[str]:
+    """The helpers among `names` and those they call, directly or not, in table order."""
     wanted: set[str] = set()
     todo = [n for n in names if n in table]
     while todo:
@@ -138,25 +141,22 @@ def helper_sources(names: Iterable[str], alias: str = "np", batched: bool = Fals
         if name not in wanted:
             wanted.add(name)
             todo += [n for n in _loaded(table[name]) if n in table]
-    out = [table[n] for n in table if n in wanted]
-    return out if alias == "np" else [rename(s, "np", alias).strip() for s in out]
+    return [n for n in table if n in wanted]
 
 
-def _loaded(source: str) -> set[str]:
-    return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+def _aliased(text: str, alias: str) -> str:
+    return text if alias == "np" else rename(text, "np", alias).strip()
+
+
+def helper_sources(names: Iterable[str], alias: str = "np", batched: bool = False) -> list[str]:
+    """Sources of the named helpers and of those they call, in table order, using `alias`."""
+    table = _HELPER_SOURCES[batched]
+    return [_aliased(table[n], alias) for n in _closure(names, table)]
 
 
 def used_helpers(source: str, batched: bool = False) -> list[str]:
     """Helpers `source` calls, directly or through another helper, in table order."""
-    table = _HELPER_SOURCES[batched]
-    used: set[str] = set()
-    todo = [n for n in _loaded(source) if n in table]
-    while todo:
-        name = todo.pop()
-        if name not in used:
-            used.add(name)
-            todo += [n for n in _loaded(table[name]) if n in table]
-    return [n for n in table if n in used]
+    return _closure(_loaded(source), _HELPER_SOURCES[batched])
 
 
 # ---------------------------------------------------------------------------- text
@@ -208,8 +208,7 @@ def audit(source: str, *, alias: str = "np", batched: bool = False) -> ast.Modul
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise EmitError(f"generated source does not parse: {exc.msg} (line {exc.lineno})") from None
-    helpers = {name: rename(text, "np", alias).strip() if alias != "np" else text
-               for name, text in _HELPER_SOURCES[batched].items()}
+    helpers = {name: _aliased(text, alias) for name, text in _HELPER_SOURCES[batched].items()}
     module_names = {alias}
     body = list(tree.body)
     if body and _is_docstring(body[0]):
