@@ -129,16 +129,20 @@ def user_names(inputs: dict[str, tuple], *more) -> set[str]:
     return names
 
 
+def printed_children(n: ir.Node) -> tuple[ir.Node, ...]:
+    """The operands the printers print (a macro prints its operands, not its expansion)."""
+    return n.operands if isinstance(n, ir.Macro) else n.args
+
+
 def printed_nodes(root: ir.Node) -> list[ir.Node]:
-    """Every distinct subtree the printers print (a macro prints its operands, not its
-    expansion)."""
+    """Every distinct subtree the printers print."""
     seen: dict[ir.Node, None] = {}
     stack = [root]
     while stack:
         n = stack.pop()
         if n not in seen:
             seen[n] = None
-            stack.extend(n.operands if isinstance(n, ir.Macro) else n.args)
+            stack.extend(printed_children(n))
     return list(seen)
 
 

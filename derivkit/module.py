@@ -186,13 +186,7 @@ def _sentence(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------- CSE
-def _children(n: ir.Node) -> tuple[ir.Node, ...]:
-    """The operands the printer prints (a macro prints its operands, not its expansion)."""
-    if isinstance(n, ir.Macro):
-        return n.operands
-    if isinstance(n, ir.Var):
-        return ()
-    return n.args
+_children = _lower.printed_children
 
 
 def _worth_naming(n: ir.Node) -> bool:
