@@ -31,7 +31,9 @@ def main() -> None:
     import sympy  # noqa: F401
 
     print(f"import sympy: {time.perf_counter() - t:.2f} s")
-    from derivkit import api, forms, recipes
+    from derivkit import api
+    from derivkit.lower import forms
+    from derivkit.lang import recipes
 
     print("\nderive, per recipe: cold = first derivation in a fresh process (SymPy imported, its caches"
           "\nempty); warm = median of 3 more in the same process (SymPy's caches filled)")

@@ -20,7 +20,8 @@ import time
 
 import numpy as np
 
-from derivkit import api, module
+from derivkit import api
+from derivkit.lower import module
 
 
 def hand_softmax_vjp(*, z, g):

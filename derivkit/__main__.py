@@ -1,6 +1,6 @@
 """`python -m derivkit` runs the command-line interface."""
 
-from derivkit.cli import main
+from .cli.app import main
 
 if __name__ == "__main__":
     main()

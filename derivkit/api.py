@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import recipes as _recipes
+from .lang import recipes as _recipes
 from .errors import BudgetExceeded, DerivkitError
 from .limits import with_timeout as _timeout
 from .results import Derivation, RecipeSummary
@@ -28,7 +28,7 @@ def derive_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                   wrt: list[str] | None = None) -> Derivation:
     """Derive every derivative a recipe declares (or only `wrt`), verified element-wise."""
     recipe = _load_with_wrt(name, recipe_dirs, wrt)
-    from .derive.engine import derive
+    from .check.confirm import derive_confirmed as derive
 
     return derive(recipe)
 
@@ -57,7 +57,7 @@ def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
 def derive_expression(expr: str, wrt: list[str], shapes: dict[str, str],
                       params: dict[str, float] | None = None) -> Derivation:
     recipe = recipe_from_expression(expr, wrt, shapes, params)
-    from .derive.engine import derive
+    from .check.confirm import derive_confirmed as derive
 
     return derive(recipe)
 
@@ -65,9 +65,9 @@ def derive_expression(expr: str, wrt: list[str], shapes: dict[str, str],
 def _natural_domains(expr: str, shapes: dict[str, str], params) -> dict[str, str]:
     """Sampling domains implied by the expression: an input passed straight to log or sqrt is
     sampled positive, one passed straight to a kink (relu, leaky_relu, abs) away from 0."""
-    from . import ir
-    from .language import Scope, parse
-    from .shapes import parse_shape
+    from .lang import ir
+    from .lang.parse import Scope, parse
+    from .lang.shapes import parse_shape
 
     try:
         node = parse(expr, Scope({k: parse_shape(v) for k, v in shapes.items()}, dict(params or {})))
@@ -131,9 +131,9 @@ def check_implementation(impl, name: str | None = None, *, expr: str | None = No
     """Check a hand-written backward function against finite differences and derivkit's
     derivation, for a recipe `name` or an expression `expr` (-> results.TargetCheck whose failed
     results carry diagnoses). `impl` is 'FILE.py:FUNCTION' (FILE is imported and run as Python:
-    only pass code you trust) or a callable; see `derivkit.impl` for the calling convention.
+    only pass code you trust) or a callable; see `derivkit.audit.impl` for the calling convention.
     `options` are those of `check_recipe`."""
-    from .impl import check
+    from .audit.impl import check
 
     if expr is not None:
         recipe = recipe_from_expression(expr, list(wrt or []), dict(shapes or {}), params)
@@ -158,7 +158,7 @@ def lower_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                  wrt: list[str] | None = None):
     """A standalone NumPy module (-> results.Lowered) with `forward` and, per input, its verified
     `vjp_x` (plus `grad_x` for scalar outputs, `jacobian_x` for vector -> vector). Raises
-    DerivkitError if a form is not verified. `derivkit.module.load(lowered)` gives the callables."""
+    DerivkitError if a form is not verified. `derivkit.lower.module.load(lowered)` gives the callables."""
     recipe = _load_with_wrt(name, recipe_dirs, wrt)
     return _lower(recipe)
 
@@ -171,8 +171,8 @@ def lower_expression(expr: str, wrt: list[str], shapes: dict[str, str],
 
 
 def _lower(recipe: _recipes.Recipe):
-    from .derive.engine import derive
-    from .module import lower
+    from .check.confirm import derive_confirmed as derive
+    from .lower.module import lower
 
     return lower(recipe, derive(recipe))
 
@@ -183,7 +183,7 @@ def verify_recipe(name: str, claim: str, *, recipe_dirs: list[str | Path] | None
     """Is `claim` (matrix or index form) the derivative of recipe `name` w.r.t. the one input in
     `wrt`? (-> results.ClaimVerdict: verified, refuted with a counterexample, or not verified)"""
     recipe = _load_with_wrt(name, recipe_dirs, wrt)
-    from .verify_claim import verify_claim
+    from .audit.claim import verify_claim
 
     return verify_claim(recipe, claim, seed=seed)
 
@@ -192,6 +192,6 @@ def verify_recipe(name: str, claim: str, *, recipe_dirs: list[str | Path] | None
 def verify_expression(expr: str, claim: str, wrt: list[str], shapes: dict[str, str],
                       params: dict[str, float] | None = None, *, seed: int = 0):
     recipe = recipe_from_expression(expr, wrt, shapes, params)
-    from .verify_claim import verify_claim
+    from .audit.claim import verify_claim
 
     return verify_claim(recipe, claim, seed=seed)

@@ -310,23 +310,23 @@ def phase(text: str):
 _DOING = (
     ("derivkit.derive.simplify", "simplifying"),
     ("derivkit.derive.index", "building the index form of"),
-    ("derivkit.derive.verify", "verifying"),
+    ("derivkit.derive.crosscheck", "verifying"),
     ("derivkit.derive.explicit", "verifying"),
     ("derivkit.derive.vjp", "differentiating"),
     ("derivkit.derive.jacobian", "building the Jacobian of"),
     ("derivkit.check.confirm", "verifying"),
-    ("derivkit.language", "parsing the expression"),
-    ("derivkit.claims", "reading the claim"),
-    ("derivkit.verify_claim", "checking the claim about"),
+    ("derivkit.lang.parse", "parsing the expression"),
+    ("derivkit.audit.claims", "reading the claim"),
+    ("derivkit.audit.claim", "checking the claim about"),
     ("derivkit.check", "checking numerically"),
-    ("derivkit.diagnose", "diagnosing"),
+    ("derivkit.audit.diagnose", "diagnosing"),
     ("derivkit.train", "training"),
-    ("derivkit.chain", "deriving the backward pass"),
-    ("derivkit.lower", "writing NumPy code"),
-    ("derivkit.module", "writing NumPy code"),
-    ("derivkit.emit", "writing NumPy code"),
+    ("derivkit.derive.chain", "deriving the backward pass"),
+    ("derivkit.lower.source", "writing NumPy code"),
+    ("derivkit.lower.module", "writing NumPy code"),
+    ("derivkit.lower.emit", "writing NumPy code"),
     ("derivkit.derive.engine", "deriving"),
-    ("derivkit.recipes", "reading the recipes"),
+    ("derivkit.lang.recipes", "reading the recipes"),
     ("derivkit.api", "reading the expression"),
 )
 
@@ -355,7 +355,7 @@ def describe(frame) -> str:
     doing, what = None, None
     try:
         for name, f in _derivkit_frames(frame):
-            if doing is None:   # helpers (derivkit.ir, printing) say nothing: look further out
+            if doing is None:   # helpers (derivkit.lang.ir, printing) say nothing: look further out
                 doing = next((text for prefix, text in _DOING if name.startswith(prefix)), None)
             if what is None and name == "derivkit.derive.engine" and "w" in f.f_locals:
                 recipe = f.f_locals.get("recipe")

@@ -5,13 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+PENDING = "pending"   # Verification.method of a form awaiting numerical confirmation
+
+
 @dataclass(frozen=True)
 class Verification:
     """How a printed form was confirmed against the element-wise derivation.
 
     `method` is "symbolic" (exact equality at every size in `sizes`), "numeric" (equal to 1e-20
     at random points with 40-digit arithmetic, where exact simplification was inconclusive),
-    or "none" (could not be confirmed; `detail` says why)."""
+    "finite-differences" (every entry against finite differences at every size in `sizes`, where
+    element-wise verification is too large), or "none" (could not be confirmed; `detail` says
+    why). `PENDING` marks a form the engine left to `derivkit.check.confirm` (`detail`: why)."""
 
     verified: bool
     method: str
@@ -198,7 +203,7 @@ class Lowered:
     `source` imports only NumPy; `functions` names its public functions in order (`forward`,
     then per input `grad_x` / `jacobian_x` and `vjp_x`); `formulas` pairs each function with the
     pretty equation it computes. Only verified matrix forms are ever lowered. Get the callables
-    with `derivkit.module.load(lowered)`."""
+    with `derivkit.lower.module.load(lowered)`."""
 
     target: str
     source: str

@@ -4,8 +4,8 @@ A composite recipe (`[[steps]]` ending in a scalar loss, like `mlp3`) has data i
 inputs not in `wrt`: X and the target T) and parameters (its `wrt`). `make_task` builds a task:
 X ~ N(0, 1), a random "teacher" network of the same architecture gives T = teacher(X) plus a
 little noise, and the student starts from another seeded draw. `train` then runs plain
-full-batch gradient descent with `derivkit.chain.backward_function` (the derived, verified,
-lowered backward pass) and `derivkit.forms.forward_function` (the loss).
+full-batch gradient descent with `derivkit.lower.backward.backward_function` (the derived, verified,
+lowered backward pass) and `derivkit.lower.forms.forward_function` (the loss).
 
 `use_updated_weights=True` reproduces the backprop tutorial's warning on purpose: the last
 layer's parameters are updated first and the backward pass of the layers below then runs with
@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 
 from .errors import DerivkitError
 from .limits import phase, with_timeout
-from .recipes import Recipe
+from .lang.recipes import Recipe
 
 BATCH_SIZE = 64        # default size of the sample dimension (the first axis of X)
 WIDTH = 8              # default size of every other symbolic dimension
@@ -87,11 +87,11 @@ def _need_composite(recipe: Recipe) -> None:
 
 def last_layer(recipe: Recipe) -> tuple[str, ...]:
     """The wrt inputs used by the last step that uses any wrt input, in wrt order."""
-    from .derive.engine import step_definitions
-    from . import ir
+    from .lang.program import program
+    from .lang import ir
 
     _need_composite(recipe)
-    for node in reversed(list(step_definitions(recipe).values())):
+    for node in reversed(list(program(recipe).definitions.values())):
         used = {n.name for n in ir.walk(node) if isinstance(n, ir.Var) and n.role == "input"}
         mine = tuple(w for w in recipe.wrt if w in used)
         if mine:
@@ -130,10 +130,10 @@ def memory_estimate(recipe: Recipe, sizes: Mapping[str, int]) -> int:
     parameter (the student, the teacher, the update, the gradient, the stale gradient)."""
     import math
 
-    from . import ir
-    from .derive.engine import parse_forward
+    from .lang import ir
+    from .lang.program import program
 
-    _, out = parse_forward(recipe)
+    _, out = program(recipe).scope, program(recipe).out
 
     def entries(shape) -> int:
         return math.prod(_concrete(shape, sizes))
@@ -161,10 +161,10 @@ def _concrete(shape, sizes) -> tuple[int, ...]:
 def _target_and_prediction(recipe: Recipe) -> tuple[str, str]:
     """(the data input the loss compares with, the step it is compared with): the data input
     used by the last step whose shape is that of a step the last step uses."""
-    from .derive.engine import step_definitions
-    from . import ir
+    from .lang.program import program
+    from .lang import ir
 
-    steps = step_definitions(recipe)
+    steps = program(recipe).definitions
     loss = list(steps)[-1]
     used = [n for n in ir.walk(steps[loss]) if isinstance(n, ir.Var)]
     preds = [v.name for v in used if v.role == "named"]
@@ -208,7 +208,7 @@ def make_task(recipe: Recipe, sizes: Mapping[str, int] | None = None, seed: int 
     """A seeded synthetic regression task for a composite recipe (see the module docstring)."""
     import numpy as np
 
-    from .forms import form_function
+    from .lower.forms import form_function
 
     _need_composite(recipe)
     concrete = task_sizes(recipe, sizes)
@@ -249,8 +249,8 @@ def train(recipe: Recipe, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
     `timeout=S` stops it after S seconds with `BudgetExceeded` (see `derivkit.limits`)."""
     import numpy as np
 
-    from .chain import backward_function
-    from .forms import forward_function
+    from .lower.backward import backward_function
+    from .lower.forms import forward_function
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise DerivkitError(f"--epochs {epochs!r}: give a whole number of epochs >= 1")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derivkit import api, recipes
+from derivkit import api
+from derivkit.lang import recipes
 from derivkit.check import runner
 from derivkit.errors import DerivkitError
 
@@ -16,11 +17,11 @@ RECIPES = [r.name for r in recipes.load_all()]
 @pytest.mark.parametrize("mode", ["full", "directional"])
 def test_correct_gradients_pass_with_max_rel_error_below_1e_8(name, mode):
     from derivkit.check.sampling import is_analytic
-    from derivkit.derive.engine import parse_forward
+    from derivkit.lang.program import program
 
     tc = api.check_recipe(name, mode=mode, seed=3)
     assert tc.passed
-    analytic = is_analytic(parse_forward(recipes.load(name))[1])
+    analytic = is_analytic(program(recipes.load(name)).out)
     for r in tc.results:
         assert r.passed and r.max_rel_error <= 1e-8, r
         assert r.method == ("complex-step" if analytic else "central-richardson")

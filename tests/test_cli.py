@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RECIPES
-from derivkit.cli import app
+from derivkit.cli.app import app
 
 ANSI = "\x1b["
 RECIPE_NAMES = sorted(p.stem for p in RECIPES.glob("*.toml"))

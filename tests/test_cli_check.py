@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from derivkit.cli import app
+from derivkit.cli.app import app
 from derivkit.results import CheckReport, CheckResult, TargetCheck, WorstEntry
 
 ANSI = "\x1b["
@@ -594,7 +594,7 @@ def test_engine_gate_fails_on_a_wrong_rule_and_shows_it(runner, monkeypatch, tmp
     """The real checker with a linear-layer VJP whose entry [1, 2] is 0.1 % off: exit 1, the
     entry named in the table, the JSON and the JUnit failure."""
     import derivkit.api as api
-    from derivkit import recipes
+    from derivkit.lang import recipes
     from derivkit.check import runner as check_runner
 
     def vjp_w(X, W, b, G):

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from derivkit.cli import app
+from derivkit.cli.app import app
 
 runner = CliRunner()
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derivkit import api, recipes
+from derivkit import api
+from derivkit.lang import recipes
 from derivkit.check import runner
 from derivkit.errors import DerivkitError, RecipeError
 
@@ -46,7 +47,7 @@ def test_a_users_composite_is_derived_in_terms_of_its_intermediates(tmp_path):
 
 def test_composite_gradients_match_hand_written_backprop(tmp_path):
     dirs = _write(tmp_path, TWO_LAYER)
-    from derivkit import forms
+    from derivkit.lower import forms
     recipe = recipes.load("comp", dirs)
     d = api.derive_recipe("comp", recipe_dirs=dirs)
     rng = np.random.default_rng(0)
@@ -124,7 +125,7 @@ def test_a_step_using_a_later_name_is_an_input_error(tmp_path):
 
 
 def test_mlp3_backward_chain_is_the_tutorials_with_shapes_and_every_line_verified():
-    from derivkit import chain
+    from derivkit.derive import chain
 
     lines = {s.lhs: s for s in chain.backward_chain(recipes.load("mlp3"))}
     assert lines["ΔZ3"].form.text == "ΔYhat * where(Z3 >= 0, 1, alpha)"
@@ -139,11 +140,11 @@ def test_backward_function_matches_hand_written_backprop_and_shows_the_updated_w
     import sys
     from pathlib import Path
 
-    from derivkit import chain
+    from derivkit.lower.backward import backward_function
     sys.path.insert(0, str(Path(__file__).parent))
     from test_engine import _mlp3_backprop
 
-    f = chain.backward_function(recipes.load("mlp3"))
+    f = backward_function(recipes.load("mlp3"))
     rng = np.random.default_rng(1)
     shapes = {"X": (5, 3), "T": (5, 2), "W1": (4, 3), "b1": (4,), "W2": (6, 4), "b2": (6,),
               "W3": (2, 6), "b3": (2,)}
@@ -162,7 +163,7 @@ def test_derive_mlp3_shows_the_backward_pass_in_text_and_json():
 
     from typer.testing import CliRunner
 
-    from derivkit.cli import app
+    from derivkit.cli.app import app
 
     runner = CliRunner()
     text = runner.invoke(app, ["derive", "mlp3"])

@@ -7,15 +7,18 @@ from fractions import Fraction
 import pytest
 import sympy as sp
 
-from derivkit import api, forms, functions, ir, recipes
+from derivkit import api
+from derivkit.lower import forms
+from derivkit.lang import ops as functions, ir, recipes
 from derivkit.derive import engine, vjp as vjp_mod
 from derivkit.derive.index import index_symbol
-from derivkit.derive.verify import IndexForm, Problem, Verifier
+from derivkit.derive.crosscheck import IndexForm, Problem, Verifier
+from derivkit.lang.program import program
 
 
 def _verifier(name: str, wrt: str) -> tuple[Verifier, recipes.Recipe]:
     recipe = recipes.load(name)
-    scope, out = engine.parse_forward(recipe)
+    scope, out = program(recipe).scope, program(recipe).out
     up = None if out.rank == 0 else ir.Var(recipe.upstream, out.shape, "upstream")
     problem = Problem(out, {i.name: (i.shape, i.domain) for i in recipe.inputs},
                       tuple(p.name for p in recipe.params), {recipe.output: out}, scope.var(wrt), up)
@@ -25,7 +28,7 @@ def _verifier(name: str, wrt: str) -> tuple[Verifier, recipes.Recipe]:
 def _form(recipe, text):
     node, _, _ = forms.parse_form(recipe, text)
     # the upstream gradient parses as an input; make it the verifier's upstream variable
-    _, out = engine.parse_forward(recipe)
+    out = program(recipe).out
     if out.rank:
         node = ir.substitute(node, {ir.Var(recipe.upstream, out.shape, "input"):
                                     ir.Var(recipe.upstream, out.shape, "upstream")})
@@ -57,7 +60,7 @@ def test_transposed_form_is_caught_because_sizes_are_distinct_and_entries_symbol
     d = api.derive_expression("trace(A @ X)", ["X"], {"A": "n,n", "X": "n,n"})
     assert d.derivatives[0].matrix.text == "A.T"
     recipe = api.recipe_from_expression("trace(A @ X)", ["X"], {"A": "n,n", "X": "n,n"})
-    scope, out = engine.parse_forward(recipe)
+    scope, out = program(recipe).scope, program(recipe).out
     verifier = Verifier(Problem(out, {"A": (("n", "n"), "real"), "X": (("n", "n"), "real")}, (),
                                 {"f": out}, scope.var("X"), None))
     assert not verifier.check_matrix("gradient", scope.var("A")).verified  # A instead of Aᵀ

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derivkit import api, forms, recipes
+from derivkit import api
+from derivkit.lower import forms
+from derivkit.lang import recipes
 
 RECIPES = [r.name for r in recipes.load_all()]
 
@@ -223,7 +225,7 @@ def test_scalar_rules_keep_float_constants_exact():
     """A float in an elementwise derivative (e.g. 0.5) is lowered as 0.5, not rounded."""
     import sympy as sp
 
-    from derivkit import ir
+    from derivkit.lang import ir
     from derivkit.derive.vjp import from_scalar_sympy
 
     t = sp.Symbol("t", real=True)

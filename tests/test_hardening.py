@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derivkit.cli import app
+from derivkit.cli.app import app
 
 PACKAGE = Path(__file__).resolve().parent.parent / "derivkit"
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"

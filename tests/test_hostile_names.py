@@ -11,11 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derivkit import api, chain, emit, module
+from derivkit import api
+from derivkit.lower.backward import backward_function
+from derivkit.lower import emit, module
 from derivkit.check.runner import check
 from derivkit.derive.engine import derive
 from derivkit.errors import DerivkitError, RecipeError
-from derivkit.recipes import parse_recipe
+from derivkit.lang.recipes import parse_recipe
 
 
 # ---------------------------------------------------------------------------- the recipe
@@ -61,7 +63,7 @@ def _exercise(n: dict[str, str]) -> None:
     lowered = module.lower(recipe, derivation)
     fns = module.load(lowered)
     np.testing.assert_allclose(fns[f"grad_{n['W']}"](**values), want, rtol=1e-10, atol=1e-13)
-    backward = chain.backward_function(recipe)
+    backward = backward_function(recipe)
     np.testing.assert_allclose(backward(**values)[f"∂{n['L']}/∂{n['W']}"], want, rtol=1e-10, atol=1e-13)
     assert check(recipe, sizes={n["m"]: 3, n["d"]: 2, n["k"]: 4}).passed
 
@@ -174,7 +176,7 @@ def test_generated_code_has_no_string_constants_but_docstrings():
 
 
 def test_keyword_names_on_the_command_line_are_one_line_errors(runner):
-    from derivkit.cli import app
+    from derivkit.cli.app import app
 
     for args in (["derive", "--expr", "sum(x)", "--wrt", "x", "--shape", "x=n", "--shape", "None=n"],
                  ["check", "--expr", "sum(x)", "--wrt", "x", "--shape", "x=lambda"],
@@ -202,8 +204,8 @@ def test_lowered_softmax_gradients_are_as_stable_as_the_forward():
 
 
 def test_only_formulas_invariant_to_the_scaling_are_shifted():
-    from derivkit import ir
-    from derivkit.stable import SHIFTED, shift_exponentials
+    from derivkit.lang import ir
+    from derivkit.lower.stable import SHIFTED, shift_exponentials
 
     Z, C = ir.Var("Z", ("m", "n")), ir.Var("C", ("m", "n"))
     x = ir.Var("x", ("n",))
@@ -230,7 +232,7 @@ def test_colliding_names_through_every_command(runner, tmp_path, monkeypatch):
     derive, check, lower (import and call), verify and train: exit 0 and right results."""
     import importlib.util
 
-    from derivkit.cli import app
+    from derivkit.cli.app import app
 
     n = dict(DEFAULT, X="np", W="exp", T="dict", U="exec", m="s", d="r", k="i", alpha="e", H="k",
              P="Z", L="t1")

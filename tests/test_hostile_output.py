@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from derivkit.cli import app
+from derivkit.cli.app import app
 from derivkit.render.text import json_text, visible, visible_data
 
 FAKE_VERDICT = "\x1b[1A\x1b[2K\x1b[32m✓ all targets passed"
@@ -164,7 +164,7 @@ def hostile_search_path(tmp_path, monkeypatch) -> Path:
     the `evil` recipe, and a file whose name is a fake verdict and whose folder name sets the
     terminal title; its `name` field does not match the file name, so it is a failed target
     whose error quotes its path."""
-    import derivkit.recipes as recipes
+    import derivkit.lang.recipes as recipes
 
     folder = tmp_path / TITLE
     write_recipe(folder)
@@ -312,7 +312,7 @@ def test_train_without_lower_layers_reports_no_deviation(runner, tmp_path):
 def test_train_renderer_cleans_names():
     from rich.console import Console
 
-    from derivkit.cli_train import _render
+    from derivkit.cli.train import _render
     from derivkit.train import TrainResult
 
     result = TrainResult(recipe=FAKE_VERDICT, epochs=2, lr=0.1, seed=0, sizes={TITLE: 3},
@@ -396,7 +396,7 @@ def test_progress_description_is_visible():
     ("m,n", ("m", "n")), ("m×n", ("m", "n")), ("3, n", (3, "n")), ("scalar", ()),
 ])
 def test_only_a_comma_or_the_multiplication_sign_separates_dimensions(text, shape):
-    from derivkit.shapes import parse_shape
+    from derivkit.lang.shapes import parse_shape
 
     assert parse_shape(text) == shape
 

@@ -19,12 +19,13 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from derivkit import api, recipes
+from derivkit import api
+from derivkit.lang import recipes
 from derivkit.check import runner as check_runner
-from derivkit.cli import app
-from derivkit.diagnose import LOW_PRECISION
+from derivkit.cli.app import app
+from derivkit.audit.diagnose import LOW_PRECISION
 from derivkit.errors import DerivkitError
-from derivkit.impl import check as check_impl
+from derivkit.audit.impl import check as check_impl
 
 EXAMPLES = Path(__file__).resolve().parent / "impl_examples"
 FAST = dict(mode="full")   # every entry, no directional repeat: one result per input
@@ -292,7 +293,7 @@ def _with_wrt(w: str):
 
 def test_diagnose_says_nothing_for_the_true_value_or_for_noise():
     from derivkit.derive.engine import derive
-    from derivkit.diagnose import Point, diagnose, true_value
+    from derivkit.audit.diagnose import Point, diagnose, true_value
 
     recipe = recipes.load("linear")
     dv = next(d for d in derive(recipe).derivatives if d.wrt == "W")
@@ -439,7 +440,7 @@ def test_help_stays_light_with_impl(tmp_path):
     code = ("import sys\nfrom derivkit.cli import app\n"
             "try:\n    app(args=['check', '--help'], prog_name='derivkit')\nexcept SystemExit:\n"
             "    pass\nprint('@@', sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('sympy', 'numpy') or m in ('derivkit.impl', 'derivkit.diagnose')))")
+            "('sympy', 'numpy') or m in ('derivkit.audit.impl', 'derivkit.audit.diagnose')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path, env=dict(os.environ, NO_COLOR="1"))
     assert "@@ []" in proc.stdout, proc.stdout[-500:] + proc.stderr

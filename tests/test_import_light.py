@@ -22,7 +22,7 @@ except SystemExit as exc:
 else:
     code = 0
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("sympy", "numpy", "mpmath")
-               or m.startswith(("derivkit.derive", "derivkit.language")))
+               or m.startswith(("derivkit.derive", "derivkit.lang.parse")))
 print("\\n@@" + json.dumps({"code": code, "heavy": heavy}))
 """
 
@@ -39,7 +39,7 @@ def test_light_commands_do_not_import_heavy_modules(args, tmp_path):
 
 
 def test_import_derivkit_is_light(tmp_path):
-    code = ("import sys, derivkit.cli, derivkit.api, derivkit.recipes, derivkit.options, "
+    code = ("import sys, derivkit.cli, derivkit.api, derivkit.lang.recipes, derivkit.cli.values, "
             "derivkit.render.rich_render, derivkit.render.json_render; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sympy', 'numpy')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derivkit import api, ir, printing
+from derivkit import api
+from derivkit.lang import ir, printing
 from derivkit.errors import DerivkitError, ExpressionError
-from derivkit.language import Scope, parse
+from derivkit.lang.parse import Scope, parse
 
 SCOPE = Scope({"x": ("n",), "y": ("n",), "A": ("n", "n"), "X": ("m", "n"), "W": ("n", "k")},
               {"c": 0.5})

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from derivkit import api, limits
-from derivkit.cli import app
+from derivkit.cli.app import app
 from derivkit.errors import BudgetExceeded, DerivkitError, ExpressionError
 from derivkit.limits import _TimeUp, budget, time_limit
 
@@ -261,8 +261,8 @@ def test_check_all_lets_the_budget_through(monkeypatch):
 
 
 def test_the_budget_is_not_turned_into_a_parse_error(monkeypatch):
-    from derivkit import ir
-    from derivkit.language import Scope, parse
+    from derivkit.lang import ir
+    from derivkit.lang.parse import Scope, parse
 
     def out_of_time(*a, **k):
         raise BudgetExceeded("derive took longer than the 1 s budget")
@@ -282,7 +282,7 @@ def test_constant_folded_exponents_obey_the_limit(cli, power):
 
 
 def test_exponents_within_the_limit_still_work():
-    from derivkit.language import Scope, constant_value, parse
+    from derivkit.lang.parse import Scope, constant_value, parse
 
     scope = Scope({"x": ("n",)}, {})
     assert constant_value(parse("(8*8)", scope)) == 64
@@ -304,8 +304,8 @@ def test_sixty_nested_functions_are_refused_before_any_work(cli):
 @pytest.mark.parametrize("parse_it", ["expression", "claim"])
 def test_no_syntax_warning_before_the_error_line(parse_it):
     """'1if x' makes Python's parser warn (invalid decimal literal) on stderr."""
-    from derivkit.claims import ClaimScope, parse_index_claim
-    from derivkit.language import Scope, parse
+    from derivkit.audit.claims import ClaimScope, parse_index_claim
+    from derivkit.lang.parse import Scope, parse
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -386,7 +386,7 @@ def test_training_arrays_that_do_not_fit_are_refused(cli):
 
 
 def test_memory_estimates_cover_every_array_and_let_ordinary_sizes_through():
-    from derivkit import recipes
+    from derivkit.lang import recipes
     from derivkit.check import runner as check_runner
     from derivkit.train import MAX_TRAIN_BYTES, memory_estimate, task_sizes
 
@@ -395,10 +395,10 @@ def test_memory_estimates_cover_every_array_and_let_ordinary_sizes_through():
     assert memory_estimate(mlp3, task_sizes(mlp3, {"m": 10**8})) > MAX_TRAIN_BYTES
     import numpy as np
 
-    from derivkit.derive.engine import parse_forward
+    from derivkit.lang.program import program
 
     softmax = recipes.load("softmax")
-    target = check_runner._Target(softmax, parse_forward(softmax)[1], {"n": 2000}, {}, np.float64,
+    target = check_runner._Target(softmax, program(softmax).out, {"n": 2000}, {}, np.float64,
                                   ["z"])
     dvs = api.derive_recipe("softmax").derivatives
     parts = check_runner.memory_estimate(target, "z", dvs, "auto", 8)

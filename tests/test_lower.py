@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from test_engine import REFERENCE, _inputs, _sig, _softmax
 
-from derivkit import api, module, recipes
-from derivkit.cli import app
+from derivkit import api
+from derivkit.lower import module
+from derivkit.lang import recipes
+from derivkit.cli.app import app
 from derivkit.errors import DerivkitError
 from derivkit.results import Verification
 
@@ -419,7 +421,7 @@ def test_lower_help_is_light(tmp_path):
 def test_source_is_highlighted_on_a_colour_terminal(monkeypatch, capsys, lowered):
     import re
 
-    from derivkit.cli_lower import _print_source
+    from derivkit.cli.lower import _print_source
 
     monkeypatch.setenv("FORCE_COLOR", "1")
     monkeypatch.delenv("NO_COLOR", raising=False)

@@ -1,4 +1,4 @@
-"""Output files (`lower -o FILE`, `check --junit FILE`) are written by `derivkit.outfile`
+"""Output files (`lower -o FILE`, `check --junit FILE`) are written by `derivkit.render.outfile`
 (issue 10, part G): atomically (a temporary file in the same folder, renamed), never through a
 symbolic link, never into a FIFO, device or folder; every failure is exit 2 with one line."""
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from derivkit.cli import app
+from derivkit.cli.app import app
 from derivkit.errors import DerivkitError
-from derivkit.outfile import check_output, write_output
+from derivkit.render.outfile import check_output, write_output
 from derivkit.results import CheckResult, TargetCheck
 
 LONG = "a" * 300 + ".py"       # longer than any file-name limit (255 bytes on Linux, macOS)
@@ -79,7 +79,7 @@ def test_an_existing_file_is_refused_without_force_or_overwrite(tmp_path):
 def test_a_file_that_appears_meanwhile_is_not_overwritten(tmp_path, monkeypatch):
     """The check and the write are apart in time; without --force, the rename never replaces a
     file created in between (a hard link fails if the name exists)."""
-    import derivkit.outfile as outfile
+    import derivkit.render.outfile as outfile
 
     out = tmp_path / "m.py"
 
@@ -95,7 +95,7 @@ def test_a_file_that_appears_meanwhile_is_not_overwritten(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("failure", [errno.ENOSPC, errno.EFBIG, errno.EIO])
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch, failure):
-    import derivkit.outfile as outfile
+    import derivkit.render.outfile as outfile
 
     out = tmp_path / "m.py"
     out.write_text("old content\n")

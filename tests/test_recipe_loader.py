@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import RECIPES
-from derivkit import recipes
-from derivkit.cli import app
+from derivkit.lang import recipes
+from derivkit.cli.app import app
 from derivkit.errors import RecipeError, UnknownRecipeError
 
 GOOD = '''name = "{name}"

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from derivkit import recipes
-from derivkit.cli import app
-from derivkit.cli_train import loss_chart
+from derivkit.lang import recipes
+from derivkit.cli.app import app
+from derivkit.cli.train import loss_chart
 from derivkit.errors import DerivkitError
 from derivkit.train import last_layer, make_task, train
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from derivkit import api
-from derivkit.claims import ClaimScope, is_index_claim, parse_index_claim
-from derivkit.cli import app
+from derivkit.audit.claims import ClaimScope, is_index_claim, parse_index_claim
+from derivkit.cli.app import app
 from derivkit.errors import DerivkitError, ExpressionError
 
 

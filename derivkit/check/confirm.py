@@ -1,29 +1,51 @@
-"""Confirm a derived form against finite differences, when element-wise symbolic verification
-is too large (deep compositions such as a 3-layer network): the full check (every entry, complex
-step or central differences with Richardson) at several size assignments, distinct per
-dimension."""
+"""Confirm derived forms against finite differences where element-wise symbolic verification is
+too large (deep compositions such as a 3-layer network): the engine marks such a form
+`PENDING`, and `confirm` runs the full check (every entry, complex step or central differences
+with Richardson) at several size assignments, distinct per dimension."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import time
+from dataclasses import replace
 
-from ..recipes import Recipe
-from ..derive.verify import fmt_sizes
-from ..results import Verification
+from ..derive.crosscheck import fmt_sizes
+from ..derive.engine import derive
+from ..lang.recipes import Recipe
+from ..results import PENDING, Derivation, Derivative, Verification
+from .runner import check
 
 
-def confirm_numerically(recipe: Recipe, wrt: str, kind: str, text: str,
-                        assignments: list[dict[str, int]], reason: str) -> Verification:
-    from .runner import check
+def derive_confirmed(recipe: Recipe) -> Derivation:
+    """`derive(recipe)` with every pending form confirmed numerically."""
+    return confirm(recipe, derive(recipe))
 
-    fake = SimpleNamespace(derivatives=(SimpleNamespace(wrt=wrt, kind=kind, matrix=SimpleNamespace(
-        text=text)),), conventions=())
-    from dataclasses import replace
 
-    single = replace(recipe, wrt=(wrt,))
+def confirm(recipe: Recipe, derivation: Derivation) -> Derivation:
+    """`derivation` with every form whose verification is `PENDING` checked numerically."""
+    pending = [dv for dv in derivation.derivatives
+               if dv.matrix is not None and dv.matrix.verification.method == PENDING]
+    if not pending:
+        return derivation
+    started = time.perf_counter()
+    done: dict[int, Derivative] = {}
+    for dv in pending:
+        assert dv.matrix is not None
+        ver = _confirm_form(recipe, derivation, dv)
+        done[id(dv)] = replace(dv, matrix=replace(dv.matrix, verification=ver))
+    derivatives = tuple(done.get(id(dv), dv) for dv in derivation.derivatives)
+    return replace(derivation, derivatives=derivatives,
+                   elapsed_s=derivation.elapsed_s + time.perf_counter() - started)
+
+
+def _confirm_form(recipe: Recipe, derivation: Derivation, dv: Derivative) -> Verification:
+    assert dv.matrix is not None
+    pending = dv.matrix.verification
+    assignments, reason = list(pending.sizes), pending.detail
+    single = replace(recipe, wrt=(dv.wrt,))
+    alone = replace(derivation, derivatives=(dv,), conventions=(), warnings=())
     worst, method, done = 0.0, "", []
     for k, sizes in enumerate(assignments):
-        tc = check(single, mode="full", sizes=sizes, seed=k, derivation=fake)
+        tc = check(single, mode="full", sizes=sizes, seed=k, derivation=alone)
         for r in tc.results:
             if not r.passed:
                 e = r.worst[0] if r.worst else None
@@ -41,4 +63,3 @@ def confirm_numerically(recipe: Recipe, wrt: str, kind: str, text: str,
     return Verification(True, "finite-differences", tuple(done),
                         f"verified numerically against finite differences ({method}, every entry, "
                         f"max relative error {worst:.1e}) at {at}; {reason}")
-

@@ -24,19 +24,21 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from .. import ir
-from ..derive.engine import derive, parse_forward
+from ..lang import ir
+from ..derive.engine import derive
+from ..lang.program import program
 from ..errors import BudgetExceeded, DerivkitError
-from ..forms import form_function, parse_form
+from ..lower.forms import form_function, parse_form
 from ..limits import phase
-from ..lower import batched_function
-from ..recipes import Recipe
-from ..results import CheckReport, CheckResult, Derivation, TargetCheck, WorstEntry
+from ..lower.source import batched_function
+from ..lang.recipes import Recipe
+from ..results import CheckReport, CheckResult, Derivation, Derivative, TargetCheck, WorstEntry
 from . import finite, sampling
 
 MODES = ("auto", "full", "directional")
@@ -120,16 +122,53 @@ def _quantile_product(k: int, scalar_output: bool) -> float:
     return float(np.quantile(z, MISS_PROBABILITY ** (1.0 / k)))
 
 
+@dataclass
+class Point:
+    """Where the checker compared: the recipe, the input, its derivative, the sampled inputs."""
+
+    recipe: Recipe
+    wrt: str
+    dv: Derivative
+    values: dict
+    params: dict
+    sizes: dict
+    dtype: type
+    x_shape: tuple
+    out_shape: tuple
+
+    @property
+    def tol(self) -> float:
+        return math.sqrt(float(np.finfo(self.dtype).eps))
+
+    @property
+    def lhs(self) -> str:
+        return self.dv.lhs_pretty or f"∂L/∂{self.wrt}"
+
+    @property
+    def shape(self) -> tuple:
+        """The derivative's shape: the input's, or (output, input) for a Jacobian."""
+        jacobian = self.dv.kind == "jacobian"
+        return tuple(self.out_shape) + tuple(self.x_shape) if jacobian else tuple(self.x_shape)
+
+    @property
+    def true(self) -> str:
+        return "the true Jacobian" if self.dv.kind == "jacobian" else "the true gradient"
+
+
+Assess = Callable[[Point, Callable, list[CheckResult], np.random.Generator], list[CheckResult]]
+
+
 # ---------------------------------------------------------------- the check
 def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = None,
           seed: int = 0, dtype: str = "float64", rtol: float | None = None,
           atol: float | None = None, directions: int = 8,
           params: dict[str, float] | None = None, derivation: Derivation | None = None,
-          implementations: dict | None = None) -> TargetCheck:
+          implementations: dict | None = None, assess: Assess | None = None) -> TargetCheck:
     """`implementations` maps (kind, wrt) to a callable used instead of derivkit's derived form
     (keywords: the inputs, the upstream gradient for "vjp", the parameters). When given (non-empty),
-    only those (kind, wrt) pairs are checked, each also against derivkit's derived form, and a
-    failed one carries the mistakes `derivkit.diagnose` recognises; a callable may expose a dict
+    only those (kind, wrt) pairs are checked, each also against derivkit's derived form, and
+    `assess(point, implementation, results, rng)` may rewrite each one's results (the audit
+    layer passes `derivkit.audit.diagnose.assess`, which adds the mistakes it recognises); a callable may expose a dict
     `modified` (input name -> largest change) of inputs it changed in place, which fails it."""
     started = time.perf_counter()
     if mode not in MODES:
@@ -141,7 +180,7 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
     for name, value in (("--rtol", rtol), ("--atol", atol)):
         if value is not None and not (value >= 0 and math.isfinite(value)):
             raise DerivkitError(f"{name} must be a finite number ≥ 0, got {value}")
-    scope, out = parse_forward(recipe)
+    scope, out = program(recipe).scope, program(recipe).out
     dims = sorted(scope.dims)
     all_params = {p.name: p.default for p in recipe.params}
     for name, value in (params or {}).items():
@@ -175,7 +214,7 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
                 with phase(f"checking ∂{recipe.output}/∂{w} numerically at "
                            f"{_fmt_sizes(concrete_sizes)}"):
                     results.extend(_check_input(target, w, dvs, mode, rng, rtol, atol, directions,
-                                                notes, implementations or {}))
+                                                notes, implementations or {}, assess))
             except np.linalg.LinAlgError as exc:   # a matrix singular near the sampled point
                 raise DerivkitError(
                     f"a matrix under inv or det is singular near the sampled inputs of "
@@ -189,7 +228,7 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
 
 
 @lru_cache(maxsize=256)
-def _compiled_form(recipe: Recipe, text: str, fname: str):
+def compiled_form(recipe: Recipe, text: str, fname: str):
     """The derived form as a NumPy function, compiled once per (recipe, form)."""
     return form_function(recipe, text, fname)
 
@@ -207,7 +246,8 @@ def _chunk(target: _Target, n_batch: int) -> int:
 
 
 def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: int,
-                 notes: list[str], implementations: dict) -> list[CheckResult]:
+                 notes: list[str], implementations: dict, assess: Assess | None
+                 ) -> list[CheckResult]:
     recipe, out = target.recipe, target.out
     analytic = sampling.is_analytic(out)
     fb = _compiled_forward(out, tuple(target.args), w, tuple(sorted(target.sizes.items())),
@@ -238,7 +278,7 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
                 if derived is None:
                     if dv.matrix is None:
                         continue
-                    derived = _compiled_form(recipe, dv.matrix.text, f"{dv.kind}_{w}")
+                    derived = compiled_form(recipe, dv.matrix.text, f"{dv.kind}_{w}")
                 mine = []
                 for run, how in ((run_full, "full"), (run_directional, "directional")):
                     if not run:
@@ -255,9 +295,7 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
                         got, want = exc.args
                         mine.append(_shape_failure(w, dv.kind, how, x_shape, got, want,
                                                    "implemented" if impl else "derived"))
-                if impl is not None:
-                    from ..diagnose import Point, assess
-
+                if impl is not None and assess is not None:
                     point = Point(recipe, w, dv, values, target.params, target.sizes,
                                   target.dtype, x_shape, out_shape)
                     mine = assess(point, impl, mine, rng)
@@ -358,8 +396,8 @@ MAX_CONDITION = 1e10   # beyond this, finite differences through inv() lose most
 def _refuse_singular(target: _Target, values: dict) -> None:
     """An inverse of a (nearly) singular matrix at the sampled point: its derivative (∝ its
     condition number squared) cannot be checked there, and is reported instead."""
-    from ..lower import compile_function, function_source
-    from ..printing import language
+    from ..lower.source import compile_function, function_source
+    from ..lang.printing import language
 
     inputs = {i.name: i.shape for i in target.recipe.inputs}
     for n in [n for n in ir.walk(target.out) if isinstance(n, (ir.Inv, ir.Det))]:  # inner first
@@ -656,7 +694,7 @@ def _localise_output(target, dv, derived, values, u, e_index, column, out_shape,
 # ---------------------------------------------------------------- every recipe
 def check_all(*, recipe_dirs=None, progress=None, sizes: dict[str, int] | None = None, **options
               ) -> CheckReport:
-    from ..recipes import discover, load_file, recipe_dirs as search_path
+    from ..lang.recipes import discover, load_file, recipe_dirs as search_path
 
     started = time.perf_counter()
     targets: list[TargetCheck] = []
@@ -670,7 +708,7 @@ def check_all(*, recipe_dirs=None, progress=None, sizes: dict[str, int] | None =
             if recipe.name != name:
                 raise DerivkitError(f"{path}: field 'name' is {recipe.name!r} but the file is "
                                     f"{path.name}")
-            scope, _ = parse_forward(recipe)
+            scope, _ = program(recipe).scope, program(recipe).out
             mine = {k: v for k, v in (sizes or {}).items() if k in scope.dims}
             targets.append(check(recipe, sizes=mine, **options))
         except BudgetExceeded:     # the command's --timeout: stop, do not fail one target

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ir
+from ..lang import ir
 from ..errors import DerivkitError
-from ..lower import batched_function
-from ..recipes import Recipe
+from ..lower.source import batched_function
+from ..lang.recipes import Recipe
 
 DEFAULT_VALUES = (3, 4, 5, 6, 7, 8, 9, 10)
 KINK_FUNCTIONS = {"relu": 0.0, "leaky_relu": 0.0, "abs": 0.0, "sign": 0.0}

@@ -12,60 +12,22 @@ from __future__ import annotations
 
 import time
 
-from .. import functions, ir
+from ..lang import ops as functions, ir
 from ..errors import DerivkitError, ExpressionError
-from ..language import Scope, parse
-from ..printing import GREEK, language, latex, pretty
-from ..recipes import Recipe
-from ..results import Derivation, Derivative, Form, InputInfo
-from ..shapes import fmt_shape
+from ..lang.program import program
+from ..lang.printing import GREEK, language, latex, pretty
+from ..lang.recipes import Recipe
+from ..results import PENDING, Derivation, Derivative, Form, InputInfo, Verification
+from ..lang.shapes import fmt_shape
 from . import index as ix
 from .jacobian import jacobian
 from .simplify import Simplifier, is_zero
-from .verify import IndexForm, Problem, Verifier
+from .crosscheck import IndexForm, Problem, Verifier
 from .vjp import vjp
 
 OUT_LETTERS = "ijkl"
 IN_LETTERS = {(1, 1): "j", (0, 1): "i", (0, 2): "ij", (1, 2): "rs", (2, 2): "rs", (2, 1): "r",
               (0, 0): "", (1, 0): "", (2, 0): ""}
-
-
-def parse_forward(recipe: Recipe) -> tuple[Scope, ir.Node]:
-    """The forward as one IR tree (a composite's steps inlined)."""
-    scope, out, _ = parse_steps(recipe)
-    return scope, out
-
-
-def step_definitions(recipe: Recipe) -> dict[str, ir.Node]:
-    """{step name: its IR over inputs and earlier steps (as named variables)}, in order; for a
-    plain recipe {output: forward}."""
-    scope = Scope({i.name: i.shape for i in recipe.inputs}, {p.name: p.default for p in recipe.params})
-    raw: dict[str, ir.Node] = {}
-    for name, text in recipe.steps or ((recipe.output, recipe.forward),):
-        raw[name] = parse(text, Scope(scope.inputs, scope.params, {k: v.shape for k, v in raw.items()}))
-    return raw
-
-
-def parse_steps(recipe: Recipe) -> tuple[Scope, ir.Node, dict[str, ir.Node]]:
-    """(scope, forward IR with every step inlined, {step name: its inlined IR})."""
-    scope = Scope({i.name: i.shape for i in recipe.inputs}, {p.name: p.default for p in recipe.params})
-    steps = recipe.steps or (("", recipe.forward),)
-    defs: dict[str, ir.Node] = {}
-    node = None
-    for number, (name, text) in enumerate(steps, 1):
-        local = Scope(scope.inputs, scope.params, {k: v.shape for k, v in defs.items()})
-        try:
-            node = parse(text, local)
-        except ExpressionError as exc:
-            key = f"steps.{number}.expr" if name else "forward"
-            where = ("--expr" if recipe.name == "expr" and not recipe.path else
-                     f"{recipe.where(key)}: recipe {recipe.name!r}: "
-                     + (f"step {name!r}" if name else "forward"))
-            raise ExpressionError(f"{where}: {exc.message}", hint=exc.hint) from None
-        node = ir.substitute(node, {ir.Var(k, v.shape, "named"): v for k, v in defs.items()})
-        if name:
-            defs[name] = node
-    return scope, node, defs
 
 
 def _letters(out_rank: int, in_rank: int, taken: set[str]) -> tuple[list[str], list[str]]:
@@ -90,7 +52,8 @@ def _latex_name(name: str, idx: list[str] = ()) -> str:
 
 def derive(recipe: Recipe) -> Derivation:
     started = time.perf_counter()
-    scope, out, steps = parse_steps(recipe)
+    prog = program(recipe)
+    scope, out, steps = prog.scope, prog.out, prog.inlined
     named_defs = {recipe.output: out, **steps}
     named_nodes = {}
     for name, node in list(steps.items()) + [(recipe.output, out)]:
@@ -158,11 +121,8 @@ def derive(recipe: Recipe) -> Derivation:
                 lhs_l = rf"\frac{{\partial L}}{{\partial {_latex_name(w)}}}"
             matrix = None
             if form is not None:
-                if too_large:
-                    from ..check.confirm import confirm_numerically
-
-                    ver = confirm_numerically(recipe, w, kind, language(form),
-                                              verifier.assignments, too_large)
+                if too_large:   # confirmed numerically after derivation: derivkit.check.confirm
+                    ver = Verification(False, PENDING, tuple(verifier.assignments), too_large)
                 else:
                     ver = verifier.check_matrix(kind, form)
                 matrix = Form(language(form), pretty(form), f"{lhs_l} = {latex(form)}", ver)
@@ -203,7 +163,7 @@ def _chain(recipe: Recipe):
     """The backward pass line by line, for composite recipes whose last step is a scalar loss."""
     if not recipe.steps:
         return ()
-    from ..chain import backward_chain
+    from .chain import backward_chain
 
     try:
         return backward_chain(recipe)
@@ -216,7 +176,7 @@ def _forward_text(recipe: Recipe, out: ir.Node, printer, sep: str) -> str:
     if not recipe.steps:
         return f"{printer(ir.Var(recipe.output, ()))} = {printer(out)}"
     return sep.join(f"{printer(ir.Var(name, ()))} = {printer(node)}"
-                    for name, node in step_definitions(recipe).items())
+                    for name, node in program(recipe).definitions.items())
 
 
 def _index_form(cot: ir.Node, upstream: ir.Var | None, oi: list[str], ii: list[str],

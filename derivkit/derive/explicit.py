@@ -16,7 +16,7 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from .. import functions, ir
+from ..lang import ops as functions, ir
 from .index import CMP
 
 
@@ -150,7 +150,7 @@ class Explicit:
         m = sp.Matrix(self.ev(n.a).tolist())
         det = sp.expand(m.det(method="berkowitz"))
         if det == 0:
-            from ..printing import language
+            from ..lang.printing import language
 
             raise Undefined(f"inv({language(n.a)}) is the inverse of a matrix that is singular "
                             f"for every input (its determinant is identically 0)")

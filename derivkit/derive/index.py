@@ -13,8 +13,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from .. import functions, ir
-from ..printing import GREEK
+from ..lang import ops as functions, ir
+from ..lang.printing import GREEK
 
 FACTOR_LIMIT_S = 2.0   # one factor() of an index form; past it the unfactored form is kept
 CMP = {">": sp.StrictGreaterThan, ">=": sp.GreaterThan, "<": sp.StrictLessThan,
@@ -215,11 +215,11 @@ class IndexEvaluator:
         return base[idx] if idx else base
 
     def _Det(self, n, idx):
-        from ..printing import language
+        from ..lang.printing import language
         return self._opaque(n, f"det({language(n.a)})", ())
 
     def _Inv(self, n, idx):
-        from ..printing import language
+        from ..lang.printing import language
         return self._opaque(n, f"inv({language(n.a)})", idx)
 
     def _Diag(self, n, idx):
@@ -422,7 +422,7 @@ class _IndexPrinter(StrPrinter):
 
 
 class TextPrinter(_IndexPrinter):
-    """The claim language: X[i,r]*delta(j,s); parses back through derivkit.claims."""
+    """The claim language: X[i,r]*delta(j,s); parses back through derivkit.audit.claims."""
 
 
 class PrettyIndexPrinter(_IndexPrinter):

@@ -8,7 +8,7 @@ VJP has a form these rules do not cover: the caller then says no closed Jacobian
 
 from __future__ import annotations
 
-from .. import ir
+from ..lang import ir
 
 
 class _NoForm(Exception):

@@ -24,7 +24,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-from .. import ir
+from ..lang import ir
 from ..limits import _TimeUp, time_limit  # noqa: F401 - re-exported: verify, explicit and index use them
 
 MAX_FACTOR_OPS = 80

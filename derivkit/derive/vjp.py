@@ -2,7 +2,7 @@
 
 Each array operation has one VJP rule below (the matrix-calculus identities: for C = A B,
 Ā = C̄ Bᵀ and B̄ = Aᵀ C̄; for c = Σ a, ā = c̄ 𝟙; ...). Elementwise functions have no rule here:
-their derivative comes from `derivkit.functions.derivative`, i.e. from differentiating the
+their derivative comes from `derivkit.lang.ops.derivative`, i.e. from differentiating the
 function's SymPy definition. Macros (softmax, mean) are differentiated through their expansion,
 so their derivatives are derived, never stated. Broadcasting is undone by summing (NumPy rules).
 """
@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import sympy as sp
 
-from .. import functions, ir
+from ..lang import ops as functions, ir
 from .simplify import _ir_number
-from ..shapes import Shape
+from ..lang.shapes import Shape
 
 
 def unbroadcast(x: ir.Node, shape: Shape) -> ir.Node:

@@ -22,8 +22,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..results import CheckReport, CheckResult, TargetCheck
-from .check_json import (fmt_index, fmt_num, fmt_sizes, result_passed, target_passed,
-                         within_tolerance)
+from .check_json import fmt_index, fmt_num, fmt_sizes, result_passed, target_passed, within_tolerance
 from .text import visible, visible_data
 
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -169,10 +168,10 @@ def junit_xml(check: TargetCheck | CheckReport) -> bytes:
 
 
 def write_junit(path: str | Path, check: TargetCheck | CheckReport) -> None:
-    """Write the JUnit file with `derivkit.outfile.write_output`: atomically, overwriting a
+    """Write the JUnit file with `derivkit.render.outfile.write_output`: atomically, overwriting a
     regular file, never through a symbolic link or into a FIFO, device or folder. An unwritable
     path is an input error (exit 2), not a crash."""
-    from ..outfile import write_output
+    from .outfile import write_output
 
     write_output(path, junit_xml(check), force=False, overwrite=True, option="--junit")
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..results import Derivation, Derivative, Form, RecipeSummary, Verification
-from ..shapes import fmt_shape
+from ..lang.shapes import fmt_shape
 from . import format_sizes, form_selection
 from .json_render import equation_latex, with_lhs
 from .text import visible_data

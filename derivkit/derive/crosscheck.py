@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from .. import functions, ir
+from ..lang import ops as functions, ir
 from ..results import Verification
 from .explicit import EXACT, Explicit, Undefined, symbol_array, zero_test
 from .index import dim_symbol, transparent

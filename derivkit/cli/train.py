@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import DEFAULT_TIMEOUT, RecipesOption, TimeoutOption
+from .options import DEFAULT_TIMEOUT, RecipesOption, TimeoutOption
 
 HELP = ("Train a composite recipe's network by gradient descent with derivkit's gradients.\n\n"
         "Builds a seeded synthetic regression task (X ~ N(0,1), targets from a random teacher "
@@ -67,9 +67,9 @@ def train_command(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Train a composite recipe's network by gradient descent (help text: HELP)."""
-    from .options import parse_sizes
-    from .recipes import load
-    from .train import train
+    from .values import parse_sizes
+    from ..lang.recipes import load
+    from ..train import train
 
     sizes = parse_sizes(size)
     recipe = load(name, recipes or None)
@@ -79,7 +79,7 @@ def train_command(
         result = train(recipe, **options)
         typer.echo(_dumps(result))
         return
-    from .render.rich_render import make_console
+    from ..render.rich_render import make_console
 
     result = _train_with_progress(recipe, train, options, make_console(stderr=True))
     _render(make_console(), result)
@@ -95,7 +95,7 @@ def _train_with_progress(recipe, train, options, console):
                MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}", markup=False),
                TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
-        from .render.text import visible
+        from ..render.text import visible
 
         task = progress.add_task(visible(recipe.name), total=options["epochs"], loss="…")
 
@@ -144,7 +144,7 @@ def _fmt_pct(value: float) -> str:
 def _render(console, result) -> None:
     from rich.text import Text
 
-    from .render.text import visible_data
+    from ..render.text import visible_data
 
     result = visible_data(result)   # names come from recipe files and options: shown visibly
 
@@ -195,7 +195,7 @@ def result_data(result) -> dict:
 
 
 def _dumps(result) -> str:
-    from .render.json_doc import dumps
+    from ..render.json_doc import dumps
 
     return dumps(result_data(result))
 

@@ -7,12 +7,11 @@ prints one line and exits 2.
 from __future__ import annotations
 
 import math
-import re
 
-from .errors import DerivkitError, ShapeError
-from .shapes import parse_shape
+from ..errors import DerivkitError, ShapeError
+from ..lang.names import IDENT
+from ..lang.shapes import parse_shape
 
-_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 _SHAPE_HINT = "write e.g. --shape X=m,n for a matrix, x=n for a vector, c=scalar for a scalar"
 _PARAM_HINT = "write e.g. --param alpha=0.1"
 
@@ -22,7 +21,7 @@ def _split_spec(option: str, spec: str, hint: str) -> tuple[str, str]:
         raise DerivkitError(f"{option} {spec!r} is not NAME=VALUE", hint)
     name, _, value = spec.partition("=")
     name = name.strip()
-    if not _IDENT.match(name):
+    if not IDENT.match(name):
         raise DerivkitError(f"{option} {spec!r}: {name!r} is not a plain name (letters and digits)",
                             hint)
     if not value.strip():
@@ -69,7 +68,7 @@ def parse_names(values: list[str] | None, option: str = "--wrt") -> list[str]:
     for value in values or []:
         for part in value.split(","):
             name = part.strip()
-            if not _IDENT.match(name):
+            if not IDENT.match(name):
                 raise DerivkitError(f"{option} {value!r}: {name!r} is not a plain name",
                                     f"write e.g. {option} X")
             if name not in names:

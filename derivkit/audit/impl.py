@@ -26,8 +26,8 @@ import traceback
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import DerivkitError
-from .recipes import Recipe
+from ..errors import DerivkitError
+from ..lang.recipes import Recipe
 
 SPEC_HINT = "give FILE.py:FUNCTION, e.g. --impl backward.py:linear_backward"
 
@@ -289,7 +289,7 @@ def _type_text(item) -> str:
 # ---------------------------------------------------------------- the check
 @lru_cache(maxsize=32)
 def _derivation(recipe: Recipe):
-    from .derive.engine import derive
+    from ..check.confirm import derive_confirmed as derive
 
     return derive(recipe)
 
@@ -300,8 +300,9 @@ def check(recipe: Recipe, impl, *, full_wrt: tuple[str, ...] | None = None, **op
     derivation (-> results.TargetCheck with diagnoses on failed results)."""
     from dataclasses import replace
 
-    from .check.runner import check as run_check
-    from .derive.engine import parse_forward
+    from ..check.runner import check as run_check
+    from .diagnose import assess
+    from ..lang.program import program
 
     if isinstance(impl, str):
         user = load(impl)
@@ -309,7 +310,7 @@ def check(recipe: Recipe, impl, *, full_wrt: tuple[str, ...] | None = None, **op
         user = impl
     else:
         user = UserFunction(impl, getattr(impl, "__name__", "implementation"), None)
-    _, out = parse_forward(recipe)
+    _, out = program(recipe).scope, program(recipe).out
     scalar = out.rank == 0
     bound = Implementation(user, recipe, tuple(full_wrt or recipe.wrt), scalar)
     derivation = _derivation(recipe)
@@ -320,7 +321,8 @@ def check(recipe: Recipe, impl, *, full_wrt: tuple[str, ...] | None = None, **op
             raise DerivkitError(f"derivkit has no {kind} of {recipe.name!r} for {w!r} to check "
                                 "an implementation against")
     implementations = {(kind, w): bound.for_input(w) for w in recipe.wrt}
-    result = run_check(recipe, derivation=derivation, implementations=implementations, **options)
+    result = run_check(recipe, derivation=derivation, implementations=implementations,
+                       assess=assess, **options)
     return replace(result, implementation=user.label)
 
 

@@ -6,11 +6,11 @@ Grammar: the expression language's arithmetic (+ - * / **, unary -, numbers), su
 arrays A[i,j] (every axis one index letter), scalars by name, dimension names as numbers,
 delta(a, b) (also δ(a, b)), sum(body, k[, l...]) over index letters, where(a > b, x, y), and the
 element-wise functions (exp, log, sqrt, abs, sign, tanh, sigmoid, relu, leaky_relu). Any other
-identifier is an index letter. As in `derivkit.language`, `ast.parse` only builds a tree and each
+identifier is an index letter. As in `derivkit.lang.parse`, `ast.parse` only builds a tree and each
 node is translated by hand into SymPy objects: no text reaches eval, exec, sympify or parse_expr.
 
 Every index's range is read off the axes it subscripts (`uses`); free indices (not bound by a
-sum) name the entry: the output's indices, then the input's (`derivkit.verify_claim` matches
+sum) name the entry: the output's indices, then the input's (`derivkit.audit.claim` matches
 them to the derivative and checks their ranges).
 """
 
@@ -22,12 +22,11 @@ from fractions import Fraction
 
 import sympy as sp
 
-from . import functions
-from .derive.index import CMP, Where, dim_symbol, index_symbol, opaque
-from .errors import ExpressionError
-from .language import (_CMP, _PARAM_DEFAULTS, DISALLOWED, ELEMENTWISE, MAX_DEPTH, _segment,
-                       check_power, checked_number, not_allowed, syntax_tree)
-from .shapes import Shape
+from ..lang import ops as functions
+from ..derive.index import CMP, Where, dim_symbol, index_symbol, opaque
+from ..errors import ExpressionError
+from ..lang.parse import _CMP, _PARAM_DEFAULTS, DISALLOWED, ELEMENTWISE, MAX_DEPTH, _segment, check_power, checked_number, not_allowed, syntax_tree
+from ..lang.shapes import Shape
 
 DELTA_NAMES = ("delta", "δ")
 
@@ -258,6 +257,6 @@ class _Builder:
 
 
 def _fmt(shape) -> str:
-    from .shapes import fmt_shape
+    from ..lang.shapes import fmt_shape
 
     return fmt_shape(shape)

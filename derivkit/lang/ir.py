@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from fractions import Fraction
 
-from .errors import ShapeError
+from ..errors import ShapeError
 from .shapes import Dim, Shape, broadcast, fmt_shape
 
 
@@ -131,7 +131,7 @@ class Transpose(Node):
 
 @dataclass(frozen=True)
 class Apply(Node):
-    """An elementwise function from derivkit.functions (exp, log, relu, ...)."""
+    """An elementwise function from derivkit.lang.ops (exp, log, relu, ...)."""
 
     fn: str
     a: Node

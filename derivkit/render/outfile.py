@@ -26,7 +26,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import DerivkitError
+from ..errors import DerivkitError
 
 
 def _reason(exc: OSError) -> str:

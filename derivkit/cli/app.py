@@ -18,9 +18,8 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from .cli_options import (DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption,
-                          TimeoutOption, WrtOption)
-from .errors import DerivkitError
+from .options import DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption, TimeoutOption, WrtOption
+from ..errors import DerivkitError
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -32,7 +31,7 @@ DEBUG_ENV = "DERIVKIT_DEBUG"
 def _visible(line: str) -> str:
     """An error line as shown: user text in it (a path, a quoted option value) cannot drive the
     terminal; control characters appear as visible escapes (`render.text.visible`)."""
-    from .render.text import visible
+    from ..render.text import visible
 
     return visible(line)
 
@@ -78,7 +77,7 @@ class _DerivkitGroup(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
     def invoke(self, ctx):  # noqa: ANN001 - Click's signature
-        from .limits import command_scope
+        from ..limits import command_scope
 
         try:
             with command_scope():   # the --timeout budget (started as it is parsed) ends here
@@ -134,7 +133,7 @@ class FormChoice(str, Enum):
 
 def _version_callback(value: bool) -> None:
     if value:
-        from . import __version__
+        from .. import __version__
 
         typer.echo(f"derivkit {__version__}")
         raise typer.Exit(EXIT_OK)
@@ -162,15 +161,15 @@ JsonOption = Annotated[bool, typer.Option(
 )
 def list_command(recipes: RecipesOption = None, json_out: JsonOption = False) -> None:
     """List the recipes: name, summary, inputs with shapes, and what is differentiated."""
-    from . import api
+    from .. import api
 
     summaries = api.list_recipes(recipes or None)
     if json_out:
-        from .render.json_render import dumps, recipes_data
+        from ..render.json_render import dumps, recipes_data
 
         typer.echo(dumps(recipes_data(summaries)))
         return
-    from .render.rich_render import make_console, render_recipes
+    from ..render.rich_render import make_console, render_recipes
 
     render_recipes(make_console(), summaries)
 
@@ -204,13 +203,13 @@ def derive_command(
 
     Every printed form is compared with an independent element-wise derivation at several small
     sizes; a form that could not be confirmed is labelled NOT VERIFIED."""
-    from .options import parse_target
+    from .values import parse_target
 
     names, shapes, params = parse_target(
         name, expr, wrt, shape, param,
         "e.g. 'derivkit derive softmax'; 'derivkit list' shows the recipes")
 
-    from . import api
+    from .. import api
 
     if name:
         result = api.derive_recipe(name, recipe_dirs=recipes or None, wrt=names or None)
@@ -218,11 +217,11 @@ def derive_command(
         result = api.derive_expression(expr, names, shapes, params)
 
     if json_out:
-        from .render.json_render import derivation_data, dumps
+        from ..render.json_render import derivation_data, dumps
 
         typer.echo(dumps(derivation_data(result)))
     else:
-        from .render.rich_render import make_console, render_derivation
+        from ..render.rich_render import make_console, render_derivation
 
         render_derivation(make_console(), result, form.value if form else None)
     if not result.verified:
@@ -230,19 +229,19 @@ def derive_command(
 
 
 # `derivkit check` lives in its own module (light at import time, like this one).
-from . import cli_check as _cli_check  # noqa: E402
+from . import check as _cli_check  # noqa: E402
 
 _cli_check.register(app)
 
-from . import cli_lower as _cli_lower  # noqa: E402 - `derivkit lower`, its own module too
+from . import lower as _cli_lower  # noqa: E402 - `derivkit lower`, its own module too
 
 _cli_lower.register(app)
 
-from . import cli_train as _cli_train  # noqa: E402 - `derivkit train`, its own module too
+from . import train as _cli_train  # noqa: E402 - `derivkit train`, its own module too
 
 _cli_train.register(app)
 
-from . import cli_verify as _cli_verify  # noqa: E402 - `derivkit verify`, its own module too
+from . import verify as _cli_verify  # noqa: E402 - `derivkit verify`, its own module too
 
 _cli_verify.register(app)
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 
-from .errors import ShapeError
+from ..errors import ShapeError
+from .names import IDENT
 
 Dim = int | str
 Shape = tuple[Dim, ...]
 
-_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 MAX_RANK = 2
 
 
@@ -30,7 +30,7 @@ def parse_dim(text: str, *, where: str) -> Dim:
         if value < 1:
             raise ShapeError(f"{where}: dimension {t!r} must be at least 1")
         return value
-    if _IDENT.match(t) and not t.startswith("_"):
+    if IDENT.match(t) and not t.startswith("_"):
         return t
     if _LOOKS_LIKE_A_PRODUCT.match(t):
         raise ShapeError(f"{where}: dimension {t!r} is neither a positive integer nor a plain "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from . import ir
+from ..lang import ir
 
 SHIFTED = "exp_shifted"   # the macro the NumPy printer lowers to exp(x − max(x, axis))
 

@@ -2,7 +2,7 @@
 
 `lower(recipe, derivation)` builds a module's source from the derivation's *printed, verified*
 matrix forms: each form's text is parsed back with `forms.parse_form` (and must print back to
-the same text), then printed by `derivkit.lower`'s NumPy printer, the one lowering path. The
+the same text), then printed by `derivkit.lower.source`'s NumPy printer, the one lowering path. The
 module holds
 
     forward(*, inputs..., params=defaults)
@@ -26,13 +26,15 @@ import textwrap
 import types
 from dataclasses import dataclass
 
-from . import emit, ir
-from . import lower as _lower
-from .errors import DerivkitError
-from .printing import language, pretty
-from .recipes import Recipe
-from .results import Derivation, Derivative, Lowered
-from .shapes import fmt_shape
+from . import emit
+from ..lang import ir
+from . import source as _lower
+from ..errors import DerivkitError
+from ..lang.printing import language, pretty
+from ..lang.recipes import Recipe
+from ..results import Derivation, Derivative, Lowered
+from ..lang.program import program
+from ..lang.shapes import fmt_shape
 from .stable import SHIFTED, shift_exponentials
 
 KIND_PREFIX = {"gradient": "grad", "jacobian": "jacobian", "vjp": "vjp"}
@@ -53,9 +55,8 @@ class _Function:
 # ---------------------------------------------------------------------------- entry points
 def lower(recipe: Recipe, derivation: Derivation) -> Lowered:
     """The module for `derivation` (derived from `recipe`) as a `Lowered` result."""
-    from .derive.engine import parse_forward
 
-    scope, out = parse_forward(recipe)
+    scope, out = program(recipe).scope, program(recipe).out
     _check_names(recipe, scope.dims)
     functions = _plan(recipe, derivation, out)
     source, helpers = _assemble(recipe, derivation, functions, out, _alias(recipe, scope.dims))
@@ -66,7 +67,7 @@ def lower(recipe: Recipe, derivation: Derivation) -> Lowered:
 
 
 def load_module(lowered: Lowered) -> types.ModuleType:
-    """A module object built from a `Lowered`'s source (audited by `derivkit.emit`)."""
+    """A module object built from a `Lowered`'s source (audited by `derivkit.lower.emit`)."""
     return emit.load_module(lowered.source, f"derivkit_lowered_{lowered.target.replace('-', '_')}",
                             f"<derivkit lower {lowered.target}>")
 
@@ -80,7 +81,7 @@ def load(lowered: Lowered) -> dict:
 # ---------------------------------------------------------------------------- planning
 def _check_names(recipe: Recipe, dims: set[str]) -> None:
     """Every name the module binds must be distinct (each is a valid identifier, see
-    `derivkit.emit.user_name_problem`, checked where it is declared)."""
+    `derivkit.lang.names.user_name_problem`, checked where it is declared)."""
     names = {i.name: "input" for i in recipe.inputs}
     names.update({p.name: "parameter" for p in recipe.params})
     names.setdefault(recipe.output, "output")
@@ -296,7 +297,7 @@ def _function_source(f: _Function, recipe: Recipe, out: ir.Node, alias: str) -> 
 
 def _module_docstring(recipe: Recipe, derivation: Derivation, functions: list[_Function],
                       helpers: list[str]) -> str:
-    from . import __version__
+    from .. import __version__
 
     command = _command(recipe, derivation)
     lines = [f"{derivation.target}: {' '.join(derivation.summary.split())}", ""]

@@ -13,8 +13,8 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .emit import user_name_problem
-from .errors import RecipeError, UnknownRecipeError
+from .names import user_name_problem
+from ..errors import RecipeError, UnknownRecipeError
 from .shapes import Shape, fmt_shape, parse_shape
 
 NAME_RE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
@@ -71,9 +71,10 @@ class Recipe:
 
 
 def builtin_dir() -> Path:
-    """The built-in recipes: shipped inside the package (wheel) or, in a checkout, ../recipes."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "recipes", here.parent / "recipes"):
+    """The built-in recipes: shipped inside the package (wheel, derivkit/recipes) or, in a
+    checkout, recipes/ beside the package."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "recipes", package.parent / "recipes"):
         if candidate.is_dir() and any(candidate.glob("*.toml")):
             return candidate
     raise RecipeError("derivkit's built-in recipes are missing from this installation",

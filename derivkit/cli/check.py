@@ -19,9 +19,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import (DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption,
-                          TimeoutOption, WrtOption)
-from .errors import DerivkitError
+from .options import DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption, TimeoutOption, WrtOption
+from ..errors import DerivkitError
 
 EXIT_CHECK_FAILED = 1   # = derivkit.cli.EXIT_CHECK_FAILED
 
@@ -115,7 +114,7 @@ def check_command(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Check derivatives against finite differences (help text: HELP)."""
-    from .options import parse_names, parse_params, parse_shapes, parse_sizes
+    from .values import parse_names, parse_params, parse_shapes, parse_sizes
 
     given = [what for what, on in (("NAME", name), ("--expr", expr), ("--all", all_recipes)) if on]
     if len(given) > 1:
@@ -136,14 +135,14 @@ def check_command(
     shapes = parse_shapes(shape)
     params = parse_params(param)
     if junit is not None:   # refused before any check runs (a symlink, a FIFO, no such folder)
-        from .outfile import check_output
+        from ..render.outfile import check_output
 
         check_output(junit, force=False, overwrite=True, option="--junit")
     options = dict(mode=mode.value, sizes=parse_sizes(size) or None, seed=seed,
                    dtype=dtype.value, rtol=_tolerance("--rtol", rtol),
                    atol=_tolerance("--atol", atol), directions=directions)
 
-    from . import api
+    from .. import api
 
     if impl:
         outcome = api.check_implementation(impl, name, expr=expr, shapes=shapes,
@@ -158,11 +157,11 @@ def check_command(
         outcome = api.check_expression(expr, names, shapes, params or None, **options)
 
     if junit is not None:
-        from .render.junit import write_junit
+        from ..render.junit import write_junit
 
         write_junit(junit, outcome)
     _render(outcome, json_out)
-    from .render.check_json import report_passed, target_passed
+    from ..render.check_json import report_passed, target_passed
 
     ok = report_passed(outcome) if all_recipes else target_passed(outcome)
     if not ok:
@@ -174,13 +173,13 @@ def _check_all(api, recipes: list[str] | None, json_out: bool, options: dict):
     (never with --json)."""
     if json_out:
         return api.check_all(recipe_dirs=recipes or None, **options)
-    from .render.check_rich import progress_callback
-    from .render.rich_render import make_console
+    from ..render.check_rich import progress_callback
+    from ..render.rich_render import make_console
 
     console = make_console(stderr=True)
     total = None
     if console.is_interactive:
-        from .recipes import discover, recipe_dirs
+        from ..lang.recipes import discover, recipe_dirs
 
         try:   # counts the files without parsing them (a broken one is a failed target later)
             total = len(discover(recipe_dirs(recipes or None)))
@@ -191,16 +190,16 @@ def _check_all(api, recipes: list[str] | None, json_out: bool, options: dict):
 
 
 def _render(outcome, json_out: bool) -> None:
-    from .results import CheckReport
+    from ..results import CheckReport
 
     if json_out:
-        from .render.check_json import dumps, report_data, target_data
+        from ..render.check_json import dumps, report_data, target_data
 
         data = report_data(outcome) if isinstance(outcome, CheckReport) else target_data(outcome)
         typer.echo(dumps(data))
         return
-    from .render.check_rich import render_report, render_target
-    from .render.rich_render import make_console
+    from ..render.check_rich import render_report, render_target
+    from ..render.rich_render import make_console
 
     if isinstance(outcome, CheckReport):
         render_report(make_console(), outcome)

@@ -1,7 +1,7 @@
 """Lowering: IR -> plain, vectorised NumPy source, and callables built from it.
 
 One printer (`NumpyPrinter`, and `BatchedNumpyPrinter` for checks) is the only lowering path;
-functions are assembled, audited and built by `derivkit.emit`, never from user text. Softmax is
+functions are assembled, audited and built by `derivkit.lower.emit`, never from user text. Softmax is
 lowered in its stable form exp(x − max x) / Σ exp(x − max x), which is the same function.
 """
 
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from . import emit, ir
-from .printing import ADD, ATOM, MUL, NEG, LanguagePrinter
+from . import emit
+from ..lang import ir
+from ..lang.printing import ADD, ATOM, MUL, NEG, LanguagePrinter
 from .stable import SHIFTED
 
 NP_FN = {"exp": "exp", "log": "log", "sqrt": "sqrt", "abs": "abs", "sign": "sign", "tanh": "tanh"}
@@ -23,7 +24,7 @@ def _shape_tuple(shape) -> str:
 
 class NumpyPrinter(LanguagePrinter):
     """NumPy source for an IR expression; named nodes are referenced by name. `np` is the name
-    NumPy is bound to (`_np` where a user name is `np`, see `derivkit.emit`)."""
+    NumPy is bound to (`_np` where a user name is `np`, see `derivkit.lower.emit`)."""
 
     def __init__(self, np: str = "np") -> None:
         self.np = np
@@ -103,7 +104,7 @@ class NumpyPrinter(LanguagePrinter):
         if n.fn == "mean":
             extra = "".join(f", {k}={v}" for k, v in n.kwargs)
             return f"{self.np}.mean({x}{extra})", ATOM
-        if n.fn == SHIFTED:   # exp(x) up to a factor the formula is invariant to (derivkit.stable)
+        if n.fn == SHIFTED:   # exp(x) up to a factor the formula is invariant to (derivkit.lower.stable)
             extra = "".join(f", {k}={v}" for k, v in n.kwargs) + (", keepdims=True" if n.kwargs else "")
             return f"{self.np}.exp({x} - {self.np}.max({x}{extra}))", ATOM
         return self.p(n.expansion)  # pragma: no cover

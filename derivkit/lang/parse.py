@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from . import ir
-from .errors import BudgetExceeded, DerivkitError, ExpressionError
+from ..errors import BudgetExceeded, DerivkitError, ExpressionError
 from .shapes import Dim, Shape, fmt_shape
 
 MAX_LENGTH = 20_000

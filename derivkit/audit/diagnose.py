@@ -26,49 +26,16 @@ from itertools import combinations
 
 import numpy as np
 
-from . import ir
-from .check.runner import _compiled_form, relative_errors
-from .errors import BudgetExceeded, DerivkitError
-from .forms import call_form
-from .printing import language
-from .recipes import Recipe
-from .results import CheckResult, Derivative, Diagnosis
+from ..lang import ir
+from ..check.runner import Point, compiled_form, relative_errors
+from ..errors import BudgetExceeded, DerivkitError
+from ..lower.forms import call_form
+from ..lang.printing import language
+from ..lang.recipes import Recipe
+from ..results import CheckResult, Derivative, Diagnosis
 
 MAX_SUM_TEXT = 60
 LOW_PRECISION = 1e-4   # |c − 1| below this is rounding (float32 ≈ 6e-8 per operation), not a factor
-
-
-@dataclass
-class Point:
-    """Where the checker compared: the recipe, the input, its derivative, the sampled inputs."""
-
-    recipe: Recipe
-    wrt: str
-    dv: Derivative
-    values: dict
-    params: dict
-    sizes: dict
-    dtype: type
-    x_shape: tuple
-    out_shape: tuple
-
-    @property
-    def tol(self) -> float:
-        return math.sqrt(float(np.finfo(self.dtype).eps))
-
-    @property
-    def lhs(self) -> str:
-        return self.dv.lhs_pretty or f"∂L/∂{self.wrt}"
-
-    @property
-    def shape(self) -> tuple:
-        """The derivative's shape: the input's, or (output, input) for a Jacobian."""
-        jacobian = self.dv.kind == "jacobian"
-        return tuple(self.out_shape) + tuple(self.x_shape) if jacobian else tuple(self.x_shape)
-
-    @property
-    def true(self) -> str:
-        return "the true Jacobian" if self.dv.kind == "jacobian" else "the true gradient"
 
 
 # ---------------------------------------------------------------- numbers
@@ -100,7 +67,7 @@ def true_value(point: Point, kwargs: dict) -> np.ndarray | None:
     m = point.dv.matrix
     if m is None or not m.verification.verified:
         return None
-    fn = _compiled_form(point.recipe, m.text, f"{point.dv.kind}_{point.wrt}")
+    fn = compiled_form(point.recipe, m.text, f"{point.dv.kind}_{point.wrt}")
     value = np.asarray(call_form(fn, kwargs, point.params))
     return np.broadcast_to(value, point.shape) if value.shape != point.shape else value
 
@@ -310,7 +277,7 @@ def _sum_text(node: ir.Node, axis: int | None, keepdims: bool) -> str:
 
 
 def _wrong_sum_axis(point: Point, kwargs: dict, U: np.ndarray, T: np.ndarray) -> list[Diagnosis]:
-    from .forms import parse_form
+    from ..lower.forms import parse_form
 
     try:
         node, _, _ = parse_form(point.recipe, point.dv.matrix.text, derived=True)
@@ -328,7 +295,7 @@ def _wrong_sum_axis(point: Point, kwargs: dict, U: np.ndarray, T: np.ndarray) ->
         for axis, keepdims in order:   # the user's keepdims is more likely the original's
             try:
                 mutant = ir.substitute(node, {s: ir.sum_(s.a, axis, keepdims)})
-                fn = _compiled_form(point.recipe, language(mutant), "variant")
+                fn = compiled_form(point.recipe, language(mutant), "variant")
                 with np.errstate(all="ignore"):
                     M = np.asarray(call_form(fn, kwargs, point.params))
             except BudgetExceeded:
@@ -358,7 +325,7 @@ def _wrong_sum_axis(point: Point, kwargs: dict, U: np.ndarray, T: np.ndarray) ->
 # ---------------------------------------------------------------- a parameter after its update
 @lru_cache(maxsize=32)
 def _backward(recipe: Recipe):
-    from .chain import backward_function
+    from ..lower.backward import backward_function
 
     return backward_function(recipe)
 

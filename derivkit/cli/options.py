@@ -33,7 +33,7 @@ DEFAULT_TIMEOUT = 60.0   # = derivkit.limits.DEFAULT_TIMEOUT_S
 def _start_budget(ctx: typer.Context, value: float) -> float:
     """`--timeout` starts the command's wall-clock budget as it is parsed; it ends with the
     command (`derivkit.cli._DerivkitGroup.invoke` holds the `command_scope`)."""
-    from . import limits
+    from .. import limits
 
     if ctx.resilient_parsing:   # completion / --help: nothing runs
         return value

@@ -7,10 +7,11 @@ the forward expression, and `form_function` lowers it to a NumPy callable.
 
 from __future__ import annotations
 
-from . import ir, lower
-from .derive.engine import parse_forward, step_definitions
-from .language import Scope, parse
-from .recipes import Recipe
+from ..lang import ir
+from . import source as lower
+from ..lang.program import program
+from ..lang.parse import Scope, parse
+from ..lang.recipes import Recipe
 
 
 def parse_form(recipe: Recipe, text: str, *, derived: bool = False
@@ -20,8 +21,8 @@ def parse_form(recipe: Recipe, text: str, *, derived: bool = False
     upstream gradient. Named definitions refer to earlier names, so code computes each once.
     `derived`: text derivkit printed (a derivative, or a claim already accepted), read without
     the size limits on user input."""
-    scope, out = parse_forward(recipe)
-    steps = step_definitions(recipe)
+    scope, out = program(recipe).scope, program(recipe).out
+    steps = program(recipe).definitions
     named = {name: node.shape for name, node in steps.items()}
     inputs = dict(scope.inputs)
     if out.rank:
@@ -35,7 +36,7 @@ def form_function(recipe: Recipe, text: str, fname: str = "form"):
     """A NumPy function of keyword arguments (inputs, upstream gradient, parameters) for text
     derivkit printed (a derived form, or an accepted claim printed back)."""
     node, named, _ = parse_form(recipe, text, derived=True)
-    _, out = parse_forward(recipe)
+    _, out = program(recipe).scope, program(recipe).out
     inputs = {i.name: i.shape for i in recipe.inputs}
     args = list(inputs)
     if out.rank and any(isinstance(n, ir.Var) and n.name == recipe.upstream for n in ir.walk(node)):
@@ -56,7 +57,7 @@ def call_form(fn, values: dict, params: dict):
 
 
 def forward_function(recipe: Recipe):
-    _, out = parse_forward(recipe)
+    _, out = program(recipe).scope, program(recipe).out
     inputs = {i.name: i.shape for i in recipe.inputs}
     params = {p.name: p.default for p in recipe.params}
     source = lower.function_source("forward", list(inputs), out, inputs, {}, params)

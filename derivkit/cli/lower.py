@@ -6,7 +6,7 @@ the source (Rich syntax highlighting on a terminal, plain otherwise) or, with `-
 line saying what was written. A form that is not verified is refused by the library with a
 DerivkitError (exit 2, mapped in `derivkit.cli`); nothing is written then.
 
-FILE is written by `derivkit.outfile.write_output`: atomically (a temporary file in the same
+FILE is written by `derivkit.render.outfile.write_output`: atomically (a temporary file in the same
 folder, renamed), never through a symbolic link, never to a FIFO, device or folder.
 
 Registered on the app by `derivkit.cli` through `register(app)`; this module does not import
@@ -20,9 +20,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import (DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption,
-                          TimeoutOption, WrtOption)
-from .outfile import check_output, write_output
+from .options import DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption, TimeoutOption, WrtOption
+from ..render.outfile import check_output, write_output
 
 HELP = ("Write the verified derivatives as a standalone NumPy module.\n\n"
         "The module imports only NumPy and has keyword-only functions forward(...), vjp_x(..., "
@@ -58,14 +57,14 @@ def lower_command(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Write verified derivatives as a standalone NumPy module (help text: HELP)."""
-    from .options import parse_target
+    from .values import parse_target
 
     names, shapes, params = parse_target(name, expr, wrt, shape, param,
                                          "e.g. 'derivkit lower linear -o linear_grads.py'")
     if output is not None:
         check_output(output, force=force)     # refuse early: the derivation takes a while
 
-    from . import api
+    from .. import api
 
     if name:
         lowered = api.lower_recipe(name, recipe_dirs=recipes or None, wrt=names or None)
@@ -76,7 +75,7 @@ def lower_command(
         _print_source(lowered.source)
         return
     write_output(output, lowered.source, force=force)   # checks the path again, atomic
-    from .render.text import visible
+    from ..render.text import visible
 
     typer.echo(visible(f"wrote {output}: {lowered.target} as a NumPy module with "
                        f"{', '.join(lowered.functions)}"))

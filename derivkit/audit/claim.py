@@ -28,20 +28,20 @@ from dataclasses import replace
 import numpy as np
 import sympy as sp
 
-from . import functions, ir
+from ..lang import ops as functions, ir
 from .claims import ClaimScope, is_index_claim, parse_index_claim
-from .derive.engine import derive, parse_steps
-from .derive.explicit import Explicit, _sample, value_at, witness
-from .derive.index import index_symbol
-from .derive.verify import (IndexForm, Mismatch, Problem, Verifier, fmt_sizes, index_entries,
-                             make_lookup)
-from .errors import DerivkitError
-from .forms import parse_form
-from .limits import phase
-from .printing import language
-from .recipes import Recipe
-from .results import ClaimVerdict, Counterexample, Derivation, Derivative
-from .shapes import fmt_shape
+from ..check.confirm import derive_confirmed as derive
+from ..lang.program import program
+from ..derive.explicit import Explicit, _sample, value_at, witness
+from ..derive.index import index_symbol
+from ..derive.crosscheck import IndexForm, Mismatch, Problem, Verifier, fmt_sizes, index_entries, make_lookup
+from ..errors import DerivkitError
+from ..lower.forms import parse_form
+from ..limits import phase
+from ..lang.printing import language
+from ..lang.recipes import Recipe
+from ..results import ClaimVerdict, Counterexample, Derivation, Derivative
+from ..lang.shapes import fmt_shape
 
 SMALL_VALUES = (1, 2, 3, 4)
 MAX_SMALL = 24          # size assignments tried when searching for the smallest failing one
@@ -54,7 +54,8 @@ class _Target:
     def __init__(self, recipe: Recipe, derivation: Derivation) -> None:
         self.recipe = recipe
         self.w = recipe.wrt[0]
-        scope, self.out, steps = parse_steps(recipe)
+        prog = program(recipe)
+        scope, self.out, steps = prog.scope, prog.out, prog.inlined
         self.x = scope.var(self.w)
         self.scalar = self.out.rank == 0
         self.upstream = None if self.scalar else ir.Var(recipe.upstream, self.out.shape, "upstream")
@@ -105,7 +106,7 @@ def verify_claim(recipe: Recipe, claim: str, *, seed: int = 0) -> ClaimVerdict:
 def _refuse_large(t: _Target, form: ir.Node) -> None:
     """A claim whose arrays are far larger than anything the derivative needs (ones(10**6,
     10**6)) is refused before it is evaluated at the sizes it will be compared at."""
-    from .check.sampling import concrete, default_sizes
+    from ..check.sampling import concrete, default_sizes
 
     dims = t.verifier.dims
     every = list(t.verifier.assignments) + [{d: 6 + i for i, d in enumerate(dims)},
@@ -232,8 +233,8 @@ def _matrix_claim(t: _Target, claim: str, node: ir.Node, seed: int) -> ClaimVerd
 def _finite_differences(t: _Target, kind: str, form: ir.Node, seed: int):
     """(passed, sentence, counterexample) from `check` with the claim as the implementation, at
     the checker's default sizes (larger than the symbolic ones)."""
-    from .check.runner import check
-    from .forms import form_function
+    from ..check.runner import check
+    from ..lower.forms import form_function
 
     fn = form_function(t.recipe, language(form), "claim")
     tc = check(t.recipe, mode="full", seed=seed, derivation=t.derivation,
@@ -260,8 +261,8 @@ def _numeric_only(t: _Target, kind: str, form: ir.Node, seed: int, base: dict) -
     """Targets too large for the element-wise derivation: finite differences at several sizes."""
     why = (f"too large to compare symbolically element-wise (about {t.verifier.cost:,} operations "
            f"at the smallest sizes)")
-    from .check.runner import check
-    from .forms import form_function
+    from ..check.runner import check
+    from ..lower.forms import form_function
 
     fn = form_function(t.recipe, language(form), "claim")
     done = []
@@ -361,8 +362,8 @@ def _index_lhs(t: _Target) -> str:
 def _index_numeric(t: _Target, form: IndexForm, sizes: dict, seed: int) -> str:
     """Every entry of the claim at a random point vs derivkit's verified matrix form, lowered to
     NumPy (Jacobian rows from the VJP with unit upstreams)."""
-    from .check.sampling import concrete, sample_inputs
-    from .forms import form_function
+    from ..check.sampling import concrete, sample_inputs
+    from ..lower.forms import form_function
 
     kind = "gradient" if t.scalar else "vjp"
     dv = t.derived(kind)
@@ -523,14 +524,14 @@ def _kink_probe(t: _Target, form: ir.Node, kind: str) -> str | None:
     dv = t.derived(kind)
     if not direct or dv is None or dv.matrix is None:
         return None
-    from .check.sampling import default_sizes, sample_inputs
-    from .forms import call_form, form_function
+    from ..check.sampling import default_sizes, sample_inputs
+    from ..lower.forms import call_form, form_function
 
     sizes = default_sizes(t.verifier.dims)
     values = sample_inputs(t.recipe, sizes, np.random.default_rng(0), np.float64)
     values[t.w] = np.zeros_like(values[t.w])
     if t.upstream is not None:
-        from .check.sampling import concrete
+        from ..check.sampling import concrete
 
         values[t.recipe.upstream] = np.ones(concrete(t.out.shape, sizes))
     params = t.params

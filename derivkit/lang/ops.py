@@ -4,7 +4,7 @@ Nothing here states a derivative: `derivative(fn)` differentiates the definition
 and, where the result can be written more simply through the function's own value s = f(t)
 (exp' = s, tanh' = 1 − s², sigmoid' = s(1 − s)), rewrites it that way only after proving
 f'(t) − h(f(t)) = 0 symbolically. Non-elementwise functions (softmax, mean) are macros
-defined in `derivkit.language` from these and the array operations.
+defined in `derivkit.lang.parse` from these and the array operations.
 """
 
 from __future__ import annotations

@@ -11,8 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_options import (DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption,
-                          TimeoutOption, WrtOption)
+from .options import DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption, TimeoutOption, WrtOption
 
 EXIT_REFUTED = 1   # = derivkit.cli.EXIT_CHECK_FAILED
 
@@ -52,8 +51,8 @@ def verify_command(
     recipes: RecipesOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
-    from .errors import DerivkitError
-    from .options import parse_target
+    from ..errors import DerivkitError
+    from .values import parse_target
 
     if claim is None:
         raise DerivkitError("give the claimed derivative with --claim TEXT",
@@ -61,7 +60,7 @@ def verify_command(
     names, shapes, params = parse_target(
         name, expr, wrt, shape, param,
         "e.g. derivkit verify softmax --claim \"diag(p) - outer(p, p)\"")
-    from . import api
+    from .. import api
 
     if name:
         verdict = api.verify_recipe(name, claim, recipe_dirs=recipes or None, wrt=names or None,
@@ -69,13 +68,13 @@ def verify_command(
     else:
         verdict = api.verify_expression(expr, claim, names, shapes, params, seed=seed)
     if json_out:
-        from .render.json_render import dumps
-        from .render.verify_render import verdict_data
+        from ..render.json_render import dumps
+        from ..render.verify_render import verdict_data
 
         typer.echo(dumps(verdict_data(verdict)))
     else:
-        from .render.rich_render import make_console
-        from .render.verify_render import render_verdict
+        from ..render.rich_render import make_console
+        from ..render.verify_render import render_verdict
 
         render_verdict(make_console(), verdict)
     if not verdict.verified:

@@ -4,7 +4,7 @@ batched check functions and composite backward passes are all assembled, audited
 Safe by construction, whatever names a recipe or `--expr` declares:
 
 - user names (inputs, dimensions, parameters, steps, output, upstream) are identifiers of the
-  expression language, `[A-Za-z][A-Za-z0-9]*` and not a Python keyword (`user_name_problem`,
+  expression language, `[A-Za-z][A-Za-z0-9]*` and not a Python keyword (`lang.names.user_name_problem`,
   enforced where names are declared), so they can be arguments and locals as they are;
 - every name derivkit itself introduces contains an underscore (`_softmax`, `_line3`, `_real`),
   which no user name can, except NumPy's conventional alias `np`, which becomes `_np` in a
@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import ast
 import io
-import keyword
 import linecache
 import re
 import tokenize
 import types
 from collections.abc import Iterable
 
-IDENT = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")           # a user name
 IDENT_ANY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")     # any name the emitter writes
 
 #: Helper functions a generated function may call; their sources are derivkit's own (below).
@@ -88,15 +86,6 @@ class EmitError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------- names
-def user_name_problem(name: object) -> str | None:
-    """Why `name` cannot be a user name (None if it can)."""
-    if not isinstance(name, str) or not IDENT.match(name):
-        return "must be a plain identifier (letters and digits, starting with a letter)"
-    if keyword.iskeyword(name):
-        return "is a Python keyword, which generated NumPy code cannot use as a name"
-    return None
-
-
 def numpy_alias(user_names: Iterable[str]) -> str:
     """`np`, or `_np` where a user name is `np`."""
     return "_np" if "np" in set(user_names) else "np"

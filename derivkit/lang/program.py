@@ -1,0 +1,56 @@
+"""A recipe parsed once: the `Program` every later stage (derive, lower, check, audit) reads.
+
+For a composite recipe with steps s₁ … s_K, each step is parsed once over the inputs, the
+parameters and the earlier steps (as named variables of role "named"); the forward is the last
+step with every earlier one substituted in. A plain recipe is one step, its output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..errors import ExpressionError
+from . import ir
+from .parse import Scope, parse
+from .recipes import Recipe
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """recipe: what was parsed; scope: what its names mean; out: the forward as one IR tree
+    (steps inlined); definitions: {step: IR over inputs and earlier steps as named variables}
+    in order ({output: forward} for a plain recipe); inlined: {step: IR with earlier steps
+    substituted} (empty for a plain recipe)."""
+
+    recipe: Recipe
+    scope: Scope
+    out: ir.Node
+    definitions: dict[str, ir.Node]
+    inlined: dict[str, ir.Node]
+
+
+@lru_cache(maxsize=256)
+def program(recipe: Recipe) -> Program:
+    """Parse `recipe` (once per recipe value: later calls return the same Program)."""
+    scope = Scope({i.name: i.shape for i in recipe.inputs}, {p.name: p.default for p in recipe.params})
+    steps = recipe.steps or (("", recipe.forward),)
+    definitions: dict[str, ir.Node] = {}
+    inlined: dict[str, ir.Node] = {}
+    node: ir.Node | None = None
+    for number, (name, text) in enumerate(steps, 1):
+        local = Scope(scope.inputs, scope.params, {k: v.shape for k, v in definitions.items()})
+        try:
+            raw = parse(text, local)
+        except ExpressionError as exc:
+            key = f"steps.{number}.expr" if name else "forward"
+            where = ("--expr" if recipe.name == "expr" and not recipe.path else
+                     f"{recipe.where(key)}: recipe {recipe.name!r}: "
+                     + (f"step {name!r}" if name else "forward"))
+            raise ExpressionError(f"{where}: {exc.message}", hint=exc.hint) from None
+        definitions[name or recipe.output] = raw
+        node = ir.substitute(raw, {ir.Var(k, v.shape, "named"): v for k, v in inlined.items()})
+        if name:
+            inlined[name] = node
+    assert node is not None
+    return Program(recipe, scope, node, definitions, inlined)
