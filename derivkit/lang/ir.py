@@ -8,8 +8,9 @@ backends (printing, index form, explicit evaluation, NumPy lowering) walk it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, fields
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ShapeError
 from .shapes import Dim, Shape, broadcast, fmt_shape
@@ -17,6 +18,8 @@ from .shapes import Dim, Shape, broadcast, fmt_shape
 
 class Node:
     shape: Shape
+    if TYPE_CHECKING:  # every concrete node is a dataclass
+        __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     @property
     def args(self) -> tuple["Node", ...]:
@@ -42,7 +45,7 @@ class Var(Node):
     shape: Shape
     role: str = "input"
 
-    def with_args(self):
+    def with_args(self, *new: Node) -> Node:
         return self
 
 
@@ -51,7 +54,7 @@ class Const(Node):
     value: Fraction | float
     shape: Shape = ()
 
-    def with_args(self):
+    def with_args(self, *new: Node) -> Node:
         return self
 
 
@@ -62,7 +65,7 @@ class DimSize(Node):
     name: str
     shape: Shape = ()
 
-    def with_args(self):
+    def with_args(self, *new: Node) -> Node:
         return self
 
 
@@ -71,7 +74,7 @@ class Eye(Node):
     n: Dim
     shape: Shape
 
-    def with_args(self):
+    def with_args(self, *new: Node) -> Node:
         return self
 
 
@@ -79,7 +82,7 @@ class Eye(Node):
 class Ones(Node):
     shape: Shape
 
-    def with_args(self):
+    def with_args(self, *new: Node) -> Node:
         return self
 
 
@@ -94,7 +97,8 @@ class Binary(Node):
     shape: Shape
     _children = ("a", "b")
 
-    def with_args(self, a, b):
+    def with_args(self, *new: Node) -> Node:
+        a, b = new
         return binary(self.op, a, b)
 
 
@@ -104,7 +108,8 @@ class Neg(Node):
     shape: Shape
     _children = ("a",)
 
-    def with_args(self, a):
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
         return neg(a)
 
 
@@ -115,7 +120,8 @@ class MatMul(Node):
     shape: Shape
     _children = ("a", "b")
 
-    def with_args(self, a, b):
+    def with_args(self, *new: Node) -> Node:
+        a, b = new
         return matmul(a, b)
 
 
@@ -125,7 +131,8 @@ class Transpose(Node):
     shape: Shape
     _children = ("a",)
 
-    def with_args(self, a):
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
         return transpose(a)
 
 
@@ -140,10 +147,11 @@ class Apply(Node):
     _children = ("a",)
 
     @property
-    def args(self):
+    def args(self) -> tuple[Node, ...]:
         return (self.a, *self.params)
 
-    def with_args(self, a, *params):
+    def with_args(self, *new: Node) -> Node:
+        a, *params = new
         return apply(self.fn, a, tuple(params))
 
 
@@ -155,7 +163,8 @@ class Compare(Node):
     shape: Shape
     _children = ("a", "b")
 
-    def with_args(self, a, b):
+    def with_args(self, *new: Node) -> Node:
+        a, b = new
         return compare(self.op, a, b)
 
 
@@ -167,7 +176,8 @@ class Where(Node):
     shape: Shape
     _children = ("cond", "a", "b")
 
-    def with_args(self, cond, a, b):
+    def with_args(self, *new: Node) -> Node:
+        cond, a, b = new
         return where(cond, a, b)
 
 
@@ -179,7 +189,8 @@ class Sum(Node):
     shape: Shape
     _children = ("a",)
 
-    def with_args(self, a):
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
         return sum_(a, self.axis, self.keepdims)
 
 
@@ -189,7 +200,8 @@ class Trace(Node):
     shape: Shape = ()
     _children = ("a",)
 
-    def with_args(self, a):
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
         return trace(a)
 
 
@@ -199,7 +211,8 @@ class Det(Node):
     shape: Shape = ()
     _children = ("a",)
 
-    def with_args(self, a):
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
         return det(a)
 
 
@@ -209,7 +222,8 @@ class Inv(Node):
     shape: Shape
     _children = ("a",)
 
-    def with_args(self, a):
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
         return inv(a)
 
 
@@ -221,7 +235,8 @@ class Diag(Node):
     shape: Shape
     _children = ("a",)
 
-    def with_args(self, a):
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
         return diag(a)
 
 
@@ -232,7 +247,8 @@ class Outer(Node):
     shape: Shape
     _children = ("a", "b")
 
-    def with_args(self, a, b):
+    def with_args(self, *new: Node) -> Node:
+        a, b = new
         return outer(a, b)
 
 
@@ -244,7 +260,8 @@ class Broadcast(Node):
     shape: Shape
     _children = ("a",)
 
-    def with_args(self, a):
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
         return broadcast_to(a, self.shape)
 
 
@@ -255,7 +272,8 @@ class ExpandDims(Node):
     shape: Shape
     _children = ("a",)
 
-    def with_args(self, a):
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
         return expand_dims(a, self.axis)
 
 
@@ -271,15 +289,16 @@ class Macro(Node):
     shape: Shape
 
     @property
-    def args(self):
+    def args(self) -> tuple[Node, ...]:
         return (self.expansion,)
 
-    def with_args(self, expansion):
+    def with_args(self, *new: Node) -> Node:
+        (expansion,) = new
         return Macro(self.fn, self.operands, self.kwargs, expansion, expansion.shape)
 
 
 # ---------------------------------------------------------------- constructors
-def const(value) -> Const:
+def const(value: int | Fraction | float) -> Const:
     if isinstance(value, bool):
         raise TypeError("bool is not a number here")
     if isinstance(value, int):
@@ -293,7 +312,7 @@ ZERO = Const(Fraction(0))
 ONE = Const(Fraction(1))
 
 
-def is_const(node: Node, value=None) -> bool:
+def is_const(node: Node, value: int | Fraction | float | None = None) -> bool:
     return isinstance(node, Const) and (value is None or node.value == value)
 
 
@@ -303,23 +322,23 @@ def binary(op: str, a: Node, b: Node) -> Node:
     return Binary(op, a, b, broadcast(a.shape, b.shape, what=f"'{op}'"))
 
 
-def add(a, b):
+def add(a: Node, b: Node) -> Node:
     return binary("+", a, b)
 
 
-def sub(a, b):
+def sub(a: Node, b: Node) -> Node:
     return binary("-", a, b)
 
 
-def mul(a, b):
+def mul(a: Node, b: Node) -> Node:
     return binary("*", a, b)
 
 
-def div(a, b):
+def div(a: Node, b: Node) -> Node:
     return binary("/", a, b)
 
 
-def power(a, b):
+def power(a: Node, b: Node) -> Node:
     return binary("**", a, b)
 
 
@@ -443,9 +462,9 @@ def macro(fn: str, operands: tuple[Node, ...], expansion: Node,
 
 
 # ---------------------------------------------------------------- traversal
-def walk(node: Node):
+def walk(node: Node) -> list[Node]:
     """Every distinct subtree, children before parents (post-order, deduplicated)."""
-    seen: set = set()
+    seen: set[Node] = set()
     order: list[Node] = []
     stack: list[tuple[Node, bool]] = [(node, False)]
     while stack:
@@ -486,6 +505,7 @@ def substitute(node: Node, mapping: dict[Node, Node]) -> Node:
             return mapping[n]
         if n in memo:
             return memo[n]
+        out: Node
         if isinstance(n, Macro):   # operands (printed) and expansion (evaluated) alike
             ops, expansion = tuple(go(o) for o in n.operands), go(n.expansion)
             out = (n if ops == n.operands and expansion == n.expansion
@@ -514,12 +534,12 @@ def count_ops(node: Node) -> int:
 
 
 # ---------------------------------------------------------------- hashing
-def _cache_hash(cls: type) -> None:
+def _cache_hash(cls: type[Node]) -> None:
     """Nodes are compared structurally; a shared subtree (softmax's exp(x) used twice) would
     make the dataclass hash exponential in the nesting depth. Each node keeps its hash."""
     structural = cls.__hash__
 
-    def __hash__(self) -> int:
+    def __hash__(self: object) -> int:
         try:
             return self.__dict__["_hash"]
         except KeyError:
