@@ -8,12 +8,14 @@ thread only; elsewhere it is ignored (see `derivkit.limits`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .lang import recipes as _recipes
 from .errors import BudgetExceeded, DerivkitError
 from .limits import with_timeout as _timeout
-from .results import Derivation, RecipeSummary
+from .results import CheckReport, ClaimVerdict, Derivation, Lowered, RecipeSummary, TargetCheck
 
 
 def list_recipes(recipe_dirs: list[str | Path] | None = None) -> list[RecipeSummary]:
@@ -62,10 +64,13 @@ def derive_expression(expr: str, wrt: list[str], shapes: dict[str, str],
     return derive(recipe)
 
 
-def _natural_domains(expr: str, shapes: dict[str, str], params) -> dict[str, str]:
+def _natural_domains(expr: str, shapes: dict[str, str],
+                     params: dict[str, float] | None) -> dict[str, str]:
     """Sampling domains implied by the expression: an input passed straight to log or sqrt is
-    sampled positive, one passed straight to a kink (relu, leaky_relu, abs) away from 0."""
+    sampled positive, one passed straight to a kink (relu, leaky_relu, abs) away from 0 (the
+    op table's `domain` and `kink`)."""
     from .lang import ir
+    from .lang.ops import ELEMENTWISE
     from .lang.parse import Scope, parse
     from .lang.shapes import parse_shape
 
@@ -78,14 +83,16 @@ def _natural_domains(expr: str, shapes: dict[str, str], params) -> dict[str, str
     out: dict[str, str] = {}
     for n in ir.walk(node):
         if isinstance(n, ir.Apply) and isinstance(n.a, ir.Var) and n.a.role == "input":
-            if n.fn in ("log", "sqrt"):
+            fn = ELEMENTWISE[n.fn]
+            if fn.domain == "positive":
                 out[n.a.name] = "positive"
-            elif n.fn in ("relu", "leaky_relu", "abs", "sign"):
+            elif fn.kink is not None:
                 out.setdefault(n.a.name, "nonzero")
     return out
 
 
-def _load_with_wrt(name: str, recipe_dirs, wrt: list[str] | None) -> _recipes.Recipe:
+def _load_with_wrt(name: str, recipe_dirs: list[str | Path] | None,
+                   wrt: list[str] | None) -> _recipes.Recipe:
     """The recipe, restricted to the inputs in `wrt` (each must be one of its inputs)."""
     from dataclasses import replace
 
@@ -105,7 +112,7 @@ def check_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                  wrt: list[str] | None = None, mode: str = "auto", sizes: dict[str, int] | None = None,
                  seed: int = 0, dtype: str = "float64", rtol: float | None = None,
                  atol: float | None = None, directions: int = 8,
-                 params: dict[str, float] | None = None):
+                 params: dict[str, float] | None = None) -> TargetCheck:
     """Check every derivative of a recipe against finite differences (-> results.TargetCheck)."""
     recipe = _load_with_wrt(name, recipe_dirs, wrt)
     from .check.runner import check
@@ -116,7 +123,7 @@ def check_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
 
 @_timeout("check")
 def check_expression(expr: str, wrt: list[str], shapes: dict[str, str],
-                     params: dict[str, float] | None = None, **options):
+                     params: dict[str, float] | None = None, **options: Any) -> TargetCheck:
     recipe = recipe_from_expression(expr, wrt, shapes, params)
     from .check.runner import check
 
@@ -124,10 +131,10 @@ def check_expression(expr: str, wrt: list[str], shapes: dict[str, str],
 
 
 @_timeout("check")
-def check_implementation(impl, name: str | None = None, *, expr: str | None = None,
+def check_implementation(impl: str | Callable[..., Any], name: str | None = None, *, expr: str | None = None,
                          shapes: dict[str, str] | None = None,
                          recipe_dirs: list[str | Path] | None = None, wrt: list[str] | None = None,
-                         params: dict[str, float] | None = None, **options):
+                         params: dict[str, float] | None = None, **options: Any) -> TargetCheck:
     """Check a hand-written backward function against finite differences and derivkit's
     derivation, for a recipe `name` or an expression `expr` (-> results.TargetCheck whose failed
     results carry diagnoses). `impl` is 'FILE.py:FUNCTION' (FILE is imported and run as Python:
@@ -138,6 +145,8 @@ def check_implementation(impl, name: str | None = None, *, expr: str | None = No
     if expr is not None:
         recipe = recipe_from_expression(expr, list(wrt or []), dict(shapes or {}), params)
         full_wrt = recipe.wrt
+    elif name is None:
+        raise DerivkitError("check_implementation needs a recipe name or expr=")
     else:
         full_wrt = _recipes.load(name, recipe_dirs).wrt
         recipe = _load_with_wrt(name, recipe_dirs, wrt)
@@ -145,7 +154,8 @@ def check_implementation(impl, name: str | None = None, *, expr: str | None = No
 
 
 @_timeout("check")
-def check_all(*, recipe_dirs: list[str | Path] | None = None, progress=None, **options):
+def check_all(*, recipe_dirs: list[str | Path] | None = None,
+              progress: Callable[[str], object] | None = None, **options: Any) -> CheckReport:
     """Check every recipe on the search path (-> results.CheckReport). `progress(name)` is
     called before each recipe. A recipe that cannot be loaded or checked is a failed target."""
     from .check.runner import check_all as _check_all
@@ -155,7 +165,7 @@ def check_all(*, recipe_dirs: list[str | Path] | None = None, progress=None, **o
 
 @_timeout("lower")
 def lower_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
-                 wrt: list[str] | None = None):
+                 wrt: list[str] | None = None) -> Lowered:
     """A standalone NumPy module (-> results.Lowered) with `forward` and, per input, its verified
     `vjp_x` (plus `grad_x` for scalar outputs, `jacobian_x` for vector -> vector). Raises
     DerivkitError if a form is not verified. `derivkit.lower.module.load(lowered)` gives the callables."""
@@ -165,12 +175,12 @@ def lower_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
 
 @_timeout("lower")
 def lower_expression(expr: str, wrt: list[str], shapes: dict[str, str],
-                     params: dict[str, float] | None = None):
+                     params: dict[str, float] | None = None) -> Lowered:
     """`lower_recipe` for an expression; parameters become keywords with their given values."""
     return _lower(recipe_from_expression(expr, wrt, shapes, params))
 
 
-def _lower(recipe: _recipes.Recipe):
+def _lower(recipe: _recipes.Recipe) -> Lowered:
     from .check.confirm import derive_confirmed as derive
     from .lower.module import lower
 
@@ -179,7 +189,7 @@ def _lower(recipe: _recipes.Recipe):
 
 @_timeout("verify")
 def verify_recipe(name: str, claim: str, *, recipe_dirs: list[str | Path] | None = None,
-                  wrt: list[str] | None = None, seed: int = 0):
+                  wrt: list[str] | None = None, seed: int = 0) -> ClaimVerdict:
     """Is `claim` (matrix or index form) the derivative of recipe `name` w.r.t. the one input in
     `wrt`? (-> results.ClaimVerdict: verified, refuted with a counterexample, or not verified)"""
     recipe = _load_with_wrt(name, recipe_dirs, wrt)
@@ -190,7 +200,7 @@ def verify_recipe(name: str, claim: str, *, recipe_dirs: list[str | Path] | None
 
 @_timeout("verify")
 def verify_expression(expr: str, claim: str, wrt: list[str], shapes: dict[str, str],
-                      params: dict[str, float] | None = None, *, seed: int = 0):
+                      params: dict[str, float] | None = None, *, seed: int = 0) -> ClaimVerdict:
     recipe = recipe_from_expression(expr, wrt, shapes, params)
     from .audit.claim import verify_claim
 

@@ -9,7 +9,8 @@ import sympy as sp
 
 from derivkit import api
 from derivkit.lower import forms
-from derivkit.lang import ops as functions, ir, recipes
+from derivkit.derive import elementwise as functions
+from derivkit.lang import ir, recipes
 from derivkit.derive import engine, vjp as vjp_mod
 from derivkit.derive.index import index_symbol
 from derivkit.derive.crosscheck import IndexForm, Problem, Verifier

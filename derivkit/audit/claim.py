@@ -28,7 +28,8 @@ from dataclasses import replace
 import numpy as np
 import sympy as sp
 
-from ..lang import ops as functions, ir
+from ..derive import elementwise
+from ..lang import ir
 from .claims import ClaimScope, is_index_claim, parse_index_claim
 from ..check.confirm import derive_confirmed as derive
 from ..lang.program import program
@@ -443,7 +444,7 @@ def _refutation(t: _Target, ver, run, seed: int, base: dict, kind: str | None,
 def _counterexample(t: _Target, m: Mismatch, kind: str | None, letters: tuple[str, ...],
                     seed: int) -> Counterexample:
     rng = random.Random(seed)
-    params = {functions.param_symbol(p.name): sp.Float(p.default) for p in t.recipe.params}
+    params = {elementwise.param_symbol(p.name): sp.Float(p.default) for p in t.recipe.params}
     diff = m.derived - m.truth
     params_names = {p.name for p in t.recipe.params}
     found = witness(diff.xreplace(params), rng) or {}
@@ -500,13 +501,13 @@ def _kink_notes(t: _Target, form: ir.Node | None, kind: str | None) -> tuple[str
     finite difference can decide: state derivkit's, and (matrix claims) compare the claim with
     it exactly at the kink."""
     fns = sorted({n.fn for n in ir.walk(t.out) if isinstance(n, ir.Apply)
-                  and functions.kink_conventions(n.fn)})
+                  and elementwise.kink_conventions(n.fn)})
     notes = []
     if t.params:
         notes.append("compared with the parameters at their values: "
                      + ", ".join(f"{k} = {v:g}" for k, v in t.params.items()))
     for fn in fns:
-        for k in functions.kink_conventions(fn):
+        for k in elementwise.kink_conventions(fn):
             notes.append(f"{fn}'({k.at}) = {k.value} by derivkit's convention (one-sided "
                          f"derivatives {k.left} and {k.right}); equality is decided away from the "
                          f"kink, where the derivative is unique")
@@ -519,7 +520,7 @@ def _kink_notes(t: _Target, form: ir.Node | None, kind: str | None) -> tuple[str
 def _kink_probe(t: _Target, form: ir.Node, kind: str) -> str | None:
     """Claim vs derivkit's form with the input at exactly 0 (the kink of relu, leaky_relu,
     abs), when the input enters a kink function directly."""
-    direct = any(isinstance(n, ir.Apply) and n.a == t.x and functions.kink_conventions(n.fn)
+    direct = any(isinstance(n, ir.Apply) and n.a == t.x and elementwise.kink_conventions(n.fn)
                  for n in ir.walk(t.out))
     dv = t.derived(kind)
     if not direct or dv is None or dv.matrix is None:

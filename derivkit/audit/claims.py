@@ -5,7 +5,7 @@
 Grammar: the expression language's arithmetic (+ - * / **, unary -, numbers), subscripted
 arrays A[i,j] (every axis one index letter), scalars by name, dimension names as numbers,
 delta(a, b) (also δ(a, b)), sum(body, k[, l...]) over index letters, where(a > b, x, y), and the
-element-wise functions (exp, log, sqrt, abs, sign, tanh, sigmoid, relu, leaky_relu). Any other
+element-wise functions of `derivkit.lang.ops` (exp, log, tanh, relu, ...). Any other
 identifier is an index letter. As in `derivkit.lang.parse`, `ast.parse` only builds a tree and each
 node is translated by hand into SymPy objects: no text reaches eval, exec, sympify or parse_expr.
 
@@ -22,10 +22,11 @@ from fractions import Fraction
 
 import sympy as sp
 
-from ..lang import ops as functions
+from ..derive import elementwise
 from ..derive.index import CMP, Where, dim_symbol, index_symbol, opaque
 from ..errors import ExpressionError
-from ..lang.parse import _CMP, _PARAM_DEFAULTS, DISALLOWED, ELEMENTWISE, MAX_DEPTH, _segment, check_power, checked_number, not_allowed, syntax_tree
+from ..lang.ops import ELEMENTWISE
+from ..lang.parse import _CMP, DISALLOWED, MAX_DEPTH, _segment, check_power, checked_number, not_allowed, syntax_tree
 from ..lang.shapes import Shape
 
 DELTA_NAMES = ("delta", "δ")
@@ -157,7 +158,7 @@ class _Builder:
                                       f"{name}[{','.join('ijkl'[:len(self.scope.arrays[name])])}]")
             return sp.Symbol(name, real=True)
         if name in self.scope.params:
-            return functions.param_symbol(name)
+            return elementwise.param_symbol(name)
         if name in self.scope.dims:
             return dim_symbol(name)
         if name in ELEMENTWISE or name in DELTA_NAMES or name in ("sum", "where"):
@@ -238,7 +239,7 @@ class _Builder:
                                                self.build(cond.comparators[0], depth + 1))
             return Where(rel, self.build(args[1], depth + 1), self.build(args[2], depth + 1))
         if fn in ELEMENTWISE:
-            names = tuple(_PARAM_DEFAULTS.get(fn, {}))
+            names = ELEMENTWISE[fn].param_names
             if not 1 <= len(args) <= 1 + len(names) or set(kws) - set(names):
                 raise self.fail(node, f"{fn}() takes one argument"
                                       f"{' and ' + ', '.join(names) if names else ''}")
@@ -250,10 +251,10 @@ class _Builder:
                 elif pname in kws:
                     params.append(self.build(kws[pname], depth + 1))
                 else:
-                    params.append(sp.Float(_PARAM_DEFAULTS[fn][pname]))
-            return opaque(functions.definition(fn, x, tuple(params)))
+                    params.append(sp.Float(ELEMENTWISE[fn].defaults[pname]))
+            return opaque(elementwise.definition(fn, x, tuple(params)))
         raise self.fail(node, f"unknown function '{fn}'",
-                        f"allowed: {', '.join(sorted(ELEMENTWISE + ('delta', 'sum', 'where')))}")
+                        f"allowed: {', '.join(sorted((*ELEMENTWISE, 'delta', 'sum', 'where')))}")
 
 
 def _fmt(shape) -> str:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..lang import ir
+from ..lang.ops import ELEMENTWISE
 from ..errors import DerivkitError
 from ..lower.source import batched_function
 from ..lang.recipes import Recipe
 
 DEFAULT_VALUES = (3, 4, 5, 6, 7, 8, 9, 10)
-KINK_FUNCTIONS = {"relu": 0.0, "leaky_relu": 0.0, "abs": 0.0, "sign": 0.0}
 
 
 def default_sizes(dims: list[str], given: dict[str, int] | None = None) -> dict[str, int]:
@@ -59,7 +59,7 @@ def is_analytic(node: ir.Node) -> bool:
     for n in ir.walk(node):
         if isinstance(n, (ir.Where, ir.Compare)):
             return False
-        if isinstance(n, ir.Apply) and n.fn in KINK_FUNCTIONS:
+        if isinstance(n, ir.Apply) and ELEMENTWISE[n.fn].kink is not None:
             return False
     return True
 
@@ -68,8 +68,9 @@ def kink_switches(node: ir.Node) -> list[ir.Node]:
     """Quantities whose sign decides a branch: arguments of kink functions, where-conditions."""
     out = []
     for n in ir.walk(node):
-        if isinstance(n, ir.Apply) and n.fn in KINK_FUNCTIONS:
-            out.append(n.a if KINK_FUNCTIONS[n.fn] == 0 else ir.sub(n.a, ir.const(KINK_FUNCTIONS[n.fn])))
+        kink = ELEMENTWISE[n.fn].kink if isinstance(n, ir.Apply) else None
+        if kink is not None:
+            out.append(n.a if kink == 0 else ir.sub(n.a, ir.const(kink)))
         elif isinstance(n, ir.Compare):
             out.append(ir.sub(n.a, n.b))
     return out

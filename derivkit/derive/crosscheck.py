@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from ..lang import ops as functions, ir
+from ..lang import ir
+from ..lang.ops import ELEMENTWISE
+from . import elementwise
 from ..results import Verification
 from .explicit import EXACT, Explicit, Undefined, symbol_array, zero_test
 from .index import dim_symbol, transparent
@@ -78,7 +80,7 @@ def explicit_cost(node: ir.Node, sizes: dict[str, int]) -> int:
         if isinstance(n, ir.MatMul):
             size = dim(n.a.shape[-1]) * (a[0] + a[1] + 1)
         elif isinstance(n, ir.Apply):
-            size = (2 * a[0] + 3) if n.fn in ("relu", "leaky_relu", "abs") else a[0] + 1
+            size = (2 * a[0] + 3) if ELEMENTWISE[n.fn].kink is not None else a[0] + 1
             size += sum(a[1:])
         elif isinstance(n, ir.Sum):
             size = max(1, entries(n.a) // max(1, entries(n))) * a[0]
@@ -160,7 +162,7 @@ class Verifier:
                                      domain)
         for name in self.p.params:
             value = (_rational(self.p.param_values[name]) if name in self.p.param_values
-                     else functions.param_symbol(name))
+                     else elementwise.param_symbol(name))
             env[name] = np.asarray(value, dtype=object)
         if self.p.upstream is not None:
             up = self.p.upstream

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 
-from ..lang import ops as functions, ir
+from ..lang import ir
+from . import elementwise
 from ..errors import DerivkitError, ExpressionError
 from ..lang.program import program
 from ..lang.printing import GREEK, language, latex, pretty
@@ -203,7 +204,7 @@ def _conventions(out: ir.Node, recipe: Recipe, upstream: ir.Var | None) -> list[
     for n in ir.walk(out):
         if isinstance(n, ir.Apply) and n.fn not in seen:
             seen.add(n.fn)
-            for k in functions.kink_conventions(n.fn):
+            for k in elementwise.kink_conventions(n.fn):
                 notes.append(k.sentence())
     if any(isinstance(n, ir.Macro) and n.fn == "softmax" for n in ir.walk(out)):
         notes.append("softmax(x) = exp(x) / Σ exp(x) over the last axis; derivkit differentiates "

@@ -16,7 +16,9 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from ..lang import ops as functions, ir
+from ..lang import ir
+from ..lang.ops import ELEMENTWISE
+from . import elementwise
 from .index import CMP
 
 
@@ -116,13 +118,13 @@ class Explicit:
 
     def _Apply(self, n):
         params = [self.ev(p).item() for p in n.params]
-        rule = functions.definition(n.fn, functions.T, tuple(functions.param_symbol(p) for p in
-                                                             functions.FUNCTIONS[n.fn].params))
-        subs = {functions.param_symbol(name): v for name, v in
-                zip(functions.FUNCTIONS[n.fn].params, params)}
+        names = ELEMENTWISE[n.fn].param_names
+        rule = elementwise.definition(n.fn, elementwise.T,
+                                      tuple(elementwise.param_symbol(p) for p in names))
+        subs = {elementwise.param_symbol(name): v for name, v in zip(names, params)}
 
         def f(v):
-            return rule.xreplace({functions.T: v, **subs})
+            return rule.xreplace({elementwise.T: v, **subs})
 
         return np.frompyfunc(f, 1, 1)(self.ev(n.a))
 

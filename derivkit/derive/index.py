@@ -13,7 +13,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from ..lang import ops as functions, ir
+from ..lang import ir
+from . import elementwise
 from ..lang.printing import GREEK
 
 FACTOR_LIMIT_S = 2.0   # one factor() of an index form; past it the unfactored form is kept
@@ -178,7 +179,7 @@ class IndexEvaluator:
 
     def _Apply(self, n, idx):
         params = tuple(self.ev(p, ()) for p in n.params)
-        return opaque(functions.definition(n.fn, self.ev(n.a, idx), params))
+        return opaque(elementwise.definition(n.fn, self.ev(n.a, idx), params))
 
     def _Compare(self, n, idx):
         a = self.ev(n.a, self._align(n.a.shape, n.shape, idx))

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import sympy as sp
 
-from ..lang import ops as functions, ir
+from ..lang import ir
+from . import elementwise
 from .simplify import _ir_number
 from ..lang.shapes import Shape
 
@@ -33,8 +34,8 @@ def unbroadcast(x: ir.Node, shape: Shape) -> ir.Node:
 
 def _elementwise_derivative(node: ir.Apply) -> ir.Node:
     """f'(a) for node = f(a), as IR, built from the SymPy-derived rule."""
-    rule = functions.derivative(node.fn)
-    mapping: dict[sp.Symbol, ir.Node] = {functions.T: node.a, functions.S: node}
+    rule = elementwise.derivative(node.fn)
+    mapping: dict[sp.Symbol, ir.Node] = {elementwise.T: node.a, elementwise.S: node}
     for sym, p in zip(rule.params, node.params):
         mapping[sym] = p
     return from_scalar_sympy(rule.expr, mapping)
@@ -82,10 +83,9 @@ def from_scalar_sympy(expr: sp.Expr, mapping: dict[sp.Symbol, ir.Node]) -> ir.No
             (val, cond), *rest = e.args
             other = go(sp.Piecewise(*rest)) if rest and rest[0][1] is not sp.true else go(rest[0][0])
             return ir.where(_cond(cond), go(val), other)
-        for fn, cls in (("exp", sp.exp), ("log", sp.log), ("tanh", sp.tanh), ("abs", sp.Abs),
-                        ("sign", sp.sign)):
-            if isinstance(e, cls):
-                return ir.apply(fn, go(e.args[0]))
+        fn = elementwise.sympy_classes().get(type(e))
+        if fn is not None:
+            return ir.apply(fn, go(e.args[0]))
         raise NotImplementedError(f"cannot express {e} in the IR")
 
     def _cond(c) -> ir.Node:

@@ -7,9 +7,10 @@ plain identifiers, so no user text reaches SymPy's printers or lambdify as code.
 
 Grammar (NumPy meaning on arrays of the declared shapes):
     a @ b   a * b   a / b   a + b   a - b   a ** k   -a   a.T   (broadcasting as in NumPy)
-    sum(a[, axis=k][, keepdims=True])   mean(a[, axis=k])   exp log sqrt abs tanh sigmoid relu
-    leaky_relu(a[, alpha])   softmax(a[, axis=-1])   trace det inv diag outer   eye(n)   ones(m, n)
-    where(a > b, x, y)   expand_dims(a, axis)   numbers   declared dimension names as numbers
+    sum(a[, axis=k][, keepdims=True])   mean(a[, axis=k])   softmax(a[, axis=-1])
+    f(a[, params]) for every elementwise function f in `derivkit.lang.ops`
+    trace det inv diag outer   eye(n)   ones(m, n)   where(a > b, x, y)   expand_dims(a, axis)
+    numbers   declared dimension names as numbers
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from fractions import Fraction
 
 from . import ir
 from ..errors import BudgetExceeded, DerivkitError, ExpressionError
+from .ops import ELEMENTWISE
 from .shapes import Dim, Shape, fmt_shape
 
 MAX_LENGTH = 20_000
 MAX_DEPTH = 64
 MAX_POWER = 64    # |constant exponent|: (x+1)**600 expands into 600 terms per entry
-MAX_CALLS = 32    # function calls nested in one another: sigmoid(sigmoid(...)); each level
+MAX_CALLS = 32    # function calls nested in one another: tanh(tanh(...)); each level
                   # multiplies the derivative's size (the chain rule), and 60 of them exhaust
                   # Python's stack in the symbolic work
 
@@ -105,12 +107,10 @@ def constant_value(node: ir.Node) -> float | None:
         memo[n] = value
     return memo[node]
 
-ELEMENTWISE = ("exp", "log", "sqrt", "abs", "sign", "tanh", "sigmoid", "relu", "leaky_relu")
-FUNCTIONS = ELEMENTWISE + ("sum", "mean", "softmax", "trace", "det", "inv", "diag", "outer", "eye",
+FUNCTIONS = (*ELEMENTWISE, "sum", "mean", "softmax", "trace", "det", "inv", "diag", "outer", "eye",
                            "ones", "where", "expand_dims")
 _CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<="}
 _BIN = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
-_PARAM_DEFAULTS = {"leaky_relu": {"alpha": 0.01}}
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,7 @@ class _Builder:
             return self.build(args[i], depth)
 
         if fn in ELEMENTWISE:
-            names = tuple(_PARAM_DEFAULTS.get(fn, {}))
+            names = ELEMENTWISE[fn].param_names
             arity(1, 1 + len(names), names)
             x = arg(0)
             params = []
@@ -270,7 +270,7 @@ class _Builder:
                 elif pname in kws:
                     p = self.build(kws[pname], depth)
                 else:
-                    p = ir.const(_PARAM_DEFAULTS[fn][pname])
+                    p = ir.const(ELEMENTWISE[fn].defaults[pname])
                 if p.rank:
                     raise self.fail(node, f"{fn}(): {pname} must be a scalar, got {fmt_shape(p.shape)}")
                 params.append(p)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from . import ir
+from .ops import ELEMENTWISE, render
 
 # precedence: higher binds tighter
 ADD, MUL, NEG, POW, POSTFIX, ATOM = 10, 20, 30, 40, 50, 60
@@ -15,9 +16,6 @@ GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "lam": "λ",
 SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 CMP_PRETTY = {">": ">", ">=": "≥", "<": "<", "<=": "≤"}
 CMP_LATEX = {">": ">", ">=": r"\geq", "<": "<", "<=": r"\leq"}
-LATEX_FN = {"exp": r"\exp", "log": r"\log", "tanh": r"\tanh", "sqrt": None, "abs": None,
-            "sign": r"\operatorname{sign}", "sigmoid": r"\sigma", "relu": r"\operatorname{relu}",
-            "leaky_relu": r"\operatorname{leaky\_relu}"}
 
 
 def _terminating(q: int) -> bool:
@@ -209,12 +207,9 @@ class PrettyPrinter(_Printer):
         return f"{self.wrap(n.a, POSTFIX)}ᵀ", POSTFIX
 
     def _Apply(self, n):
-        args = [self(n.a)] + [self(p) for p in n.params]
-        if n.fn == "abs" and not n.params:
-            return f"|{args[0]}|", ATOM
-        if n.fn == "sqrt":
-            return f"√{self.wrap(n.a, ATOM)}", ATOM
-        return f"{n.fn}({', '.join(args)})", ATOM
+        fn = ELEMENTWISE[n.fn]
+        return render(fn.pretty, fn, self(n.a), [self(p) for p in n.params],
+                      x_atom=self.wrap(n.a, ATOM)), ATOM
 
     def _Compare(self, n):
         return f"{self.wrap(n.a, ADD)} {CMP_PRETTY[n.op]} {self.wrap(n.b, ADD)}", 5
@@ -325,13 +320,9 @@ class LatexPrinter(_Printer):
         return f"{{{self.wrap(n.a, POSTFIX)}}}^{{\\top}}", POSTFIX
 
     def _Apply(self, n):
-        x = self(n.a)
-        if n.fn == "sqrt":
-            return rf"\sqrt{{{x}}}", ATOM
-        if n.fn == "abs":
-            return rf"\left|{x}\right|", ATOM
-        args = ", ".join([x] + [self(p) for p in n.params])
-        return rf"{LATEX_FN[n.fn]}\left({args}\right)", ATOM
+        fn = ELEMENTWISE[n.fn]
+        return render(fn.latex, fn, self(n.a), [self(p) for p in n.params],
+                      x_atom=self.wrap(n.a, ATOM)), ATOM
 
     def _Compare(self, n):
         return f"{self.wrap(n.a, ADD)} {CMP_LATEX[n.op]} {self.wrap(n.b, ADD)}", 5

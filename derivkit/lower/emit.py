@@ -26,7 +26,10 @@ import linecache
 import re
 import tokenize
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..lang.ops import ELEMENTWISE
 
 IDENT_ANY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")     # any name the emitter writes
 
@@ -35,10 +38,6 @@ HELPERS = '''\
 def _softmax(x, axis=-1):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
-
-
-def _leaky_relu(x, alpha):
-    return np.where(x >= 0, x, alpha * x)
 '''
 
 #: Complex-safe helpers of the batched (check) functions.
@@ -46,10 +45,6 @@ BATCH_HELPERS = '''\
 def _softmax(x, axis=-1):
     e = np.exp(x - np.max(np.real(x), axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def _leaky_relu(x, alpha):
-    return np.where(np.real(x) >= 0, x, alpha * x)
 
 
 def _shared(a):
@@ -114,7 +109,13 @@ def _helper_table(text: str) -> dict[str, str]:
             if isinstance(n, ast.FunctionDef)}
 
 
-_HELPER_SOURCES = {False: _helper_table(HELPERS), True: _helper_table(BATCH_HELPERS)}
+#: Helpers by name, for real code and for the complex-safe batched (check) code: the ones above
+#: and each elementwise function's own (its op-table entry).
+_HELPER_SOURCES = {
+    False: _helper_table(HELPERS + "".join("\n\n" + f.helper for f in ELEMENTWISE.values() if f.helper)),
+    True: _helper_table(BATCH_HELPERS + "".join("\n\n" + (f.helper_complex or f.helper)
+                                                for f in ELEMENTWISE.values() if f.helper)),
+}
 
 
 def _loaded(source: str) -> set[str]:
@@ -249,7 +250,7 @@ def _audit_function(fn: ast.FunctionDef, module_names: set[str]) -> None:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             _audit_expr(stmt.value, bound, fn.name)
             bound.add(stmt.targets[0].id)
-        elif isinstance(stmt, ast.Return) and stmt is body[-1]:
+        elif isinstance(stmt, ast.Return) and stmt is body[-1] and stmt.value is not None:
             _audit_expr(stmt.value, bound, fn.name)
         else:
             raise EmitError(f"{fn.name}: unexpected statement {ast.unparse(stmt)[:80]!r}")
@@ -291,7 +292,8 @@ def _is_module_attribute(node: ast.Attribute, bound: set[str]) -> bool:
 
 
 # ---------------------------------------------------------------------------- build
-def build(source: str, fname: str, *, alias: str = "np", batched: bool = False, label: str | None = None):
+def build(source: str, fname: str, *, alias: str = "np", batched: bool = False,
+          label: str | None = None) -> Callable[..., Any]:
     """The function `fname` defined by generated `source` (helpers added as it needs them),
     audited, then compiled: one of the two places generated code runs."""
     import numpy

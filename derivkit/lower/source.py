@@ -11,10 +11,10 @@ from fractions import Fraction
 
 from . import emit
 from ..lang import ir
+from ..lang.ops import ELEMENTWISE, render
 from ..lang.printing import ADD, ATOM, MUL, NEG, LanguagePrinter
 from .stable import SHIFTED
 
-NP_FN = {"exp": "exp", "log": "log", "sqrt": "sqrt", "abs": "abs", "sign": "sign", "tanh": "tanh"}
 
 
 def _shape_tuple(shape) -> str:
@@ -49,16 +49,8 @@ class NumpyPrinter(LanguagePrinter):
         return super()._Binary(n)
 
     def _Apply(self, n):
-        x = self(n.a)
-        if n.fn in NP_FN:
-            return f"{self.np}.{NP_FN[n.fn]}({x})", ATOM
-        if n.fn == "sigmoid":
-            return f"{self.np}.exp(-{self.np}.logaddexp(0.0, -({x})))", ATOM
-        if n.fn == "relu":
-            return f"{self.np}.maximum({x}, 0.0)", ATOM
-        if n.fn == "leaky_relu":
-            return f"_leaky_relu({x}, {self(n.params[0])})", ATOM
-        raise NotImplementedError(n.fn)  # pragma: no cover - every FUNCTIONS entry is covered
+        fn = ELEMENTWISE[n.fn]
+        return render(fn.numpy, fn, self(n.a), [self(p) for p in n.params], np=self.np), ATOM
 
     def _Compare(self, n):
         return f"({self.wrap(n.a, ADD)} {n.op} {self.wrap(n.b, ADD)})", ATOM
@@ -202,7 +194,7 @@ class BatchedNumpyPrinter(NumpyPrinter):
     perturbed copies), so one call evaluates the forward at many points. Operands are aligned
     by rank (a batched vector meeting a matrix gets its middle axis inserted), transposes swap
     the last two axes, reductions use negative axes, products of vectors use einsum with '...'.
-    Every function used is analytic where the math is (sigmoid as 1/(1 + exp(−x))), so complex
+    Every function used is analytic where the math is (`numpy_complex` in the op table), so complex
     inputs work for complex-step differentiation."""
 
     def __init__(self, batched: set[str], sizes: dict[str, int] | None = None, np: str = "np") -> None:
@@ -273,12 +265,9 @@ class BatchedNumpyPrinter(NumpyPrinter):
         return super()._Transpose(n)
 
     def _Apply(self, n):
-        if n.fn == "sigmoid":
-            return f"(1.0 / (1.0 + {self.np}.exp(-({self(n.a)}))))", ATOM
-        if n.fn == "relu":
-            x = self(n.a)
-            return f"{self.np}.where({self.np}.real({x}) > 0, {x}, 0.0)", ATOM
-        return super()._Apply(n)
+        fn = ELEMENTWISE[n.fn]
+        template = fn.numpy_complex or fn.numpy     # analytic in x: complex-step safe
+        return render(template, fn, self(n.a), [self(p) for p in n.params], np=self.np), ATOM
 
     def _axes(self, n: ir.Sum | ir.Macro, axis, rank: int) -> str:
         if axis is None:
