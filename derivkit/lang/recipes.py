@@ -12,6 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from .names import user_name_problem
 from ..errors import RecipeError, UnknownRecipeError
@@ -20,6 +21,7 @@ from .shapes import Shape, fmt_shape, parse_shape
 NAME_RE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
 DOMAINS = ("real", "positive", "nonzero")
 ENV_VAR = "DERIVKIT_RECIPES"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def _shorten(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-limit // 2:]}"
 
 
-def _need(data: dict, key: str, kind: type, where: str):
+def _need(data: dict, key: str, kind: type[_T], where: str) -> _T:
     if key not in data:
         raise RecipeError(f"{where}: missing field {key!r}")
     value = data[key]
@@ -310,7 +312,8 @@ def key_lines(text: str) -> dict[str, int]:
     """{dotted key: 1-based line} for a recipe's simple TOML layout: top-level keys, [table]
     keys ("inputs.X") and [[steps]] keys ("steps.2.expr"; "steps.2" is the header's line)."""
     out: dict[str, int] = {}
-    prefix, counts = "", {}
+    prefix = ""
+    counts: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), 1):
         header = _HEADER.match(line)
         if header:

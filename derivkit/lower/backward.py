@@ -7,6 +7,9 @@ warning: with an already-updated W3, Δ_A2 = Δ_Z3 W3' is not the gradient).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from ..derive.chain import chain_lines, delta_var
 from ..lang import ir
 from ..lang.program import program
@@ -15,7 +18,7 @@ from . import emit
 from . import source as lower
 
 
-def backward_function(recipe: Recipe):
+def backward_function(recipe: Recipe) -> Callable[..., dict[str, Any]]:
     """NumPy `backward(*, inputs..., params..., backward_overrides=None) -> {lhs: array}`:
     the forward pass, then every line of the chain in order. `backward_overrides` gives other
     values for inputs (e.g. an updated W3) used only in the backward lines, as the tutorial
@@ -28,7 +31,7 @@ def backward_function(recipe: Recipe):
     printer = lower.NumpyPrinter(alias)
     # Backward lines read each input as `_b_<name>` (its possibly overridden value) and each
     # earlier Δ as `_line<j>`: names no user name can take (user names have no underscore).
-    as_backward = {ir.Var(a, shape, "input"): ir.Var(f"_b_{a}", shape, "input")
+    as_backward: dict[ir.Node, ir.Node] = {ir.Var(a, shape, "input"): ir.Var(f"_b_{a}", shape, "input")
                    for a, shape in inputs.items()}
     body = lower.dims_prelude(inputs, alias)
     body += [(name, printer(node)) for name, node in steps.items()]
@@ -43,7 +46,7 @@ def backward_function(recipe: Recipe):
     fn = emit.build(source, "backward", alias=alias, label="backward")
     names = [lhs for lhs, *_ in lines]
 
-    def backward(*, backward_overrides=None, **values):
+    def backward(*, backward_overrides: dict[str, Any] | None = None, **values: Any) -> dict[str, Any]:
         over = backward_overrides or {}
         unknown = set(over) - set(inputs)
         if unknown:
@@ -51,5 +54,5 @@ def backward_function(recipe: Recipe):
         bw = {f"_b_{a}": over.get(a, values[a]) for a in inputs}
         return dict(zip(names, fn(**values, **bw)))
 
-    backward.__source__ = source
+    backward.__source__ = source  # type: ignore[attr-defined]  # mypy does not model function attributes
     return backward

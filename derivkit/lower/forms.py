@@ -7,6 +7,9 @@ the forward expression, and `form_function` lowers it to a NumPy callable.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from ..lang import ir
 from . import source as lower
 from ..lang.program import program
@@ -32,7 +35,7 @@ def parse_form(recipe: Recipe, text: str, *, derived: bool = False
     return node, steps, form_scope
 
 
-def form_function(recipe: Recipe, text: str, fname: str = "form"):
+def form_function(recipe: Recipe, text: str, fname: str = "form") -> Callable[..., Any]:
     """A NumPy function of keyword arguments (inputs, upstream gradient, parameters) for text
     derivkit printed (a derived form, or an accepted claim printed back)."""
     node, named, _ = parse_form(recipe, text, derived=True)
@@ -47,7 +50,7 @@ def form_function(recipe: Recipe, text: str, fname: str = "form"):
     return lower.compile_function(fname, source)
 
 
-def call_form(fn, values: dict, params: dict):
+def call_form(fn: Callable[..., Any], values: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
     """A lowered form (`form_function`) on the keywords it takes, from `values` and `params`
     (a form takes the upstream gradient only if it uses it)."""
     import inspect
@@ -56,7 +59,7 @@ def call_form(fn, values: dict, params: dict):
     return fn(**{k: v for k, v in {**values, **params}.items() if k in names})
 
 
-def forward_function(recipe: Recipe):
+def forward_function(recipe: Recipe) -> Callable[..., Any]:
     _, out = program(recipe).scope, program(recipe).out
     inputs = {i.name: i.shape for i in recipe.inputs}
     params = {p.name: p.default for p in recipe.params}

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import textwrap
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from . import emit
 from ..lang import ir
@@ -37,6 +39,9 @@ from ..lang.program import program
 from ..lang.shapes import fmt_shape
 from .stable import SHIFTED, shift_exponentials
 
+#: forms.parse_form, passed in (imported where it is used)
+_ParseForm = Callable[..., tuple[ir.Node, dict[str, ir.Node], object]]
+
 KIND_PREFIX = {"gradient": "grad", "jacobian": "jacobian", "vjp": "vjp"}
 WIDTH = 96
 
@@ -46,7 +51,7 @@ class _Function:
     name: str
     args: tuple[str, ...]
     body: ir.Node
-    named: dict
+    named: dict[str, ir.Node]
     equation: str           # pretty, e.g. "∂L/∂W = Xᵀ G"
     doc: tuple[str, ...]    # further docstring lines (meaning of the upstream, verification)
     stacked: str | None = None   # a variable with a leading stack axis (Jacobian rows from a vjp)
@@ -72,7 +77,7 @@ def load_module(lowered: Lowered) -> types.ModuleType:
                             f"<derivkit lower {lowered.target}>")
 
 
-def load(lowered: Lowered) -> dict:
+def load(lowered: Lowered) -> dict[str, Callable[..., Any]]:
     """{function name: callable} for every public function of the lowered module."""
     module = load_module(lowered)
     return {name: getattr(module, name) for name in lowered.functions}
@@ -112,6 +117,7 @@ def _plan(recipe: Recipe, derivation: Derivation, out: ir.Node) -> list[_Functio
             plan.append(_jacobian_from_vjp(recipe, derivation, dv, upstream, parse_form))
             continue
         node, named = _verified_form(recipe, dv, parse_form)
+        assert dv.matrix is not None   # _verified_form refuses a derivative without one
         node = shift_exponentials(node)   # the same value, evaluated without overflow
         x_shape = shapes[dv.wrt]
         want = tuple(out.shape) + x_shape if dv.kind == "jacobian" else x_shape
@@ -143,11 +149,12 @@ def _plan(recipe: Recipe, derivation: Derivation, out: ir.Node) -> list[_Functio
 
 
 def _jacobian_from_vjp(recipe: Recipe, derivation: Derivation, dv: Derivative, upstream: ir.Var,
-                       parse_form) -> _Function:
+                       parse_form: _ParseForm) -> _Function:
     """jacobian_x without a closed matrix form: row i of ∂y/∂x is the verified vjp at the unit
     upstream gradient e_i, all rows at once (the upstream stacked as the identity)."""
     vjp_dv = next(d for d in derivation.derivatives if d.kind == "vjp" and d.wrt == dv.wrt)
     node, named = _verified_form(recipe, vjp_dv, parse_form)
+    assert vjp_dv.matrix is not None   # _verified_form refuses a derivative without one
     stack = ir.Var(upstream.name, upstream.shape, "named")
     node = shift_exponentials(ir.substitute(node, {v: stack for v in ir.walk(node)
                                                    if isinstance(v, ir.Var) and v.name == stack.name}))
@@ -164,7 +171,8 @@ def _jacobian_from_vjp(recipe: Recipe, derivation: Derivation, dv: Derivative, u
                       _sentence(f"the vjp {verified}")), stacked=stacked)
 
 
-def _verified_form(recipe: Recipe, dv: Derivative, parse_form) -> tuple[ir.Node, dict]:
+def _verified_form(recipe: Recipe, dv: Derivative, parse_form: _ParseForm
+                   ) -> tuple[ir.Node, dict[str, ir.Node]]:
     what = f"the {dv.kind} {dv.lhs_pretty}"
     if dv.matrix is None:
         raise DerivkitError(f"cannot lower {what}: no closed matrix form was obtained",
@@ -200,7 +208,7 @@ def _worth_naming(n: ir.Node) -> bool:
 
 def _order(roots: list[ir.Node]) -> list[ir.Node]:
     """Distinct subtrees, parents before children."""
-    seen: set = set()
+    seen: set[ir.Node] = set()
     post: list[ir.Node] = []
     stack = [(r, False) for r in reversed(roots)]
     while stack:
@@ -227,17 +235,17 @@ def _occurrences(roots: list[ir.Node]) -> dict[ir.Node, int]:
     return count
 
 
-def _size(n: ir.Node, memo: dict) -> int:
+def _size(n: ir.Node, memo: dict[ir.Node, int]) -> int:
     if n not in memo:
         memo[n] = 1 + sum(_size(c, memo) for c in _children(n))
     return memo[n]
 
 
-def _cse(body: ir.Node, named: dict, taken: set[str]) -> tuple[ir.Node, dict]:
+def _cse(body: ir.Node, named: dict[str, ir.Node], taken: set[str]) -> tuple[ir.Node, dict[str, ir.Node]]:
     """Name every subtree the function would compute twice, largest first (t1, t2, ...)."""
     named = dict(named)
 
-    def needed_roots(root):
+    def needed_roots(root: ir.Node) -> list[ir.Node]:
         roots, todo = [root], [root]
         while todo:
             for n in ir.walk(todo.pop()):
@@ -249,7 +257,7 @@ def _cse(body: ir.Node, named: dict, taken: set[str]) -> tuple[ir.Node, dict]:
     counter = 0
     while True:
         roots = needed_roots(body)
-        sizes: dict = {}
+        sizes: dict[ir.Node, int] = {}
         counts = _occurrences(roots)
         repeated = [n for n, c in counts.items() if c >= 2 and _worth_naming(n)]
         if not repeated:

@@ -35,7 +35,7 @@ def shift_exponentials(body: ir.Node) -> ir.Node:
     return body
 
 
-def _scalable(shape: tuple, e: ir.Node, axis: int | None) -> bool:
+def _scalable(shape: ir.Shape, e: ir.Node, axis: int | None) -> bool:
     """c (shape of e, 1 along axis) broadcasts onto `shape` as a per-slice factor."""
     if axis is None:
         return True
@@ -43,7 +43,7 @@ def _scalable(shape: tuple, e: ir.Node, axis: int | None) -> bool:
                                         if i != axis)
 
 
-def degree(n: ir.Node, e: ir.Node, axis: int | None, memo: dict) -> int | None:
+def degree(n: ir.Node, e: ir.Node, axis: int | None, memo: dict[ir.Node, int | None]) -> int | None:
     if n in memo:
         return memo[n]
     if n == e:
@@ -58,7 +58,7 @@ def degree(n: ir.Node, e: ir.Node, axis: int | None, memo: dict) -> int | None:
     return out
 
 
-def _degree(n: ir.Node, e: ir.Node, axis: int | None, memo: dict) -> int | None:
+def _degree(n: ir.Node, e: ir.Node, axis: int | None, memo: dict[ir.Node, int | None]) -> int | None:
     def d(x: ir.Node) -> int | None:
         return degree(x, e, axis, memo)
 
@@ -68,9 +68,9 @@ def _degree(n: ir.Node, e: ir.Node, axis: int | None, memo: dict) -> int | None:
             return None
         if n.op in "+-":
             return a if a == b else None
-        if n.op == "*":
+        if n.op == "*" and b is not None:   # b is None only for '**'
             return a + b
-        if n.op == "/":
+        if n.op == "/" and b is not None:
             return a - b
         if n.op == "**" and isinstance(n.b, ir.Const) and b == 0:
             p = Fraction(n.b.value)
