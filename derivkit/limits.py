@@ -30,8 +30,11 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any, TypeVar, cast
 
 from .errors import BudgetExceeded
 
@@ -40,7 +43,8 @@ MAX_TIMEOUT_S = 1e6   # 11.6 days; the OS timer overflows far beyond it
 REPEAT_S = 0.05       # a limit that fired while its block still runs fires again this long after
 _EARLY_S = 1e-3       # a timer that fires this close before a deadline counts as on time
 
-_SIGALRM = getattr(signal, "SIGALRM", None)
+_SIGALRM: signal.Signals | None = getattr(signal, "SIGALRM", None)
+_R = TypeVar("_R")
 
 
 class _TimeUp(Exception):
@@ -64,6 +68,12 @@ _scopes: list[int] = []           # len(_active) when each command_scope began
 _saved_handler: object = None
 
 
+def _sigalrm() -> signal.Signals:
+    """SIGALRM (only asked for where `usable()` is true, so it exists)."""
+    assert _SIGALRM is not None
+    return _SIGALRM
+
+
 def usable() -> bool:
     """Can limits be enforced here (SIGALRM and setitimer exist; this is the main thread)?"""
     return (_SIGALRM is not None and hasattr(signal, "setitimer")
@@ -75,12 +85,12 @@ _deferred = False
 
 
 @contextmanager
-def _critical():
+def _critical() -> Iterator[None]:
     """The stack of limits and the timer change together: SIGALRM is held back meanwhile, and a
     tick whose Python handler runs inside anyway is deferred to just after."""
     global _busy, _deferred
     _busy += 1
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {_SIGALRM}) if hasattr(
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {_sigalrm()}) if hasattr(
         signal, "pthread_sigmask") else None
     try:
         yield
@@ -113,7 +123,7 @@ def _arm() -> None:
     signal.setitimer(signal.ITIMER_REAL, max(min(times) - time.monotonic(), 1e-4))
 
 
-def _in_gc_callback(frame) -> bool:
+def _in_gc_callback(frame: FrameType | None) -> bool:
     """Is `frame` running inside a gc callback (where Python ignores a raised exception)?"""
     import gc
 
@@ -126,7 +136,7 @@ def _in_gc_callback(frame) -> bool:
     return False
 
 
-def _on_alarm(signum, frame):
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
     global _deferred
     if _busy:
         _deferred = True
@@ -161,7 +171,7 @@ def _push(limit: _Limit) -> None:
     with _critical():
         if not _active:
             remaining, _ = signal.getitimer(signal.ITIMER_REAL)
-            previous = signal.signal(_SIGALRM, _on_alarm)
+            previous = signal.signal(_sigalrm(), _on_alarm)
             if previous is not _on_alarm:
                 _saved_handler = previous
             if remaining > 0:   # someone else's timer: honoured at its time, restored at the end
@@ -182,15 +192,15 @@ def _pop(limit: _Limit) -> None:
         _active.clear()
         signal.setitimer(signal.ITIMER_REAL, 0)
         if hasattr(signal, "sigpending") and _SIGALRM in signal.sigpending():
-            signal.sigwait({_SIGALRM})         # a tick that arrived while blocked: ours
+            signal.sigwait({_sigalrm()})       # a tick that arrived while blocked: ours
         if callable(_saved_handler):           # someone else's handler; otherwise ours stays
-            signal.signal(_SIGALRM, _saved_handler)   # installed, doing nothing without limits
+            signal.signal(_sigalrm(), _saved_handler)   # installed, doing nothing without limits
         for x in foreign:
             signal.setitimer(signal.ITIMER_REAL, max(x.deadline - time.monotonic(), 1e-3))
 
 
 @contextmanager
-def time_limit(seconds: float):
+def time_limit(seconds: float) -> Iterator[None]:
     """Raise `_TimeUp` inside the block after `seconds` (a no-op where `usable()` is false).
     An enclosing budget still applies inside, and surfaces as `BudgetExceeded`."""
     if not (usable() and seconds > 0):
@@ -205,7 +215,7 @@ def time_limit(seconds: float):
 
 
 @contextmanager
-def budget(seconds: float | None, command: str = "derivkit"):
+def budget(seconds: float | None, command: str = "derivkit") -> Iterator[None]:
     """Raise `BudgetExceeded` if the block runs longer than `seconds` (None: no budget)."""
     if seconds is not None:
         seconds = validate_timeout(seconds)
@@ -230,7 +240,7 @@ def _overrun(limits: list[_Limit]) -> None:
 
 
 @contextmanager
-def command_scope():
+def command_scope() -> Iterator[None]:
     """The extent of one command: a budget started inside (`start_budget`, from the CLI's
     `--timeout` option as it is parsed) ends here, whatever happens."""
     _scopes.append(len(_active))
@@ -255,27 +265,27 @@ def start_budget(seconds: float, command: str) -> None:
     _push(_Limit(time.monotonic() + seconds, "budget", seconds, command))
 
 
-def with_timeout(command: str):
+def with_timeout(command: str) -> Callable[[Callable[..., _R]], Callable[..., _R]]:
     """Decorator: add the keyword `timeout=None` (seconds, the budget of `command`) to an API
     function; its signature shows it."""
     import functools
     import inspect
 
-    def wrap(fn):
+    def wrap(fn: Callable[..., _R]) -> Callable[..., _R]:
         @functools.wraps(fn)
-        def run(*args, timeout: float | None = None, **kwargs):
+        def run(*args: Any, timeout: float | None = None, **kwargs: Any) -> _R:
             with budget(timeout, command):
                 return fn(*args, **kwargs)
 
         params = list(inspect.signature(fn).parameters.values())
         at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
         params.insert(at, inspect.Parameter("timeout", inspect.Parameter.KEYWORD_ONLY, default=None))
-        run.__signature__ = inspect.signature(fn).replace(parameters=params)
+        cast(Any, run).__signature__ = inspect.signature(fn).replace(parameters=params)
         return run
     return wrap
 
 
-def validate_timeout(seconds) -> float:
+def validate_timeout(seconds: object) -> float:
     import math
 
     from .errors import DerivkitError
@@ -294,7 +304,7 @@ def remaining() -> float | None:
 
 
 @contextmanager
-def phase(text: str):
+def phase(text: str) -> Iterator[None]:
     """Say what is running, for the message if the budget runs out inside ("simplifying
     ∂L/∂w"). Without one, the message is read off the running code."""
     _phases.append(text)
@@ -340,7 +350,7 @@ _HINTS = {
 }
 
 
-def _derivkit_frames(frame):
+def _derivkit_frames(frame: FrameType | None) -> Iterator[tuple[str, FrameType]]:
     while frame is not None:
         name = frame.f_globals.get("__name__", "")
         if name.startswith("derivkit.") and name != __name__:
@@ -348,7 +358,7 @@ def _derivkit_frames(frame):
         frame = frame.f_back
 
 
-def describe(frame) -> str:
+def describe(frame: FrameType | None) -> str:
     """'while simplifying ∂f/∂w' from the running code (or the innermost `phase`)."""
     if _phases:
         return f"while {_phases[-1]}"
@@ -372,7 +382,7 @@ def describe(frame) -> str:
     return f"while {doing}" + (f" {what}" if what and doing != "parsing the expression" else "")
 
 
-def _exceeded(limit: _Limit, frame) -> BudgetExceeded:
+def _exceeded(limit: _Limit, frame: FrameType | None) -> BudgetExceeded:
     where = describe(frame)
     seconds = f"{limit.seconds:g}"
     why = _WHY.get(limit.command, "the expression is too large or too deeply nested to finish "

@@ -22,11 +22,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from .errors import DerivkitError
 from .limits import phase, with_timeout
-from .lang.recipes import Recipe
+from .lang.recipes import InputSpec, Recipe
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from .lang.shapes import Dim, Shape
 
 BATCH_SIZE = 64        # default size of the sample dimension (the first axis of X)
 WIDTH = 8              # default size of every other symbolic dimension
@@ -40,9 +46,9 @@ class Task:
 
     recipe: str
     sizes: Mapping[str, int]
-    data: Mapping[str, object]          # X, T (NumPy arrays)
-    params: Mapping[str, object]        # the student's initial parameters (the recipe's wrt)
-    teacher: Mapping[str, object]
+    data: Mapping[str, NDArray[np.float64]]      # X, T
+    params: Mapping[str, NDArray[np.float64]]    # the student's initial parameters (the recipe's wrt)
+    teacher: Mapping[str, NDArray[np.float64]]
     target: str                         # the data input the loss compares with (T)
 
 
@@ -105,7 +111,7 @@ def task_sizes(recipe: Recipe, sizes: Mapping[str, int] | None = None) -> dict[s
     dims: list[str] = []
     for spec in recipe.inputs:
         for d in spec.shape:
-            if not str(d).isdigit() and d not in dims:
+            if isinstance(d, str) and not d.isdigit() and d not in dims:
                 dims.append(d)
     unknown = sorted(set(sizes or {}) - set(dims))
     if unknown:
@@ -135,7 +141,7 @@ def memory_estimate(recipe: Recipe, sizes: Mapping[str, int]) -> int:
 
     _, out = program(recipe).scope, program(recipe).out
 
-    def entries(shape) -> int:
+    def entries(shape: Shape) -> int:
         return math.prod(_concrete(shape, sizes))
 
     nodes = sum(entries(n.shape) for n in ir.walk(out))
@@ -154,8 +160,8 @@ def _refuse_large(recipe: Recipe, sizes: Mapping[str, int]) -> None:
                             f"{MAX_TRAIN_BYTES / 2**30:g} GiB", "use smaller --size values")
 
 
-def _concrete(shape, sizes) -> tuple[int, ...]:
-    return tuple(int(d) if str(d).isdigit() else sizes[d] for d in shape)
+def _concrete(shape: Shape, sizes: Mapping[str, int]) -> tuple[int, ...]:
+    return tuple(int(d) if str(d).isdigit() else sizes[str(d)] for d in shape)
 
 
 def _target_and_prediction(recipe: Recipe) -> tuple[str, str]:
@@ -177,7 +183,7 @@ def _target_and_prediction(recipe: Recipe) -> tuple[str, str]:
                         "a step with a data input of the same shape (like sum((Yhat - T)**2))")
 
 
-def _fan_in(spec, known: set[str]) -> int | None:
+def _fan_in(spec: InputSpec, known: set[Dim]) -> int | None:
     """The axis of a 2-D weight whose dimension is known from earlier inputs (its input side);
     the last axis when both or neither are (out × in, as mlp3 and nn.Linear store it)."""
     if len(spec.shape) != 2:
@@ -188,10 +194,11 @@ def _fan_in(spec, known: set[str]) -> int | None:
     return 1
 
 
-def _draw_params(recipe: Recipe, sizes, rng, target: str) -> dict:
+def _draw_params(recipe: Recipe, sizes: Mapping[str, int], rng: np.random.Generator,
+                 target: str) -> dict[str, NDArray[np.float64]]:
     """Matrices N(0, 1)/sqrt(fan_in), vectors and scalars N(0, BIAS_SCALE²)."""
     known = {d for i in recipe.inputs if i.name not in recipe.wrt and i.name != target for d in i.shape}
-    out = {}
+    out: dict[str, NDArray[np.float64]] = {}
     for name in recipe.wrt:
         spec = recipe.input(name)
         shape = _concrete(spec.shape, sizes)
@@ -215,7 +222,7 @@ def make_task(recipe: Recipe, sizes: Mapping[str, int] | None = None, seed: int 
     _refuse_large(recipe, concrete)   # before any array is drawn
     target, prediction = _target_and_prediction(recipe)
     rng = np.random.default_rng(seed)
-    data = {}
+    data: dict[str, NDArray[np.float64]] = {}
     for spec in recipe.inputs:
         if spec.name not in recipe.wrt and spec.name != target:
             data[spec.name] = rng.standard_normal(_concrete(spec.shape, concrete))
@@ -228,7 +235,7 @@ def make_task(recipe: Recipe, sizes: Mapping[str, int] | None = None, seed: int 
     return Task(recipe.name, concrete, data, student, teacher, target)
 
 
-def _relative(used, true) -> float:
+def _relative(used: NDArray[np.float64], true: NDArray[np.float64]) -> float:
     import numpy as np
 
     with np.errstate(all="ignore"):   # a diverging run is reported by the caller, not warned
@@ -266,7 +273,7 @@ def train(recipe: Recipe, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
     losses: list[float] = []
     deviations: dict[str, list[float]] = {w: [] for w in lower_params} if use_updated_weights else {}
 
-    def loss_at(p) -> float:
+    def loss_at(p: Mapping[str, NDArray[np.float64]]) -> float:
         with np.errstate(all="ignore"):   # an overflow is reported as divergence, below
             value = float(loss_of(**task.data, **p))
         if not math.isfinite(value):

@@ -5,6 +5,8 @@ Both only read the frozen dataclasses of `derivkit.results`; neither imports Sym
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 #: Values of `derivkit derive --form`. None (no --form) shows the index and matrix forms.
 FORMS = ("index", "matrix", "latex", "all")
 
@@ -24,7 +26,7 @@ def form_selection(form: str | None) -> tuple[frozenset[str], frozenset[str]]:
     return table[form]
 
 
-def format_sizes(sizes) -> str:
+def format_sizes(sizes: Iterable[Mapping[str, object]] | None) -> str:
     """[{'n': 2}, {'n': 3}] -> 'n = 2, 3'; [{'m': 2, 'n': 3}, {'m': 3, 'n': 4}] ->
     '(m, n) = (2, 3), (3, 4)'; [] -> ''."""
     sizes = [dict(s) for s in sizes or ()]

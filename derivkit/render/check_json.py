@@ -11,6 +11,8 @@ other renderers it only reads `derivkit.results` and imports neither SymPy nor N
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
+from typing import SupportsFloat
 
 from ..results import CheckReport, CheckResult, Diagnosis, TargetCheck, WorstEntry
 from .json_doc import NAN, NONFINITE, dumps, json_float  # noqa: F401 - shared with the check renderers
@@ -40,7 +42,7 @@ def report_passed(report: CheckReport) -> bool:
 
 # ---------------------------------------------------------------------------- numbers
 
-def fmt_num(value, digits: int = 2) -> str:
+def fmt_num(value: SupportsFloat | None, digits: int = 2) -> str:
     """1.234e-07 -> '1.23e-07'; inf -> 'inf'; nan -> 'nan'; 0 -> '0'."""
     if value is None:
         return "—"
@@ -54,19 +56,19 @@ def fmt_num(value, digits: int = 2) -> str:
     return f"{x:.{digits}e}"
 
 
-def fmt_index(index) -> str:
+def fmt_index(index: Iterable[int]) -> str:
     """(2, 3) -> '[2, 3]'; () -> '[]' (a scalar)."""
     return "[" + ", ".join(str(int(i)) for i in index) + "]"
 
 
-def fmt_sizes(sizes) -> str:
+def fmt_sizes(sizes: Mapping[str, object] | None) -> str:
     """{'m': 64, 'n': 128} -> 'm=64, n=128'."""
     return ", ".join(f"{k}={v}" for k, v in dict(sizes or {}).items())
 
 
 # ---------------------------------------------------------------------------- data
 
-def _ints(values) -> list[int]:
+def _ints(values: Iterable[int]) -> list[int]:
     return [int(v) for v in values]
 
 

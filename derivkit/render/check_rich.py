@@ -12,7 +12,8 @@ here forces it).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, SupportsFloat
 from contextlib import contextmanager
 
 from rich import box
@@ -34,7 +35,7 @@ def _verdict(ok: bool) -> Text:
     return Text(*(PASS if ok else FAIL))
 
 
-def fmt_tol(value) -> str:
+def fmt_tol(value: SupportsFloat | None) -> str:
     """Tolerances are usually round: 1e-06, 1.5e-07 (two significant digits)."""
     text = fmt_num(value, 1)
     return text.replace(".0e", "e") if text[:1].isdigit() else text
@@ -53,7 +54,7 @@ def method_label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
 
 
-def _table(**kwargs) -> Table:
+def _table(**kwargs: Any) -> Table:
     """Compact: a rule under the header, two spaces between columns, no outer edge."""
     return Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False,
                  collapse_padding=True, **kwargs)
@@ -119,7 +120,7 @@ def entries_table(entries: tuple[WorstEntry, ...], *, directional: bool = False)
     return table
 
 
-def _lines(console: Console, items, indent: int = 2) -> None:
+def _lines(console: Console, items: Iterable[Text | str], indent: int = 2) -> None:
     grid = Table.grid(padding=(0, 1, 0, 0))
     grid.add_column(no_wrap=True)
     grid.add_column()
@@ -166,7 +167,7 @@ def render_failure(console: Console, t: TargetCheck, r: CheckResult, *,
         console.print(Padding(entries_table(r.localised), (0, 0, 0, 4), expand=False))
 
 
-def remarks(results) -> list[Text]:
+def remarks(results: Iterable[CheckResult]) -> list[Text]:
     """Detection power of each directional check and the engine's notes, labelled by the checks
     they belong to; a note shared by several inputs is given once ("X, W, b (vjp, full): ...")."""
     results = visible_data(tuple(results))

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any, SupportsFloat
 
 #: How a float that JSON cannot represent is written.
 NONFINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 NAN = "NaN"
 
 
-def json_float(value) -> float | str | None:
+def json_float(value: SupportsFloat | None) -> float | str | None:
     """A float as JSON can hold it: finite numbers as numbers, inf/-inf/nan as strings."""
     if value is None:
         return None
@@ -30,7 +31,7 @@ def json_float(value) -> float | str | None:
     return x
 
 
-def plain(value):
+def plain(value: Any) -> Any:
     """`value` as JSON data (see the module docstring)."""
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
@@ -49,7 +50,7 @@ def plain(value):
     return str(value)
 
 
-def dumps(data) -> str:
+def dumps(data: object) -> str:
     """The document for `data` (strict: nothing non-finite reaches json.dumps)."""
     from .text import json_text
 

@@ -36,12 +36,12 @@ def _visible_xml(text: str, *, multiline: bool = False) -> str:
     return visible(_SURROGATE.sub("\ufffd", text), multiline=multiline)
 
 
-def xml_text(value) -> str:
+def xml_text(value: object) -> str:
     """Any value as text XML 1.0 can hold."""
     return _NOT_XML.sub("\ufffd", str(value))
 
 
-def _el(parent: ET.Element | None, tag: str, text: str | None = None, **attrs) -> ET.Element:
+def _el(parent: ET.Element | None, tag: str, text: str | None = None, **attrs: object) -> ET.Element:
     clean = {k: xml_text(v) for k, v in attrs.items() if v is not None}
     el = ET.Element(tag, clean) if parent is None else ET.SubElement(parent, tag, clean)
     if text is not None:
@@ -49,7 +49,7 @@ def _el(parent: ET.Element | None, tag: str, text: str | None = None, **attrs) -
     return el
 
 
-def _secs(value) -> str:
+def _secs(value: float) -> str:
     try:
         return f"{max(float(value), 0.0):.3f}"
     except (TypeError, ValueError):
@@ -144,7 +144,7 @@ def target_suite(t: TargetCheck) -> tuple[ET.Element, int, int, int]:
 
 
 def junit_tree(targets: list[TargetCheck] | tuple[TargetCheck, ...],
-               seconds: float = 0.0) -> ET.ElementTree:
+               seconds: float = 0.0) -> ET.ElementTree[ET.Element]:
     root = _el(None, "testsuites", name="derivkit check")
     totals = [0, 0, 0]
     for t in targets:

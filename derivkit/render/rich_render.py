@@ -36,8 +36,8 @@ def make_console(*, stderr: bool = False) -> Console:
 # ---------------------------------------------------------------------------- recipes
 
 def render_recipes(console: Console, summaries: Iterable[RecipeSummary]) -> None:
-    summaries = visible_data(list(summaries))
-    if not summaries:
+    shown = visible_data(list(summaries))
+    if not shown:
         console.print(Text("no recipes found"))
         return
     table = Table(title=None, show_lines=False, header_style="bold")
@@ -45,11 +45,11 @@ def render_recipes(console: Console, summaries: Iterable[RecipeSummary]) -> None
     table.add_column("summary")
     table.add_column("inputs", no_wrap=True)
     table.add_column("wrt", no_wrap=True)
-    for s in summaries:
+    for s in shown:
         inputs = "\n".join(f"{name}: {shape}" for name, shape in s.inputs)
         table.add_row(Text(s.name), Text(s.summary), Text(inputs), Text(", ".join(s.wrt)))
     console.print(table)
-    console.print(Text(f"{len(summaries)} recipe(s). Derive one with: derivkit derive NAME",
+    console.print(Text(f"{len(shown)} recipe(s). Derive one with: derivkit derive NAME",
                        style="dim"))
 
 

@@ -29,6 +29,9 @@ import dataclasses
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
+from typing import TypeVar, cast
+
+_T = TypeVar("_T")
 
 #: Unicode general categories written as escapes: controls, format characters, surrogates,
 #: unassigned code points, line and paragraph separators.
@@ -80,16 +83,16 @@ def visible_lines(text: object) -> str:
     return visible(text, multiline=True)
 
 
-def visible_data(value, *, clean: Callable[..., str] = visible, _multiline: bool = False):
+def visible_data(value: _T, *, clean: Callable[..., str] = visible, _multiline: bool = False) -> _T:
     """A copy of a result with `clean` (default `visible`) applied to every string in it:
     strings, dict keys and values, tuples, lists and (frozen) dataclasses, recursively. Fields
     named in MULTILINE_FIELDS keep their newlines. Numbers, booleans and None are unchanged."""
     if isinstance(value, str):
-        return clean(value, multiline=_multiline)
+        return cast(_T, clean(value, multiline=_multiline))
     if isinstance(value, (bool, int, float, complex)) or value is None:
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {}
+        changes: dict[str, object] = {}
         for f in dataclasses.fields(value):
             if not f.init:
                 continue
@@ -97,21 +100,21 @@ def visible_data(value, *, clean: Callable[..., str] = visible, _multiline: bool
             new = visible_data(old, clean=clean, _multiline=f.name in MULTILINE_FIELDS)
             if new is not old:
                 changes[f.name] = new
-        return dataclasses.replace(value, **changes) if changes else value
+        return cast(_T, dataclasses.replace(value, **changes)) if changes else value
     if isinstance(value, Mapping):
-        return {visible_data(k, clean=clean): visible_data(v, clean=clean, _multiline=_multiline)
-                for k, v in value.items()}
+        return cast(_T, {visible_data(k, clean=clean): visible_data(v, clean=clean, _multiline=_multiline)
+                         for k, v in value.items()})
     if isinstance(value, tuple):
-        return tuple(visible_data(v, clean=clean, _multiline=_multiline) for v in value)
+        return cast(_T, tuple(visible_data(v, clean=clean, _multiline=_multiline) for v in value))
     if isinstance(value, list):
-        return [visible_data(v, clean=clean, _multiline=_multiline) for v in value]
+        return cast(_T, [visible_data(v, clean=clean, _multiline=_multiline) for v in value])
     return value
 
 
 _NOT_PLAIN_ASCII = re.compile("[^\x00-\x7e]")
 
 
-def _json_escape(match: re.Match) -> str:
+def _json_escape(match: re.Match[str]) -> str:
     ch = match.group()
     if not needs_escape(ch):
         return ch

@@ -60,7 +60,7 @@ def render_verdict(console: Console, v: ClaimVerdict) -> None:
         console.print(_bullet_grid(v.notes, indent=4))
 
 
-def _array(value) -> str:
+def _array(value: object) -> str:
     if isinstance(value, list):
         if value and isinstance(value[0], list):
             return "[" + ", ".join(_array(row) for row in value) + "]"
