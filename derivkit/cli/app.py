@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from enum import Enum
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import Annotated, Any, Optional, cast
 
 import typer
 from typer.core import TyperGroup
@@ -53,15 +55,20 @@ class _DerivkitGroup(TyperGroup):
     """The one place where errors become exit codes: library input errors (DerivkitError) and
     command-line usage errors are one line on stderr and exit 2; bugs are one line and exit 3."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args=args, prog_name=prog_name, complete_var=complete_var,
-                                standalone_mode=False, **extra)
+                                standalone_mode=False, windows_expand_args=windows_expand_args,
+                                **extra)
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
-                              standalone_mode=False, **extra)
+                              standalone_mode=False, windows_expand_args=windows_expand_args,
+                              **extra)
         except Exception as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `derivkit`: show the help
+            # bare `derivkit`: show the help
+            if type(exc).__name__ == "NoArgsIsHelpError" and hasattr(exc, "format_message"):
                 typer.echo(exc.format_message())
                 sys.exit(EXIT_USAGE)
             if hasattr(exc, "format_message") and _is_cli_control_flow(exc):
@@ -76,7 +83,7 @@ class _DerivkitGroup(TyperGroup):
             raise
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
-    def invoke(self, ctx):  # noqa: ANN001 - Click's signature
+    def invoke(self, ctx: Any) -> Any:   # Any: Click's Context (Typer's vendored copy, by version)
         from ..limits import command_scope
 
         try:
@@ -125,7 +132,7 @@ app = typer.Typer(
 
 
 class FormChoice(str, Enum):
-    index = "index"
+    index = "index"   # type: ignore[assignment]  # a member named like str.index; only .value is used
     matrix = "matrix"
     latex = "latex"
     all = "all"
@@ -163,7 +170,7 @@ def list_command(recipes: RecipesOption = None, json_out: JsonOption = False) ->
     """List the recipes: name, summary, inputs with shapes, and what is differentiated."""
     from .. import api
 
-    summaries = api.list_recipes(recipes or None)
+    summaries = api.list_recipes(cast("list[str | Path] | None", recipes or None))
     if json_out:
         from ..render.json_render import dumps, recipes_data
 

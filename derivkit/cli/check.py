@@ -15,12 +15,16 @@ from __future__ import annotations
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 
 import typer
 
 from .options import DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption, TimeoutOption, WrtOption
 from ..errors import DerivkitError
+
+if TYPE_CHECKING:
+    from ..results import CheckReport, TargetCheck
 
 EXIT_CHECK_FAILED = 1   # = derivkit.cli.EXIT_CHECK_FAILED
 
@@ -138,12 +142,13 @@ def check_command(
         from ..render.outfile import check_output
 
         check_output(junit, force=False, overwrite=True, option="--junit")
-    options = dict(mode=mode.value, sizes=parse_sizes(size) or None, seed=seed,
+    options: dict[str, Any] = dict(mode=mode.value, sizes=parse_sizes(size) or None, seed=seed,
                    dtype=dtype.value, rtol=_tolerance("--rtol", rtol),
                    atol=_tolerance("--atol", atol), directions=directions)
 
     from .. import api
 
+    outcome: TargetCheck | CheckReport
     if impl:
         outcome = api.check_implementation(impl, name, expr=expr, shapes=shapes,
                                            recipe_dirs=recipes or None, wrt=names or None,
@@ -162,13 +167,15 @@ def check_command(
         write_junit(junit, outcome)
     _render(outcome, json_out)
     from ..render.check_json import report_passed, target_passed
+    from ..results import CheckReport
 
-    ok = report_passed(outcome) if all_recipes else target_passed(outcome)
+    ok = report_passed(outcome) if isinstance(outcome, CheckReport) else target_passed(outcome)
     if not ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 
-def _check_all(api, recipes: list[str] | None, json_out: bool, options: dict):
+def _check_all(api: ModuleType, recipes: list[str] | None, json_out: bool,
+               options: dict[str, Any]) -> CheckReport:
     """api.check_all with a transient progress bar on stderr when it is an interactive terminal
     (never with --json)."""
     if json_out:
@@ -182,14 +189,14 @@ def _check_all(api, recipes: list[str] | None, json_out: bool, options: dict):
         from ..lang.recipes import discover, recipe_dirs
 
         try:   # counts the files without parsing them (a broken one is a failed target later)
-            total = len(discover(recipe_dirs(recipes or None)))
+            total = len(discover(recipe_dirs(cast("list[str | Path] | None", recipes or None))))
         except DerivkitError:
             total = None
     with progress_callback(console, total) as callback:
         return api.check_all(recipe_dirs=recipes or None, progress=callback, **options)
 
 
-def _render(outcome, json_out: bool) -> None:
+def _render(outcome: TargetCheck | CheckReport, json_out: bool) -> None:
     from ..results import CheckReport
 
     if json_out:

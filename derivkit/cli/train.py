@@ -15,11 +15,19 @@ imported at module level (`derivkit train --help` imports no NumPy/SymPy).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Optional
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 
 import typer
 
 from .options import DEFAULT_TIMEOUT, RecipesOption, TimeoutOption
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..lang.recipes import Recipe
+    from ..train import TrainResult
 
 HELP = ("Train a composite recipe's network by gradient descent with derivkit's gradients.\n\n"
         "Builds a seeded synthetic regression task (X ~ N(0,1), targets from a random teacher "
@@ -72,8 +80,8 @@ def train_command(
     from ..train import train
 
     sizes = parse_sizes(size)
-    recipe = load(name, recipes or None)
-    options = dict(epochs=epochs, lr=lr, seed=seed, sizes=sizes or None,
+    recipe = load(name, cast("list[str | Path] | None", recipes or None))
+    options: dict[str, Any] = dict(epochs=epochs, lr=lr, seed=seed, sizes=sizes or None,
                    use_updated_weights=use_updated_weights)
     if json_out:
         result = train(recipe, **options)
@@ -85,7 +93,8 @@ def train_command(
     _render(make_console(), result)
 
 
-def _train_with_progress(recipe, train, options, console):
+def _train_with_progress(recipe: Recipe, train: Callable[..., TrainResult], options: dict[str, Any],
+                         console: Console) -> TrainResult:
     """train(...) with a transient progress bar on stderr when it is an interactive terminal."""
     if not console.is_interactive:
         return train(recipe, **options)
@@ -105,7 +114,7 @@ def _train_with_progress(recipe, train, options, console):
         return train(recipe, progress=callback, **options)
 
 
-def loss_chart(losses, width: int = 60, height: int = 8, first: int = 0) -> list[str]:
+def loss_chart(losses: Iterable[float], width: int = 60, height: int = 8, first: int = 0) -> list[str]:
     """The losses as a small plot drawn with plain characters: one '*' per column (evenly spaced
     epochs, the first and the last included), a log-scale y axis when every loss is positive.
     `losses[k]` is the loss after `first + k` epochs."""
@@ -141,7 +150,7 @@ def _fmt_pct(value: float) -> str:
     return f"{100 * value:.3g}%" if math.isfinite(value) else str(value)
 
 
-def _render(console, result) -> None:
+def _render(console: Console, result: TrainResult) -> None:
     from rich.text import Text
 
     from ..render.text import visible_data
@@ -163,18 +172,20 @@ def _render(console, result) -> None:
                            "through an updated weight.", style="yellow"))
     elif result.use_updated_weights:
         top = ", ".join(result.last_layer)
+        # not None: some layer below has a deviation (the branch above)
+        mean, worst = cast(float, result.mean_deviation), cast(float, result.max_deviation)
         per = "; ".join(f"{w} mean {_fmt_pct(sum(v) / len(v))}, max {_fmt_pct(max(v))}"
                         for w, v in result.deviations.items() if v)
         console.print(Text(f"{top} updated before backpropagating: the lower layers' gradients "
-                           f"deviate from the true ones by mean {_fmt_pct(result.mean_deviation)}, "
-                           f"max {_fmt_pct(result.max_deviation)} (‖g_used − g_true‖/‖g_true‖)",
+                           f"deviate from the true ones by mean {_fmt_pct(mean)}, "
+                           f"max {_fmt_pct(worst)} (‖g_used − g_true‖/‖g_true‖)",
                            style="yellow"))
         if per:
             console.print(Text(f"  {per}", style="dim"))
         console.print(Text(WARNING))
 
 
-def result_data(result) -> dict:
+def result_data(result: TrainResult) -> dict[str, Any]:
     """Plain JSON-ready data of a TrainResult (deviations: null unless --use-updated-weights)."""
     updated = result.use_updated_weights
     return {
@@ -194,7 +205,7 @@ def result_data(result) -> dict:
     }
 
 
-def _dumps(result) -> str:
+def _dumps(result: TrainResult) -> str:
     from ..render.json_doc import dumps
 
     return dumps(result_data(result))

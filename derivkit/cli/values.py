@@ -95,7 +95,9 @@ def parse_sizes(specs: list[str] | None) -> dict[str, int]:
     return sizes
 
 
-def parse_target(name: str | None, expr: str | None, wrt, shape, param, example: str):
+def parse_target(name: str | None, expr: str | None, wrt: list[str] | None, shape: list[str] | None,
+                 param: list[str] | None, example: str
+                 ) -> tuple[list[str], dict[str, str], dict[str, float]]:
     """NAME or --expr (exactly one); --shape/--param only with --expr. -> (wrt, shapes, params)"""
     if name and expr:
         raise DerivkitError("give a recipe NAME or --expr, not both")
