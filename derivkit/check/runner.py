@@ -32,6 +32,7 @@ import numpy as np
 
 from ..lang import ir
 from ..derive.engine import derive
+from ..lang.ops import BY_NODE
 from ..lang.program import program
 from ..errors import BudgetExceeded, DerivkitError
 from ..lower.forms import form_function, parse_form
@@ -217,7 +218,7 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
                                                 notes, implementations or {}, assess))
             except np.linalg.LinAlgError as exc:   # a matrix singular near the sampled point
                 raise DerivkitError(
-                    f"a matrix under inv or det is singular near the sampled inputs of "
+                    f"a matrix under {NONSINGULAR} is singular near the sampled inputs of "
                     f"{recipe.name!r} ({exc}), so derivatives through it cannot be checked there",
                     "is it singular for every input? try another --seed otherwise") from None
     conventions = (tuple(c for c in derivation.conventions if "kink" in c) + tuple(notes)
@@ -258,7 +259,7 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
 
     for attempt in range(KINK_ATTEMPTS):
         values = sampling.sample_inputs(recipe, target.sizes, rng, target.dtype)
-        _refuse_singular(target, values)   # first: the forward itself fails on inv(A - A)
+        _refuse_singular(target, values)   # first: the forward itself fails on an inverse of A - A
         at_point = fb(**{k: (v[None] if k == w else v) for k, v in values.items()})
         target.scale = float(np.max(np.abs(at_point), initial=0.0)) / max(
             1.0, float(np.max(np.abs(values[w]), initial=0.0)))
@@ -390,7 +391,10 @@ def _refuse_large(target: _Target, w: str, dvs, mode: str, k: int) -> None:
         f"{_gib(total)} of memory, mostly for {what}; the limit is {_gib(MAX_CHECK_BYTES)}", hint)
 
 
-MAX_CONDITION = 1e10   # beyond this, finite differences through inv() lose most digits
+#: the matrix functions whose operand must be invertible (det: its derivative has the inverse)
+NEEDS_INVERTIBLE = {node: op.name for node, op in BY_NODE.items() if op.nonsingular}
+NONSINGULAR = " or ".join(NEEDS_INVERTIBLE.values())
+MAX_CONDITION = 1e10   # beyond this, finite differences through an inverse lose most digits
 
 
 def _refuse_singular(target: _Target, values: dict) -> None:
@@ -400,7 +404,7 @@ def _refuse_singular(target: _Target, values: dict) -> None:
     from ..lang.printing import language
 
     inputs = {i.name: i.shape for i in target.recipe.inputs}
-    for n in [n for n in ir.walk(target.out) if isinstance(n, (ir.Inv, ir.Det))]:  # inner first
+    for n in [n for n in ir.walk(target.out) if type(n) in NEEDS_INVERTIBLE]:  # inner first
         src = function_source("arg", list(inputs), n.a, inputs, {}, target.params)
         try:
             a = np.asarray(compile_function("arg", src)(**values), dtype=np.float64)
@@ -408,7 +412,7 @@ def _refuse_singular(target: _Target, values: dict) -> None:
             a = np.full((1, 1), np.inf)
         cond = float(np.linalg.cond(a)) if np.all(np.isfinite(a)) else float("inf")
         if not cond < MAX_CONDITION:
-            what = "inv" if isinstance(n, ir.Inv) else "det"
+            what = NEEDS_INVERTIBLE[type(n)]
             raise DerivkitError(
                 f"{language(n.a)} (in {what}) is singular or nearly so at the sampled inputs "
                 f"(condition number {cond:.1e}); derivatives through its inverse cannot be checked "

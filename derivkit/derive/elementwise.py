@@ -164,7 +164,7 @@ def kink_conventions(fn: str) -> tuple[KinkConvention, ...]:
 @lru_cache(maxsize=None)
 def sympy_classes() -> dict[type, str]:
     """{SymPy function class: table name} for each function whose definition is one SymPy
-    function applied to t (exp, log, tanh, Abs, sign; not sqrt, a power, nor sigmoid)."""
+    function applied to t (exp, log, tanh, Abs, sign; not sqrt, a power, nor σ = 1/(1 + exp(−t)))."""
     out: dict[type, str] = {}
     for name in ELEMENTWISE:
         f = definition(name, T, _symbols(name))

@@ -11,6 +11,8 @@ positive symbols, Piecewise branch by branch), otherwise numerically at random p
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any, ClassVar
 from fractions import Fraction
 
 import numpy as np
@@ -65,7 +67,7 @@ class Explicit:
 
     def ev(self, n: ir.Node) -> np.ndarray:
         if n not in self.memo:
-            self.memo[n] = _obj(getattr(self, "_" + type(n).__name__)(n))
+            self.memo[n] = _obj(self.RULES[type(n)](self, n))
         return self.memo[n]
 
     def _Var(self, n):
@@ -154,7 +156,7 @@ class Explicit:
         if det == 0:
             from ..lang.printing import language
 
-            raise Undefined(f"inv({language(n.a)}) is the inverse of a matrix that is singular "
+            raise Undefined(f"{language(n)} is the inverse of a matrix that is singular "
                             f"for every input (its determinant is identically 0)")
         return np.array(m.adjugate() / det, dtype=object)
 
@@ -179,6 +181,31 @@ class Explicit:
 
     def _Macro(self, n):
         return self.ev(n.expansion)
+
+    #: node type -> its rule (explicit dispatch; tests check every node type is covered)
+    RULES: ClassVar[dict[type, Callable[..., Any]]] = {
+        ir.Var: _Var,
+        ir.Const: _Const,
+        ir.DimSize: _DimSize,
+        ir.Eye: _Eye,
+        ir.Ones: _Ones,
+        ir.Binary: _Binary,
+        ir.Neg: _Neg,
+        ir.MatMul: _MatMul,
+        ir.Transpose: _Transpose,
+        ir.Apply: _Apply,
+        ir.Compare: _Compare,
+        ir.Where: _Where,
+        ir.Sum: _Sum,
+        ir.Trace: _Trace,
+        ir.Det: _Det,
+        ir.Inv: _Inv,
+        ir.Diag: _Diag,
+        ir.Outer: _Outer,
+        ir.Broadcast: _Broadcast,
+        ir.ExpandDims: _ExpandDims,
+        ir.Macro: _Macro,
+    }
 
 
 # ---------------------------------------------------------------- deciding zero

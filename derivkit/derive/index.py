@@ -10,12 +10,15 @@ term's deltas are used to rename input indices to output indices, and the result
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from ..lang import ir
 from . import elementwise
-from ..lang.printing import GREEK
+from ..lang.printing import GREEK, language
 
 FACTOR_LIMIT_S = 2.0   # one factor() of an index form; past it the unfactored form is kept
 CMP = {">": sp.StrictGreaterThan, ">=": sp.GreaterThan, "<": sp.StrictLessThan,
@@ -96,7 +99,7 @@ def fresh_names(preferred: str, count: int, taken: set[str]) -> list[str]:
 
 class IndexEvaluator:
     """IR -> SymPy scalar at given index symbols. `seed` (if any) evaluates to a unit tensor
-    at `seed_at`; opaque array nodes (inv(A), det(A)) become IndexedBases listed in `opaque`."""
+    at `seed_at`; opaque array nodes (an inverse, a determinant) become IndexedBases listed in `opaque`."""
 
     def __init__(self, taken: set[str], seed: ir.Var | None = None, seed_at: tuple = ()) -> None:
         self.seed = seed
@@ -129,8 +132,7 @@ class IndexEvaluator:
         return tuple(out)
 
     def ev(self, n: ir.Node, idx: tuple) -> sp.Expr:
-        method = getattr(self, "_" + type(n).__name__)
-        return method(n, tuple(idx))
+        return self.RULES[type(n)](self, n, tuple(idx))
 
     def arr(self, name: str, idx: tuple) -> sp.Expr:
         if not idx:
@@ -216,12 +218,10 @@ class IndexEvaluator:
         return base[idx] if idx else base
 
     def _Det(self, n, idx):
-        from ..lang.printing import language
-        return self._opaque(n, f"det({language(n.a)})", ())
+        return self._opaque(n, language(n), ())
 
     def _Inv(self, n, idx):
-        from ..lang.printing import language
-        return self._opaque(n, f"inv({language(n.a)})", idx)
+        return self._opaque(n, language(n), idx)
 
     def _Diag(self, n, idx):
         if n.a.rank == 1:
@@ -239,6 +239,31 @@ class IndexEvaluator:
 
     def _Macro(self, n, idx):
         return self.ev(n.expansion, idx)
+
+    #: node type -> its rule (explicit dispatch; tests check every node type is covered)
+    RULES: ClassVar[dict[type, Callable[..., Any]]] = {
+        ir.Var: _Var,
+        ir.Const: _Const,
+        ir.DimSize: _DimSize,
+        ir.Eye: _Eye,
+        ir.Ones: _Ones,
+        ir.Binary: _Binary,
+        ir.Neg: _Neg,
+        ir.MatMul: _MatMul,
+        ir.Transpose: _Transpose,
+        ir.Apply: _Apply,
+        ir.Compare: _Compare,
+        ir.Where: _Where,
+        ir.Sum: _Sum,
+        ir.Trace: _Trace,
+        ir.Det: _Det,
+        ir.Inv: _Inv,
+        ir.Diag: _Diag,
+        ir.Outer: _Outer,
+        ir.Broadcast: _Broadcast,
+        ir.ExpandDims: _ExpandDims,
+        ir.Macro: _Macro,
+    }
 
 
 # ---------------------------------------------------------------- delta contraction

@@ -16,6 +16,7 @@ import sympy as sp
 from ..lang import ir
 from . import elementwise
 from .simplify import _ir_number
+from ..lang.ops import BY_NODE
 from ..lang.shapes import Shape
 
 
@@ -149,11 +150,7 @@ RULES: dict[type, Rule] = {
     ir.Sum: _sum,
     ir.Where: _where,
     ir.Compare: lambda n, g: [],  # piecewise constant: zero almost everywhere
-    ir.Trace: lambda n, g: [(n.a, ir.mul(g, ir.eye(n.a.shape[0])))],
-    ir.Det: lambda n, g: [(n.a, ir.mul(ir.mul(g, n), ir.transpose(ir.inv(n.a))))],
-    ir.Inv: lambda n, g: [(n.a, ir.neg(ir.matmul(ir.matmul(ir.transpose(n), g), ir.transpose(n))))],
-    ir.Diag: lambda n, g: [(n.a, ir.diag(g))],
-    ir.Outer: lambda n, g: [(n.a, ir.matmul(g, n.b)), (n.b, ir.matmul(ir.transpose(g), n.a))],
+    **{node: op.vjp for node, op in BY_NODE.items()},   # matrix functions: the op table's rules
     ir.Broadcast: lambda n, g: [(n.a, unbroadcast(g, n.a.shape))],
     ir.ExpandDims: lambda n, g: [(n.a, ir.sum_(g, n.axis))],
     ir.Macro: lambda n, g: [(n.expansion, g)],

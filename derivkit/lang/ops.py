@@ -1,4 +1,5 @@
-"""The op table: every elementwise function derivkit knows, one entry each.
+"""The op table: every elementwise function and every matrix function derivkit knows, one entry
+each.
 
 An entry holds everything about its function side by side: the SymPy definition f(t; params)
 (the derivative is *derived* from it, in `derivkit.derive.elementwise`, never stated here),
@@ -10,6 +11,12 @@ is a function of the `sympy` module, called only when something is derived.
 Templates are `str.format` strings over `{x}` (the printed argument), `{x_atom}` (the argument
 parenthesised unless atomic), `{args}` (the argument and the parameters, comma-separated),
 `{np}` (NumPy's name in the generated code) and each parameter's name.
+
+A matrix function (trace, det, inv, diag, outer) is registered the way jax registers a
+primitive: its shape rule (the IR constructor, which checks operand shapes), its VJP rule, its
+NumPy lowering and its printing side by side. Its templates are over `{a}`, `{b}` (the printed
+operands), `{a_postfix}`, `{b_postfix}` (parenthesised unless they bind as tightly as a
+postfix operator) and `{np}`; each printing template names the precedence of its result.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from . import ir
 
 
 @dataclass(frozen=True)
@@ -82,3 +91,48 @@ def render(template: str, fn: Elementwise, x: str, params: list[str], *, x_atom:
     return template.format(name=fn.name, x=x, x_atom=x if x_atom is None else x_atom,
                            args=", ".join([x, *params]), np=np,
                            **dict(zip(fn.param_names, params, strict=True)))
+
+
+Cotangents = list[tuple[ir.Node, ir.Node]]
+
+
+@dataclass(frozen=True)
+class MatrixOp:
+    """One matrix function: `build` is its shape rule, `vjp(node, ḡ)` its VJP rule, as
+    [(operand, its cotangent)]."""
+
+    name: str
+    node: type[ir.Node]
+    build: Callable[..., ir.Node]
+    arity: int
+    vjp: Callable[[Any, ir.Node], Cotangents]
+    numpy: str
+    pretty: tuple[str, str]               # (template, precedence: atom | postfix | mul)
+    latex: tuple[str, str]
+    nonsingular: bool = False             # needs an invertible operand (checks refuse near-singular)
+
+    def language(self, args: list[str]) -> str:
+        return f"{self.name}({', '.join(args)})"
+
+
+MATRIX_OPS: dict[str, MatrixOp] = {op.name: op for op in (
+    MatrixOp("trace", ir.Trace, ir.trace, 1,
+             lambda n, g: [(n.a, ir.mul(g, ir.eye(n.a.shape[0])))],       # ∂tr(A) = I
+             "{np}.trace({a})", ("tr({a})", "atom"), (r"\operatorname{{tr}}\left({a}\right)", "atom")),
+    MatrixOp("inv", ir.Inv, ir.inv, 1,                                   # −A⁻ᵀ Ḡ A⁻ᵀ
+             lambda n, g: [(n.a, ir.neg(ir.matmul(ir.matmul(ir.transpose(n), g), ir.transpose(n))))],
+             "{np}.linalg.inv({a})", ("{a_postfix}⁻¹", "postfix"), ("{{{a_postfix}}}^{{-1}}", "postfix"),
+             nonsingular=True),
+    MatrixOp("det", ir.Det, ir.det, 1,
+             lambda n, g: [(n.a, ir.mul(ir.mul(g, n), ir.transpose(ir.inv(n.a))))],  # det(A) A⁻ᵀ
+             "{np}.linalg.det({a})", ("det({a})", "atom"), (r"\det\left({a}\right)", "atom"),
+             nonsingular=True),
+    MatrixOp("diag", ir.Diag, ir.diag, 1, lambda n, g: [(n.a, ir.diag(g))],
+             "{np}.diag({a})", ("diag({a})", "atom"),
+             (r"\operatorname{{diag}}\left({a}\right)", "atom")),
+    MatrixOp("outer", ir.Outer, ir.outer, 2,                              # ā = Ḡ b, b̄ = Ḡᵀ a
+             lambda n, g: [(n.a, ir.matmul(g, n.b)), (n.b, ir.matmul(ir.transpose(g), n.a))],
+             "{np}.outer({a}, {b})", ("{a_postfix} {b_postfix}ᵀ", "mul"),
+             ("{a_postfix} {{{b_postfix}}}^{{\\top}}", "mul")),
+)}
+BY_NODE: dict[type[ir.Node], MatrixOp] = {op.node: op for op in MATRIX_OPS.values()}

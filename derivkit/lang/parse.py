@@ -9,7 +9,7 @@ Grammar (NumPy meaning on arrays of the declared shapes):
     a @ b   a * b   a / b   a + b   a - b   a ** k   -a   a.T   (broadcasting as in NumPy)
     sum(a[, axis=k][, keepdims=True])   mean(a[, axis=k])   softmax(a[, axis=-1])
     f(a[, params]) for every elementwise function f in `derivkit.lang.ops`
-    trace det inv diag outer   eye(n)   ones(m, n)   where(a > b, x, y)   expand_dims(a, axis)
+    the matrix functions of `MATRIX_OPS` (trace, det, ...)   eye(n)   ones(m, n)   where(a > b, x, y)   expand_dims(a, axis)
     numbers   declared dimension names as numbers
 """
 
@@ -22,7 +22,7 @@ from fractions import Fraction
 
 from . import ir
 from ..errors import BudgetExceeded, DerivkitError, ExpressionError
-from .ops import ELEMENTWISE
+from .ops import ELEMENTWISE, MATRIX_OPS
 from .shapes import Dim, Shape, fmt_shape
 
 MAX_LENGTH = 20_000
@@ -107,7 +107,7 @@ def constant_value(node: ir.Node) -> float | None:
         memo[n] = value
     return memo[node]
 
-FUNCTIONS = (*ELEMENTWISE, "sum", "mean", "softmax", "trace", "det", "inv", "diag", "outer", "eye",
+FUNCTIONS = (*ELEMENTWISE, *MATRIX_OPS, "sum", "mean", "softmax", "eye",
                            "ones", "where", "expand_dims")
 _CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<="}
 _BIN = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
@@ -305,12 +305,10 @@ class _Builder:
                 s = ir.sum_(e, axis, keepdims=True)
             kwargs = (("axis", axis),) if "axis" in kws else ()
             return ir.macro("softmax", (x,), ir.div(e, s), kwargs)
-        if fn in ("trace", "det", "inv", "diag"):
-            arity(1, 1)
-            return {"trace": ir.trace, "det": ir.det, "inv": ir.inv, "diag": ir.diag}[fn](arg(0))
-        if fn == "outer":
-            arity(2, 2)
-            return ir.outer(arg(0), arg(1))
+        if fn in MATRIX_OPS:
+            op = MATRIX_OPS[fn]
+            arity(op.arity, op.arity)
+            return op.build(*(arg(i) for i in range(op.arity)))
         if fn == "eye":
             arity(1, 1)
             return ir.eye(self._dim(args[0], fn))

@@ -3,13 +3,16 @@ people (Xᵀ G, p ⊙ (g − ⟨g, p⟩), diag(p) − p pᵀ) and LaTeX. One met
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
+from typing import Any, ClassVar
 
 from . import ir
-from .ops import ELEMENTWISE, render
+from .ops import BY_NODE, ELEMENTWISE, render
 
 # precedence: higher binds tighter
 ADD, MUL, NEG, POW, POSTFIX, ATOM = 10, 20, 30, 40, 50, 60
+PRECEDENCE = {"mul": MUL, "postfix": POSTFIX, "atom": ATOM}
 
 GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "lam": "λ", "lambda": "λ",
          "mu": "μ", "sigma": "σ", "tau": "τ", "eps": "ε", "epsilon": "ε", "theta": "θ"}
@@ -46,8 +49,15 @@ class _Printer:
         return self.p(node)[0]
 
     def p(self, node: ir.Node) -> tuple[str, int]:
-        method = getattr(self, "_" + type(node).__name__)
-        return method(node)
+        return self.RULES[type(node)](self, node)
+
+    def template(self, n: ir.Node, rule: tuple[str, str]) -> tuple[str, int]:
+        """A matrix function's (template, precedence) from the op table, filled in."""
+        text, prec = rule
+        names = dict(zip("ab", n.args))
+        values = {k: self(v) for k, v in names.items()}
+        values.update({f"{k}_postfix": self.wrap(v, POSTFIX) for k, v in names.items()})
+        return text.format(**values), PRECEDENCE[prec]
 
     def wrap(self, node: ir.Node, prec: int, strict: bool = False) -> str:
         text, q = self.p(node)
@@ -64,6 +74,11 @@ class _Printer:
 
     def fn_name(self, fn: str) -> str:
         return fn
+
+    #: node type -> its rule (explicit dispatch; tests check every node type is covered)
+    RULES: ClassVar[dict[type, Callable[..., Any]]] = {
+        ir.Macro: _Macro,
+    }
 
 
 class LanguagePrinter(_Printer):
@@ -118,26 +133,38 @@ class LanguagePrinter(_Printer):
         extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
         return f"sum({self(n.a)}{extra})", ATOM
 
-    def _Trace(self, n):
-        return f"trace({self(n.a)})", ATOM
-
-    def _Det(self, n):
-        return f"det({self(n.a)})", ATOM
-
-    def _Inv(self, n):
-        return f"inv({self(n.a)})", ATOM
-
-    def _Diag(self, n):
-        return f"diag({self(n.a)})", ATOM
-
-    def _Outer(self, n):
-        return f"outer({self(n.a)}, {self(n.b)})", ATOM
+    def _matrix_op(self, n):
+        return BY_NODE[type(n)].language([self(a) for a in n.args]), ATOM
 
     def _Broadcast(self, n):
         return f"{self.wrap(n.a, MUL)} * ones({', '.join(str(d) for d in n.shape)})", MUL
 
     def _ExpandDims(self, n):
         return f"expand_dims({self(n.a)}, {n.axis})", ATOM
+
+    #: node type -> its rule (explicit dispatch; tests check every node type is covered)
+    RULES: ClassVar[dict[type, Callable[..., Any]]] = {**_Printer.RULES,
+        ir.Var: _Var,
+        ir.Const: _Const,
+        ir.DimSize: _DimSize,
+        ir.Eye: _Eye,
+        ir.Ones: _Ones,
+        ir.Binary: _Binary,
+        ir.Neg: _Neg,
+        ir.MatMul: _MatMul,
+        ir.Transpose: _Transpose,
+        ir.Apply: _Apply,
+        ir.Compare: _Compare,
+        ir.Where: _Where,
+        ir.Sum: _Sum,
+        ir.Trace: _matrix_op,
+        ir.Det: _matrix_op,
+        ir.Inv: _matrix_op,
+        ir.Diag: _matrix_op,
+        ir.Outer: _matrix_op,
+        ir.Broadcast: _Broadcast,
+        ir.ExpandDims: _ExpandDims,
+    }
 
 
 def _is_vector_product(n: ir.Node) -> bool:
@@ -230,20 +257,8 @@ class PrettyPrinter(_Printer):
             return f"{self.wrap(n.a, POSTFIX)} 𝟙", MUL
         return f"sum({self(n.a)}, axis={n.axis}{', keepdims' if n.keepdims else ''})", ATOM
 
-    def _Trace(self, n):
-        return f"tr({self(n.a)})", ATOM
-
-    def _Det(self, n):
-        return f"det({self(n.a)})", ATOM
-
-    def _Inv(self, n):
-        return f"{self.wrap(n.a, POSTFIX)}⁻¹", POSTFIX
-
-    def _Diag(self, n):
-        return f"diag({self(n.a)})", ATOM
-
-    def _Outer(self, n):
-        return f"{self.wrap(n.a, POSTFIX)} {self.wrap(n.b, POSTFIX)}ᵀ", MUL
+    def _matrix_op(self, n):
+        return self.template(n, BY_NODE[type(n)].pretty)
 
     def _Broadcast(self, n):
         if ir.is_const(n.a, 1):
@@ -257,6 +272,30 @@ class PrettyPrinter(_Printer):
 
     def fn_name(self, fn):
         return fn
+
+    #: node type -> its rule (explicit dispatch; tests check every node type is covered)
+    RULES: ClassVar[dict[type, Callable[..., Any]]] = {**_Printer.RULES,
+        ir.Var: _Var,
+        ir.Const: _Const,
+        ir.DimSize: _DimSize,
+        ir.Eye: _Eye,
+        ir.Ones: _Ones,
+        ir.Binary: _Binary,
+        ir.Neg: _Neg,
+        ir.MatMul: _MatMul,
+        ir.Transpose: _Transpose,
+        ir.Apply: _Apply,
+        ir.Compare: _Compare,
+        ir.Where: _Where,
+        ir.Sum: _Sum,
+        ir.Trace: _matrix_op,
+        ir.Det: _matrix_op,
+        ir.Inv: _matrix_op,
+        ir.Diag: _matrix_op,
+        ir.Outer: _matrix_op,
+        ir.Broadcast: _Broadcast,
+        ir.ExpandDims: _ExpandDims,
+    }
 
 
 class LatexPrinter(_Printer):
@@ -344,20 +383,8 @@ class LatexPrinter(_Printer):
             return rf"{self.wrap(n.a, POSTFIX)} \mathbf{{1}}", MUL
         return rf"\operatorname{{sum}}_{{{n.axis}}}\left({self(n.a)}\right)", ATOM
 
-    def _Trace(self, n):
-        return rf"\operatorname{{tr}}\left({self(n.a)}\right)", ATOM
-
-    def _Det(self, n):
-        return rf"\det\left({self(n.a)}\right)", ATOM
-
-    def _Inv(self, n):
-        return f"{{{self.wrap(n.a, POSTFIX)}}}^{{-1}}", POSTFIX
-
-    def _Diag(self, n):
-        return rf"\operatorname{{diag}}\left({self(n.a)}\right)", ATOM
-
-    def _Outer(self, n):
-        return f"{self.wrap(n.a, POSTFIX)} {{{self.wrap(n.b, POSTFIX)}}}^{{\\top}}", MUL
+    def _matrix_op(self, n):
+        return self.template(n, BY_NODE[type(n)].latex)
 
     def _Broadcast(self, n):
         if ir.is_const(n.a, 1):
@@ -375,6 +402,31 @@ class LatexPrinter(_Printer):
     def _Macro(self, n):
         args = [self(a) for a in n.operands]
         return rf"\operatorname{{{n.fn}}}\left({', '.join(args)}\right)", ATOM
+
+    #: node type -> its rule (explicit dispatch; tests check every node type is covered)
+    RULES: ClassVar[dict[type, Callable[..., Any]]] = {**_Printer.RULES,
+        ir.Var: _Var,
+        ir.Const: _Const,
+        ir.DimSize: _DimSize,
+        ir.Eye: _Eye,
+        ir.Ones: _Ones,
+        ir.Binary: _Binary,
+        ir.Neg: _Neg,
+        ir.MatMul: _MatMul,
+        ir.Transpose: _Transpose,
+        ir.Apply: _Apply,
+        ir.Compare: _Compare,
+        ir.Where: _Where,
+        ir.Sum: _Sum,
+        ir.Trace: _matrix_op,
+        ir.Det: _matrix_op,
+        ir.Inv: _matrix_op,
+        ir.Diag: _matrix_op,
+        ir.Outer: _matrix_op,
+        ir.Broadcast: _Broadcast,
+        ir.ExpandDims: _ExpandDims,
+        ir.Macro: _Macro,
+    }
 
 
 language = LanguagePrinter()

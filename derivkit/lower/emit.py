@@ -284,7 +284,7 @@ def _audit_expr(expr: ast.AST, bound: set[str], where: str) -> None:
 
 
 def _is_module_attribute(node: ast.Attribute, bound: set[str]) -> bool:
-    """np.exp, np.linalg.inv (or their `_np` spelling)."""
+    """np.exp, np.linalg.det (or their `_np` spelling)."""
     base = node.value
     while isinstance(base, ast.Attribute):
         base = base.value

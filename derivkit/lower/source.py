@@ -7,11 +7,13 @@ lowered in its stable form exp(x − max x) / Σ exp(x − max x), which is the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
+from typing import Any, ClassVar
 
 from . import emit
 from ..lang import ir
-from ..lang.ops import ELEMENTWISE, render
+from ..lang.ops import BY_NODE, ELEMENTWISE, render
 from ..lang.printing import ADD, ATOM, MUL, NEG, LanguagePrinter
 from .stable import SHIFTED
 
@@ -66,20 +68,9 @@ class NumpyPrinter(LanguagePrinter):
         extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
         return f"{self.np}.sum({self(n.a)}{extra})", ATOM
 
-    def _Trace(self, n):
-        return f"{self.np}.trace({self(n.a)})", ATOM
-
-    def _Det(self, n):
-        return f"{self.np}.linalg.det({self(n.a)})", ATOM
-
-    def _Inv(self, n):
-        return f"{self.np}.linalg.inv({self(n.a)})", ATOM
-
-    def _Diag(self, n):
-        return f"{self.np}.diag({self(n.a)})", ATOM
-
-    def _Outer(self, n):
-        return f"{self.np}.outer({self(n.a)}, {self(n.b)})", ATOM
+    def _matrix_op(self, n):
+        args = dict(zip("ab", (self(a) for a in n.args)))
+        return BY_NODE[type(n)].numpy.format(np=self.np, **args), ATOM
 
     def _Broadcast(self, n):
         return f"{self.np}.broadcast_to({self(n.a)}, {_shape_tuple(n.shape)})", ATOM
@@ -100,6 +91,27 @@ class NumpyPrinter(LanguagePrinter):
             extra = "".join(f", {k}={v}" for k, v in n.kwargs) + (", keepdims=True" if n.kwargs else "")
             return f"{self.np}.exp({x} - {self.np}.max({x}{extra}))", ATOM
         return self.p(n.expansion)  # pragma: no cover
+
+    #: node type -> its rule (explicit dispatch; tests check every node type is covered)
+    RULES: ClassVar[dict[type, Callable[..., Any]]] = {**LanguagePrinter.RULES,
+        ir.Const: _Const,
+        ir.DimSize: _DimSize,
+        ir.Eye: _Eye,
+        ir.Ones: _Ones,
+        ir.Binary: _Binary,
+        ir.Apply: _Apply,
+        ir.Compare: _Compare,
+        ir.Where: _Where,
+        ir.Sum: _Sum,
+        ir.Trace: _matrix_op,
+        ir.Det: _matrix_op,
+        ir.Inv: _matrix_op,
+        ir.Diag: _matrix_op,
+        ir.Outer: _matrix_op,
+        ir.Broadcast: _Broadcast,
+        ir.ExpandDims: _ExpandDims,
+        ir.Macro: _Macro,
+    }
 
 
 def dims_prelude(inputs: dict[str, tuple], alias: str = "np") -> list[tuple[str, str]]:
@@ -287,7 +299,7 @@ class BatchedNumpyPrinter(NumpyPrinter):
 
     def _Diag(self, n):
         if not self.is_batched(n):
-            return super()._Diag(n)
+            return super()._matrix_op(n)
         if n.a.rank == 1:
             size = n.shape[0]
             size = self.sizes.get(size, size) if isinstance(size, str) else size
@@ -296,7 +308,7 @@ class BatchedNumpyPrinter(NumpyPrinter):
 
     def _Outer(self, n):
         if not self.is_batched(n):
-            return super()._Outer(n)
+            return super()._matrix_op(n)
         return f"({self.np}.expand_dims({self(n.a)}, -1) * {self.np}.expand_dims({self(n.b)}, -2))", ATOM
 
     def _Eye(self, n):
@@ -333,6 +345,26 @@ class BatchedNumpyPrinter(NumpyPrinter):
             return f"{self.np}.mean({x}{self._axes(n, kw.get('axis'), rank)}{keep})", ATOM
         return self.p(n.expansion)  # pragma: no cover
 
+    #: node type -> its rule (explicit dispatch; tests check every node type is covered)
+    RULES: ClassVar[dict[type, Callable[..., Any]]] = {**NumpyPrinter.RULES,
+        ir.DimSize: _DimSize,
+        ir.Binary: _Binary,
+        ir.Compare: _Compare,
+        ir.Where: _Where,
+        ir.MatMul: _MatMul,
+        ir.Transpose: _Transpose,
+        ir.Apply: _Apply,
+        ir.Sum: _Sum,
+        ir.Trace: _Trace,
+        ir.Diag: _Diag,
+        ir.Outer: _Outer,
+        ir.Eye: _Eye,
+        ir.Ones: _Ones,
+        ir.Broadcast: _Broadcast,
+        ir.ExpandDims: _ExpandDims,
+        ir.Macro: _Macro,
+    }
+
 
 def batched_function(fname: str, args: list[str], body: ir.Node, batched: set[str],
                      sizes: dict[str, int], params: dict[str, float] | None = None):
@@ -364,3 +396,10 @@ class StackedNumpyPrinter(BatchedNumpyPrinter):
 
     def _Compare(self, n):
         return f"({self.aligned(n.a, n.rank)} {n.op} {self.aligned(n.b, n.rank)})", ATOM
+
+    #: node type -> its rule (explicit dispatch; tests check every node type is covered)
+    RULES: ClassVar[dict[type, Callable[..., Any]]] = {**BatchedNumpyPrinter.RULES,
+        ir.MatMul: _MatMul,
+        ir.Apply: _Apply,
+        ir.Compare: _Compare,
+    }
