@@ -19,17 +19,17 @@ from .vjp import vjp
 from ..errors import DerivkitError
 from ..lang.printing import language, latex, pretty
 from ..lang.recipes import Recipe
-from ..results import ChainStep, Form
+from ..results import ChainStep, Form, Verification
 from ..lang.shapes import fmt_shape
 
 DELTA = "Δ"
 
 
-def delta_var(name: str, shape) -> ir.Var:
+def delta_var(name: str, shape: ir.Shape) -> ir.Var:
     return ir.Var(f"{DELTA}{name}", tuple(shape), "upstream")
 
 
-def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node, ir.Node, str]]:
+def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node, ir.Node | None, str]]:
     """[(lhs, target, kind, IR of the line, IR of the step it came from, its step name)], in
     backward order; for a plain recipe the single step is the forward."""
     if not recipe.steps:
@@ -41,7 +41,7 @@ def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node, ir.Node, s
     if steps[loss].rank:
         raise DerivkitError(f"the last step of {recipe.name!r} ({loss}) must be a scalar loss")
     contributions: dict[str, list[tuple[ir.Node, str]]] = {}
-    lines = []
+    lines: list[tuple[str, str, str, ir.Node, ir.Node | None, str]] = []
     for s in reversed(names):
         node = steps[s]
         seed = ir.ONE if s == loss else delta_var(s, node.shape)
@@ -92,7 +92,9 @@ def _latex_lhs(lhs: str) -> str:
     return lhs.replace("∂", r"\partial ")
 
 
-def _verify_line(node, target, kind, steps, inputs, params, recipe):
+def _verify_line(node: ir.Node, target: str, kind: str, steps: dict[str, ir.Node],
+                 inputs: dict[str, tuple[ir.Shape, str]], params: tuple[str, ...],
+                 recipe: Recipe) -> Verification:
     """A line ΔX = f(Δ_next, operands) is the VJP of the steps that use X; verify it as such:
     the same expression in terms of the local forward (each later step's Δ as an upstream)."""
     # Treat every step name as a free input of its shape (the local view of the chain), and
@@ -101,7 +103,7 @@ def _verify_line(node, target, kind, steps, inputs, params, recipe):
     free = dict(inputs)
     for name, n in steps.items():
         free[name] = (tuple(n.shape), "real")
-    local_out = None
+    local_out: ir.Node | None = None
     for s, n in steps.items():
         used = any(isinstance(v, ir.Var) and v.name == target for v in ir.walk(n))
         if not used:
@@ -109,7 +111,6 @@ def _verify_line(node, target, kind, steps, inputs, params, recipe):
         term = n if s == loss else ir.sum_(ir.mul(delta_var(s, n.shape), n))
         local_out = term if local_out is None else ir.add(local_out, term)
     if local_out is None:
-        from ..results import Verification
         return Verification(False, "none", (), "NOT VERIFIED: the loss does not use it")
     # Vars of role "named" become free inputs for the local check.
     renamed = ir.substitute(local_out, {v: ir.Var(v.name, v.shape, "input") for v in ir.walk(local_out)
@@ -122,7 +123,7 @@ def _verify_line(node, target, kind, steps, inputs, params, recipe):
     target_var = ir.Var(target, tuple(free[target][0]), "input")
     # A line may name the value of a step it differentiates (tanh: ΔZ ⊙ (1 − H²) for H = tanh(Z));
     # there that name stands for the step's definition, not for a free operand.
-    own = {ir.Var(s, n.shape, "named"): n for s, n in steps.items()
+    own: dict[ir.Node, ir.Node] = {ir.Var(s, n.shape, "named"): n for s, n in steps.items()
            if s != loss and any(isinstance(v, ir.Var) and v.name == target for v in ir.walk(n))}
     node = ir.substitute(node, own)
     line = ir.substitute(node, {v: ir.Var(v.name, v.shape, "input") for v in ir.walk(node)

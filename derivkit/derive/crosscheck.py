@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -27,6 +29,9 @@ from .simplify import _TimeUp, time_limit
 MAX_ENTRIES = 400  # n_out * n_in per size assignment
 MAX_COST = 20_000  # estimated SymPy nodes in the explicit forward at the smallest sizes
 BUDGET_S = 30.0     # per form; sizes not reached in time are reported as skipped
+
+#: One size assignment's evaluation: sizes, env, ex (Explicit), out, x, and the truths (vjp, jac)
+_Context = dict[str, Any]
 
 
 @dataclass
@@ -68,10 +73,10 @@ def explicit_cost(node: ir.Node, sizes: dict[str, int]) -> int:
     """Estimated number of SymPy nodes in the element-wise forward (all entries) at `sizes`:
     a product contracting k terms repeats its operands k times, a kink function holds its
     argument twice (condition and value), a sum over N entries repeats its summand N times."""
-    def dim(d):
+    def dim(d: ir.Dim) -> int:
         return d if isinstance(d, int) else sizes[d]
 
-    def entries(n):
+    def entries(n: ir.Node) -> int:
         return int(np.prod([dim(d) for d in n.shape] or [1]))
 
     memo: dict[ir.Node, int] = {}
@@ -120,7 +125,8 @@ class Mismatch:
 
 
 class _Mismatch(Exception):
-    def __init__(self, message: str, entry: tuple = (), derived=None, truth=None) -> None:
+    def __init__(self, message: str, entry: tuple[int, ...] = (), derived: sp.Expr | None = None,
+                 truth: sp.Expr | None = None) -> None:
         super().__init__(message)
         self.entry, self.derived, self.truth = entry, derived, truth
 
@@ -147,16 +153,16 @@ class Verifier:
         self.cost = explicit_cost(problem.out, self.assignments[0])
         self.feasible = self.cost <= MAX_COST
 
-    def _entries(self, sizes) -> int:
-        def count(shape):
+    def _entries(self, sizes: dict[str, int]) -> int:
+        def count(shape: ir.Shape) -> int:
             return int(np.prod([d if isinstance(d, int) else sizes[d] for d in shape] or [1]))
         return count(self.p.out.shape) * count(self.p.wrt.shape)
 
-    def _context(self, k: int) -> dict:
+    def _context(self, k: int) -> _Context:
         if k in self._cache:
             return self._cache[k]
         sizes = self.assignments[k]
-        env = {}
+        env: dict[str, np.ndarray] = {}
         for name, (shape, domain) in self.p.inputs.items():
             env[name] = symbol_array(name, tuple(d if isinstance(d, int) else sizes[d] for d in shape),
                                      domain)
@@ -174,7 +180,7 @@ class Verifier:
         self._cache[k] = ctx
         return ctx
 
-    def _vjp_truth(self, ctx) -> np.ndarray:
+    def _vjp_truth(self, ctx: _Context) -> np.ndarray:
         if "vjp" not in ctx:
             out, x = ctx["out"], ctx["x"]
             if self.p.upstream is None:
@@ -188,7 +194,7 @@ class Verifier:
             ctx["vjp"] = truth
         return ctx["vjp"]
 
-    def _jac_truth(self, ctx) -> np.ndarray:
+    def _jac_truth(self, ctx: _Context) -> np.ndarray:
         if "jac" not in ctx:
             out, x = ctx["out"], ctx["x"]
             jac = np.empty(out.shape + x.shape, dtype=object)
@@ -206,11 +212,11 @@ class Verifier:
     def check_index(self, form: IndexForm) -> Verification:
         return self._run(lambda ctx: self._index_at(ctx, form))
 
-    def _run(self, at) -> Verification:
+    def _run(self, at: Callable[[_Context], str]) -> Verification:
         methods = []
         self.mismatch = None
         self.deadline = time.monotonic() + self.budget_s
-        done = []
+        done: list[dict[str, int]] = []
         for k in range(len(self.assignments)):
             try:
                 ctx = self._context(k)
@@ -244,7 +250,7 @@ class Verifier:
         if time.monotonic() > self.deadline:
             raise _OutOfTime()
 
-    def _compare(self, derived, truth, where: str) -> str:
+    def _compare(self, derived: np.ndarray, truth: np.ndarray, where: str) -> str:
         worst = EXACT
         for idx in np.ndindex(*truth.shape):
             self._tick()
@@ -262,7 +268,7 @@ class Verifier:
                 worst = verdict
         return worst
 
-    def _matrix_at(self, ctx, kind: str, form: ir.Node) -> str:
+    def _matrix_at(self, ctx: _Context, kind: str, form: ir.Node) -> str:
         value = ctx["ex"].ev(form)
         if kind == "jacobian":
             truth = self._jac_truth(ctx)
@@ -272,7 +278,7 @@ class Verifier:
         value = np.broadcast_to(value, truth.shape)
         return self._compare(value, truth, "entry")
 
-    def _index_at(self, ctx, form: IndexForm) -> str:
+    def _index_at(self, ctx: _Context, form: IndexForm) -> str:
         scalar_out = self.p.upstream is None
         truth = self._vjp_truth(ctx) if scalar_out else self._jac_truth(ctx)
         lookup = make_lookup(ctx["env"], ctx["ex"], self.p.named, form)
@@ -282,7 +288,7 @@ class Verifier:
 
 
 def index_entries(form: IndexForm, sizes: dict[str, int], out_shape: tuple, x_shape: tuple,
-                  lookup) -> np.ndarray:
+                  lookup: Callable[[sp.Basic], Any]) -> np.ndarray:
     """The index form at every concrete entry (output index + input index): indices and
     dimensions substituted, sums carried out, arrays read through `lookup`."""
     base = {dim_symbol(d): sp.Integer(v) for d, v in sizes.items()}
@@ -302,11 +308,12 @@ def index_entries(form: IndexForm, sizes: dict[str, int], out_shape: tuple, x_sh
     return derived
 
 
-def make_lookup(env: dict, ex: Explicit, named: dict[str, ir.Node], form: IndexForm):
+def make_lookup(env: dict, ex: Explicit, named: dict[str, ir.Node], form: IndexForm
+                ) -> Callable[[sp.Basic], Any]:
     """atom -> its value: A[i, j] (concrete indices) from `env`, a named output or an opaque
     node of the form; a scalar symbol likewise; None for anything else (left as is)."""
 
-    def arrays(name):
+    def arrays(name: str) -> np.ndarray | None:
         if name in env:
             return env[name]
         if name in named:
@@ -315,7 +322,7 @@ def make_lookup(env: dict, ex: Explicit, named: dict[str, ir.Node], form: IndexF
 
     opaque_by_label = {str(getattr(b, "label", b)): n for b, n in form.opaque.items()}
 
-    def lookup(atom):
+    def lookup(atom: sp.Basic) -> Any:
         if isinstance(atom, sp.Indexed):
             label = str(atom.base.label)
             arr = arrays(label)
@@ -346,6 +353,6 @@ def fmt_sizes(sizes: dict[str, int]) -> str:
     return ", ".join(f"{k} = {v}" for k, v in sizes.items()) or "the declared sizes"
 
 
-def _short(e) -> str:
+def _short(e: object) -> str:
     text = str(e)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -11,6 +11,7 @@ Every form is verified against the element-wise derivation before it is reported
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 
 from ..lang import ir
 from . import elementwise
@@ -18,7 +19,7 @@ from ..errors import DerivkitError, ExpressionError
 from ..lang.program import program
 from ..lang.printing import GREEK, language, latex, pretty
 from ..lang.recipes import Recipe
-from ..results import PENDING, Derivation, Derivative, Form, InputInfo, Verification
+from ..results import PENDING, ChainStep, Derivation, Derivative, Form, InputInfo, Verification
 from ..lang.shapes import fmt_shape
 from . import index as ix
 from .jacobian import jacobian
@@ -46,7 +47,7 @@ def _sub(name: str, idx: list[str], pretty_mode: bool) -> str:
     return f"{name}[{','.join(idx)}]"
 
 
-def _latex_name(name: str, idx: list[str] = ()) -> str:
+def _latex_name(name: str, idx: Sequence[str] = ()) -> str:
     base = latex(ir.Var(name, ()))
     return f"{base}_{{{''.join(idx)}}}" if idx else base
 
@@ -63,7 +64,7 @@ def derive(recipe: Recipe) -> Derivation:
             named_nodes[node.expansion] = name
     scalar = out.rank == 0
     upstream = None if scalar else ir.Var(recipe.upstream, out.shape, "upstream")
-    seed = ir.ONE if scalar else upstream
+    seed: ir.Node = ir.ONE if upstream is None else upstream   # upstream is None exactly when scalar
     taken = ({i.name for i in recipe.inputs} | {p.name for p in recipe.params} | scope.dims
              | {recipe.output, recipe.upstream} | set(steps))
     inputs = {i.name: (i.shape, i.domain) for i in recipe.inputs}
@@ -102,6 +103,7 @@ def derive(recipe: Recipe) -> Derivation:
         if scalar:
             kinds.append(("gradient", cot))
         else:
+            assert upstream is not None   # not scalar
             if out.rank == 1 and x.rank == 1:
                 jac = jacobian(cot, upstream)
                 kinds.append(("jacobian", simplifier(jac) if jac is not None else None))
@@ -127,8 +129,9 @@ def derive(recipe: Recipe) -> Derivation:
                 else:
                     ver = verifier.check_matrix(kind, form)
                 matrix = Form(language(form), pretty(form), f"{lhs_l} = {latex(form)}", ver)
-            notes = ()
+            notes: tuple[str, ...] = ()
             if kind == "vjp":
+                assert upstream is not None   # a vjp has an upstream gradient
                 notes = (f"{pretty(upstream)} = ∂L/∂{_sub(recipe.output, [], True)} is the upstream "
                          f"gradient of a scalar loss L (shape {fmt_shape(out.shape)}).",)
             elif kind == "jacobian" and form is None:
@@ -160,7 +163,7 @@ def derive(recipe: Recipe) -> Derivation:
         chain=_chain(recipe))
 
 
-def _chain(recipe: Recipe):
+def _chain(recipe: Recipe) -> tuple[ChainStep, ...]:
     """The backward pass line by line, for composite recipes whose last step is a scalar loss."""
     if not recipe.steps:
         return ()
@@ -172,7 +175,7 @@ def _chain(recipe: Recipe):
         return ()  # e.g. a vector-valued last step: no loss to propagate from
 
 
-def _forward_text(recipe: Recipe, out: ir.Node, printer, sep: str) -> str:
+def _forward_text(recipe: Recipe, out: ir.Node, printer: Callable[[ir.Node], str], sep: str) -> str:
     """'y = f(x)', or for a composite every step 'Z1 = …; A1 = …; …'."""
     if not recipe.steps:
         return f"{printer(ir.Var(recipe.output, ()))} = {printer(out)}"
@@ -181,7 +184,7 @@ def _forward_text(recipe: Recipe, out: ir.Node, printer, sep: str) -> str:
 
 
 def _index_form(cot: ir.Node, upstream: ir.Var | None, oi: list[str], ii: list[str],
-                taken: set[str], verifier: Verifier):
+                taken: set[str], verifier: Verifier) -> tuple[str, str, str, Verification]:
     out_syms = tuple(ix.index_symbol(c) for c in oi)
     in_syms = tuple(ix.index_symbol(c) for c in ii)
     ev = ix.IndexEvaluator(taken | set(oi) | set(ii), upstream, out_syms)

@@ -68,7 +68,7 @@ def _coeff_broadcast(x: ir.Node, parent: ir.Node, g: ir.Node) -> ir.Node:
     return _coeff(x, g)
 
 
-def _scaled(lin: ir.Node, c: ir.Node, g: ir.Node, n) -> ir.Node:
+def _scaled(lin: ir.Node, c: ir.Node, g: ir.Node, n: ir.Dim) -> ir.Node:
     """Coefficient of c ⊙ lin, where lin is linear in g and c is not."""
     if lin.rank == 1 and c.rank == 0:
         return ir.mul(c, _coeff(lin, g))

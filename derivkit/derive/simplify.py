@@ -20,6 +20,7 @@ never swallowed here: it surfaces as `BudgetExceeded`, not `_TimeUp`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 import sympy as sp
@@ -35,7 +36,7 @@ CALL_LIMIT_S = 2.0    # one factor/cancel call
 ARITH = (ir.Binary, ir.Neg)
 
 
-def _sym_number(value) -> sp.Expr:
+def _sym_number(value: Fraction | float) -> sp.Expr:
     if isinstance(value, Fraction):
         return sp.Rational(value.numerator, value.denominator)
     return sp.Float(value)
@@ -203,8 +204,8 @@ class Simplifier:
         return n
 
     @staticmethod
-    def _count(shape) -> ir.Node:
-        out = None
+    def _count(shape: ir.Shape) -> ir.Node:
+        out: ir.Node | None = None
         for d in shape:
             term = ir.const(d) if isinstance(d, int) else ir.DimSize(d)
             out = term if out is None else ir.mul(out, term)
@@ -261,20 +262,21 @@ class Simplifier:
     def cluster(self, n: ir.Node) -> ir.Node:
         expr = self.to_sym(n)
         expr = self._substitute_named(expr)
-        best, best_cost = None, None
+        best: ir.Node | None = None
+        best_cost: int | None = None
         for cand in self._candidates(expr):
             try:
                 node = self.from_sym(cand, n.shape)
             except _Unmappable:
                 continue
             cost = ir.count_ops(node)
-            if best is None or cost < best_cost:
+            if best_cost is None or cost < best_cost:   # best is None exactly when best_cost is
                 best, best_cost = node, cost
         if best is None:  # pragma: no cover - from_sym maps every candidate we build
             return n
         return best
 
-    def _candidates(self, expr: sp.Expr):
+    def _candidates(self, expr: sp.Expr) -> Iterator[sp.Expr]:
         yield expr
         if sp.count_ops(expr) > MAX_FACTOR_OPS:
             return
@@ -284,7 +286,7 @@ class Simplifier:
             if out is not None:
                 yield out
 
-    def _timed(self, f, expr):
+    def _timed(self, f: Callable[[sp.Expr], sp.Expr], expr: sp.Expr) -> sp.Expr | None:
         """f(expr) within the budget, or None (and `timed_out`) if there is no time left."""
         left = self.deadline - time.monotonic()
         if left <= 0:
@@ -329,7 +331,7 @@ class Simplifier:
         return expr
 
     # ------------------------------------------------------------------ back to IR
-    def from_sym(self, e: sp.Expr, shape) -> ir.Node:
+    def from_sym(self, e: sp.Expr, shape: ir.Shape) -> ir.Node:
         node = self._from(e)
         if node.shape != tuple(shape):
             node = ir.broadcast_to(node, tuple(shape))
