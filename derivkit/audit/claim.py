@@ -23,7 +23,9 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any, TypedDict
 
 import numpy as np
 import sympy as sp
@@ -41,12 +43,25 @@ from ..lower.forms import parse_form
 from ..limits import phase
 from ..lang.printing import language
 from ..lang.recipes import Recipe
-from ..results import ClaimVerdict, Counterexample, Derivation, Derivative
-from ..lang.shapes import fmt_shape
+from ..results import ClaimVerdict, Counterexample, Derivation, Derivative, Verification
+from ..lang.shapes import Shape, fmt_shape
 
 SMALL_VALUES = (1, 2, 3, 4)
 MAX_SMALL = 24          # size assignments tried when searching for the smallest failing one
 MAX_CLAIM_ENTRIES = 100_000   # entries of one array of a claim, beyond what the target has
+
+
+class _Base(TypedDict):
+    """The fields of a ClaimVerdict that every verdict about one claim shares."""
+
+    target: str
+    wrt: str
+    claim: str
+    form: str
+    reading: str
+    derived: str | None
+    derived_pretty: str | None
+    notes: tuple[str, ...]
 
 
 class _Target:
@@ -113,7 +128,7 @@ def _refuse_large(t: _Target, form: ir.Node) -> None:
     every = list(t.verifier.assignments) + [{d: 6 + i for i, d in enumerate(dims)},
                                              default_sizes(dims)]
 
-    def entries(n: ir.Node, sizes) -> int:
+    def entries(n: ir.Node, sizes: dict[str, int]) -> int:
         count = 1
         for d in concrete(n.shape, sizes):
             count *= d
@@ -133,7 +148,7 @@ def _refuse_large(t: _Target, form: ir.Node) -> None:
 
 
 # ---------------------------------------------------------------- matrix claims
-def _fits(shape, target) -> bool:
+def _fits(shape: Shape, target: Shape) -> bool:
     """`shape` broadcasts to exactly `target` (NumPy rules)."""
     if len(shape) > len(target):
         return False
@@ -142,14 +157,15 @@ def _fits(shape, target) -> bool:
 
 def _reading(t: _Target, node: ir.Node) -> tuple[str | None, ir.Node | None, str, str]:
     """(kind, form to compare, description, wrong-shape reason or "")."""
-    out, x, w, y = t.out, t.x, t.w, t.out_name
-    uses_upstream = t.upstream is not None and any(
-        isinstance(n, ir.Var) and n.name == t.upstream.name for n in ir.walk(node))
+    out, x, w, y, g = t.out, t.x, t.w, t.out_name, t.upstream
+    uses_upstream = g is not None and any(
+        isinstance(n, ir.Var) and n.name == g.name for n in ir.walk(node))
     xs = fmt_shape(x.shape)
     if t.scalar:
         desc = f"∂{y}/∂{w}, the gradient (the shape of {w}: {xs})"
         return ("gradient", node, desc, "") if _fits(node.shape, x.shape) else (
             None, None, desc, _shape_reason(node, f"∂{y}/∂{w}", w, x.shape))
+    assert t.upstream is not None   # a non-scalar output has an upstream gradient
     if uses_upstream:
         desc = (f"∂L/∂{w}, the vector–Jacobian product with {t.upstream.name} = ∂L/∂{y} "
                 f"(the shape of {w}: {xs})")
@@ -176,7 +192,7 @@ def _reading(t: _Target, node: ir.Node) -> tuple[str | None, ir.Node | None, str
             f"{t.upstream.name})", _jacobian_reason(t, node))
 
 
-def _shape_reason(node: ir.Node, what: str, w: str | None, want) -> str:
+def _shape_reason(node: ir.Node, what: str, w: str | None, want: Shape) -> str:
     got = fmt_shape(node.shape)
     of = f"the shape of {w}: " if w else ""
     hint = " (the transpose's shape: a transposed formula?)" if tuple(reversed(node.shape)) == tuple(want) else ""
@@ -187,6 +203,7 @@ def _jacobian_reason(t: _Target, node: ir.Node) -> str:
     """A claim without the upstream gradient for a non-scalar output: it states the Jacobian,
     whose shape is out.shape + x.shape."""
     y, w = t.out_name, t.w
+    assert t.upstream is not None   # only asked about a non-scalar output
     letters = "ijkl"[:t.out.rank] + "rstu"[:t.x.rank]
     lhs = (f"∂{y}_{letters[:t.out.rank]}/∂{w}_{letters[t.out.rank:]}" if t.x.rank else
            f"∂{y}_{letters}/∂{w}")
@@ -205,16 +222,17 @@ def _jacobian_reason(t: _Target, node: ir.Node) -> str:
 
 def _matrix_claim(t: _Target, claim: str, node: ir.Node, seed: int) -> ClaimVerdict:
     kind, form, reading, wrong = _reading(t, node)
-    if not wrong:
+    if form is not None:   # a reading of the right shape (`wrong` is "")
         _refuse_large(t, form)   # before any evaluation (the kink probe below is one)
     derived = t.derived(kind or ("gradient" if t.scalar else "vjp"))
-    base = dict(target=t.recipe.name, wrt=t.w, claim=claim, form="matrix", reading=reading,
-                derived=derived.matrix.text if derived and derived.matrix else None,
-                derived_pretty=(f"{derived.lhs_pretty} = {derived.matrix.pretty}"
-                                if derived and derived.matrix else None),
-                notes=_kink_notes(t, form, kind))
+    base = _Base(target=t.recipe.name, wrt=t.w, claim=claim, form="matrix", reading=reading,
+                 derived=derived.matrix.text if derived and derived.matrix else None,
+                 derived_pretty=(f"{derived.lhs_pretty} = {derived.matrix.pretty}"
+                                 if derived and derived.matrix else None),
+                 notes=_kink_notes(t, form, kind))
     if wrong:
         return ClaimVerdict(verdict="refuted", reason=wrong, method="shapes", **base)
+    assert kind is not None and form is not None   # a reading of the right shape has both
     if any(isinstance(n, ir.DimSize) for n in ir.walk(node)):
         _more_sizes(t)
     if not t.verifier.feasible:
@@ -231,7 +249,8 @@ def _matrix_claim(t: _Target, claim: str, node: ir.Node, seed: int) -> ClaimVerd
                         **base)
 
 
-def _finite_differences(t: _Target, kind: str, form: ir.Node, seed: int):
+def _finite_differences(t: _Target, kind: str, form: ir.Node, seed: int
+                        ) -> tuple[bool, str, Counterexample | None] | None:
     """(passed, sentence, counterexample) from `check` with the claim as the implementation, at
     the checker's default sizes (larger than the symbolic ones)."""
     from ..check.runner import check
@@ -258,7 +277,7 @@ def _finite_differences(t: _Target, kind: str, form: ir.Node, seed: int):
                    f"relative error {worst.max_rel_error:.1e} against finite differences"), ce
 
 
-def _numeric_only(t: _Target, kind: str, form: ir.Node, seed: int, base: dict) -> ClaimVerdict:
+def _numeric_only(t: _Target, kind: str, form: ir.Node, seed: int, base: _Base) -> ClaimVerdict:
     """Targets too large for the element-wise derivation: finite differences at several sizes."""
     why = (f"too large to compare symbolically element-wise (about {t.verifier.cost:,} operations "
            f"at the smallest sizes)")
@@ -266,7 +285,7 @@ def _numeric_only(t: _Target, kind: str, form: ir.Node, seed: int, base: dict) -
     from ..lower.forms import form_function
 
     fn = form_function(t.recipe, language(form), "claim")
-    done = []
+    done: list[dict[str, int]] = []
     for k, sizes in enumerate(t.verifier.assignments):
         tc = check(t.recipe, mode="full", sizes=sizes, seed=seed + k, derivation=t.derivation,
                    implementations={(kind, t.w): fn})
@@ -305,12 +324,6 @@ def _index_claim(t: _Target, claim: str, seed: int) -> ClaimVerdict:
     positions = [(t.out_name, a, d) for a, d in enumerate(t.out.shape)][:out_rank] + \
                 [(t.w, a, d) for a, d in enumerate(t.x.shape)]
     lhs = _index_lhs(t)
-    derived = t.derived("gradient" if t.scalar else "vjp")
-    base = dict(target=t.recipe.name, wrt=t.w, claim=claim, form="index",
-                derived=derived.index.text if derived and derived.index else None,
-                derived_pretty=(f"{derived.index_lhs_pretty} = {derived.index.pretty}"
-                                if derived and derived.index else None),
-                notes=_kink_notes(t, None, None))
     free = parsed.free
     if len(free) == len(positions):
         o, i = free[:out_rank], free[out_rank:]
@@ -320,7 +333,12 @@ def _index_claim(t: _Target, claim: str, seed: int) -> ClaimVerdict:
                                         for c, (arr, a, d) in zip(free, positions)) + ")"
     else:
         reading = f"{lhs} with free indices {', '.join(free) or 'none'}"
-    base["reading"] = reading
+    derived = t.derived("gradient" if t.scalar else "vjp")
+    base = _Base(target=t.recipe.name, wrt=t.w, claim=claim, form="index", reading=reading,
+                 derived=derived.index.text if derived and derived.index else None,
+                 derived_pretty=(f"{derived.index_lhs_pretty} = {derived.index.pretty}"
+                                 if derived and derived.index else None),
+                 notes=_kink_notes(t, None, None))
     if len(free) != len(positions):
         shape = fmt_shape(tuple(d for _, _, d in positions))
         return ClaimVerdict(
@@ -418,7 +436,8 @@ def _small_assignments(t: _Target) -> list[dict[str, int]]:
     return combos[:MAX_SMALL]
 
 
-def _refutation(t: _Target, ver, run, seed: int, base: dict, kind: str | None,
+def _refutation(t: _Target, ver: Verification, run: Callable[[Verifier], Verification], seed: int,
+                base: _Base, kind: str | None,
                 letters: tuple[str, ...] = ()) -> ClaimVerdict:
     mismatch = t.verifier.mismatch
     if mismatch is None:  # the budget ran out, or the comparison could not be carried out
@@ -448,7 +467,8 @@ def _counterexample(t: _Target, m: Mismatch, kind: str | None, letters: tuple[st
     diff = m.derived - m.truth
     params_names = {p.name for p in t.recipe.params}
     found = witness(diff.xreplace(params), rng) or {}
-    point = values = None
+    point: dict[sp.Symbol, Any] = {}
+    values: dict[str, Any] = {}
     for _ in range(20):
         point = dict(params)
         point.update(found)
@@ -511,7 +531,7 @@ def _kink_notes(t: _Target, form: ir.Node | None, kind: str | None) -> tuple[str
             notes.append(f"{fn}'({k.at}) = {k.value} by derivkit's convention (one-sided "
                          f"derivatives {k.left} and {k.right}); equality is decided away from the "
                          f"kink, where the derivative is unique")
-    if form is None or not fns:
+    if form is None or kind is None or not fns:
         return tuple(notes)
     probe = _kink_probe(t, form, kind)
     return tuple(notes) + ((probe,) if probe else ())
@@ -546,7 +566,7 @@ def _kink_probe(t: _Target, form: ir.Node, kind: str) -> str | None:
     c = claimed.ravel()[np.argmax(claimed.ravel() != ours.ravel())]
     o = ours.ravel()[np.argmax(claimed.ravel() != ours.ravel())]
     what = "is undefined (nan)" if not np.isfinite(c) else f"gives {c:g}"
-    upstream = f" (upstream {t.upstream.name} = 1)" if kind == "vjp" else ""
+    upstream = f" (upstream {t.upstream.name} = 1)" if kind == "vjp" and t.upstream is not None else ""
     return (f"at {t.w} = 0 (the kink) the claim {what} where derivkit's convention gives {o:g}"
             f"{upstream}: at a kink the derivative is a convention, so this is not a refutation")
 

@@ -257,7 +257,7 @@ class _Builder:
                         f"allowed: {', '.join(sorted((*ELEMENTWISE, 'delta', 'sum', 'where')))}")
 
 
-def _fmt(shape) -> str:
+def _fmt(shape: Shape) -> str:
     from ..lang.shapes import fmt_shape
 
     return fmt_shape(shape)

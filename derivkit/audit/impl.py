@@ -23,11 +23,19 @@ import importlib.util
 import inspect
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..errors import DerivkitError
 from ..lang.recipes import Recipe
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..results import Derivation, TargetCheck
 
 SPEC_HINT = "give FILE.py:FUNCTION, e.g. --impl backward.py:linear_backward"
 
@@ -36,7 +44,7 @@ SPEC_HINT = "give FILE.py:FUNCTION, e.g. --impl backward.py:linear_backward"
 class UserFunction:
     """The user's callable with where it came from (for messages)."""
 
-    def __init__(self, fn, label: str, path: Path | None) -> None:
+    def __init__(self, fn: Callable[..., Any], label: str, path: Path | None) -> None:
         self.fn = fn
         self.label = label
         self.path = path
@@ -59,7 +67,7 @@ def _where(exc: BaseException, path: Path | None) -> str:
         return f"{Path(exc.filename).name}:{exc.lineno}"
     frames = traceback.extract_tb(exc.__traceback__)
     mine = [f for f in frames if path is not None and _same_file(f.filename, path)]
-    frame = (mine or frames or [None])[-1]
+    frame = mine[-1] if mine else frames[-1] if frames else None
     return "" if frame is None else f"{Path(frame.filename).name}:{frame.lineno}"
 
 
@@ -80,7 +88,7 @@ def _exception_text(exc: BaseException, path: Path | None) -> str:
 
 
 @contextlib.contextmanager
-def _user_code():
+def _user_code() -> Iterator[None]:
     """While the user's code runs: its prints go to stderr (stdout may be --json)."""
     with contextlib.redirect_stdout(sys.stderr):
         yield
@@ -127,7 +135,7 @@ def load(spec: str) -> UserFunction:
     return UserFunction(obj, label, resolved)
 
 
-def _defined_hint(module, module_name: str, name: str) -> str:
+def _defined_hint(module: ModuleType, module_name: str, name: str) -> str:
     import difflib
 
     defined = sorted(k for k, v in vars(module).items()
@@ -143,6 +151,16 @@ def _defined_hint(module, module_name: str, name: str) -> str:
 
 
 # ---------------------------------------------------------------- calling it
+class _Gradient(Protocol):
+    """`Implementation.for_input(w)`: ∂L/∂w from keywords, with the user's in-place changes
+    (`modified`, shared by every input's callable) and the function's label."""
+
+    modified: dict[str, float]
+    label: str
+
+    def __call__(self, **kwargs: Any) -> np.ndarray: ...
+
+
 class Implementation:
     """The user's backward function bound to a recipe: `for_input(w)` is the callable the
     checker uses for ∂L/∂w (keywords: inputs, the recipe's upstream name, parameters)."""
@@ -201,14 +219,14 @@ class Implementation:
         return ", ".join(self.inputs + self.upstream + self.params)
 
     # -- one call
-    def __call__(self, **kwargs):
+    def __call__(self, **kwargs: Any) -> Any:
         """The user's function on copies of the arguments; records in-place changes."""
         import numpy as np
 
         originals = {n: kwargs[n] for n in self.inputs}
         if not self.scalar_output:
             originals.update({n: kwargs[self.recipe.upstream] for n in self.upstream})
-        call = {n: np.array(v, copy=True) for n, v in originals.items()}
+        call: dict[str, Any] = {n: np.array(v, copy=True) for n, v in originals.items()}
         if self.scalar_output:
             call.update({n: 1.0 for n in self.upstream})
         call.update({n: kwargs[n] for n in self.params if n in kwargs})
@@ -227,7 +245,7 @@ class Implementation:
                 self.modified[n] = max(self.modified.get(n, 0.0), change)
         return value
 
-    def pick(self, value, w: str):
+    def pick(self, value: object, w: str) -> np.ndarray:
         """∂L/∂w out of what the function returned (one array, a tuple or a dict)."""
         import numpy as np
 
@@ -264,18 +282,19 @@ class Implementation:
                                 "expected a NumPy array of real numbers")
         return array
 
-    def for_input(self, w: str):
+    def for_input(self, w: str) -> _Gradient:
         """The checker's callable for ∂L/∂w; `modified` is shared by every input's callable."""
 
-        def gradient(**kwargs):
+        def gradient(**kwargs: Any) -> np.ndarray:
             return self.pick(self(**kwargs), w)
 
-        gradient.modified = self.modified
-        gradient.label = self.user.label
-        return gradient
+        out = cast(_Gradient, gradient)
+        out.modified = self.modified
+        out.label = self.user.label
+        return out
 
 
-def _type_text(item) -> str:
+def _type_text(item: object) -> str:
     """'None', 'an array of complex128', 'a str', 'an int'."""
     if item is None:
         return "None"
@@ -288,13 +307,14 @@ def _type_text(item) -> str:
 
 # ---------------------------------------------------------------- the check
 @lru_cache(maxsize=32)
-def _derivation(recipe: Recipe):
+def _derivation(recipe: Recipe) -> Derivation:
     from ..check.confirm import derive_confirmed as derive
 
     return derive(recipe)
 
 
-def check(recipe: Recipe, impl, *, full_wrt: tuple[str, ...] | None = None, **options):
+def check(recipe: Recipe, impl: str | UserFunction | Callable[..., Any], *,
+          full_wrt: tuple[str, ...] | None = None, **options: Any) -> TargetCheck:
     """Check the user's backward function `impl` (a 'FILE.py:FUNCTION' spec, a UserFunction or
     a callable) for every input in `recipe.wrt` against finite differences and derivkit's
     derivation (-> results.TargetCheck with diagnoses on failed results)."""
