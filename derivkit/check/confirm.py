@@ -43,7 +43,8 @@ def _confirm_form(recipe: Recipe, derivation: Derivation, dv: Derivative) -> Ver
     assignments, reason = list(pending.sizes), pending.detail
     single = replace(recipe, wrt=(dv.wrt,))
     alone = replace(derivation, derivatives=(dv,), conventions=(), warnings=())
-    worst, method, done = 0.0, "", []
+    worst, method = 0.0, ""
+    done: list[dict[str, int]] = []
     for k, sizes in enumerate(assignments):
         tc = check(single, mode="full", sizes=sizes, seed=k, derivation=alone)
         for r in tc.results:

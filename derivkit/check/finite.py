@@ -20,9 +20,11 @@ every entry j of x, generated chunk by chunk. With `contract=u`, each D_b is red
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass
@@ -44,15 +46,22 @@ class Estimate:
     n_evals: int
 
 
-def _eps(dtype) -> float:
+#: directions: a dense (B, *x.shape) array, or the scaled unit vectors
+Directions = np.ndarray | Units
+#: f(points, real_part): the forward on a batch of points (real_part: their shared real part, for
+#: complex step; None otherwise)
+Batched = Callable[[np.ndarray, np.ndarray | None], npt.ArrayLike]
+
+
+def _eps(dtype: npt.DTypeLike) -> float:
     return float(np.finfo(dtype).eps)
 
 
-def _count(V) -> int:
+def _count(V: Directions) -> int:
     return V.count if isinstance(V, Units) else V.shape[0]
 
 
-def _points(x: np.ndarray, V, sl: slice, coeff, dtype) -> np.ndarray:
+def _points(x: np.ndarray, V: Directions, sl: slice, coeff: complex, dtype: npt.DTypeLike) -> np.ndarray:
     """x + coeff·v_b for the directions in `sl` (coeff real, or imaginary for complex step)."""
     b = sl.stop - sl.start
     out = np.empty((b,) + x.shape, dtype=dtype)
@@ -67,19 +76,20 @@ def _points(x: np.ndarray, V, sl: slice, coeff, dtype) -> np.ndarray:
     return out
 
 
-def _reduce(D: np.ndarray, contract):
+def _reduce(D: np.ndarray, contract: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     if contract is None:
         return D, np.abs(D)
     flat = D.reshape(D.shape[0], -1)
     return flat @ contract, np.abs(flat) @ np.abs(contract)
 
 
-def _chunks(batch: int, chunk: int):
+def _chunks(batch: int, chunk: int) -> Iterator[slice]:
     for start in range(0, batch, chunk):
         yield slice(start, min(batch, start + chunk))
 
 
-def complex_step(f, x: np.ndarray, V, dtype, chunk: int, contract=None) -> Estimate:
+def complex_step(f: Batched, x: np.ndarray, V: Directions, dtype: npt.DTypeLike, chunk: int,
+                 contract: np.ndarray | None = None) -> Estimate:
     """`f(xb, real_part)` evaluates the batch; real_part = x is the shared real part."""
     h = 1e-20 if np.dtype(dtype) == np.float64 else 1e-10
     cdtype = np.result_type(dtype, np.complex64)
@@ -98,7 +108,8 @@ def complex_step(f, x: np.ndarray, V, dtype, chunk: int, contract=None) -> Estim
     return Estimate(value, error, absval, "complex-step", h, _count(V))
 
 
-def central_richardson(f, x: np.ndarray, V, dtype, chunk: int, contract=None) -> Estimate:
+def central_richardson(f: Batched, x: np.ndarray, V: Directions, dtype: npt.DTypeLike, chunk: int,
+                       contract: np.ndarray | None = None) -> Estimate:
     eps = _eps(dtype)
     h = eps ** (1 / 4)  # fourth order after one extrapolation: rounding ε/h is what is left
     values, errors, absvals = [], [], []

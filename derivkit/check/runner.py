@@ -24,9 +24,11 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +45,8 @@ from ..results import CheckReport, CheckResult, Derivation, Derivative, TargetCh
 from . import finite, sampling
 
 MODES = ("auto", "full", "directional")
-DTYPES = {"float64": np.float64, "float32": np.float32}
+_Dtype = type[np.floating[Any]]   # np.float64 or np.float32
+DTYPES: dict[str, _Dtype] = {"float64": np.float64, "float32": np.float32}
 AUTO_FULL_MAX = 512
 MAX_FULL_BYTES = 2 << 30
 MAX_EVAL_BYTES = 4 << 30   # one evaluation of the forward (every intermediate) at the sizes
@@ -51,6 +54,13 @@ MAX_CHECK_BYTES = 4 << 30  # every array of one input's check (Jacobians, direct
 CHUNK_BYTES = 32 << 20
 KINK_ATTEMPTS = 20
 MISS_PROBABILITY = 0.01
+
+#: a NumPy function of keyword arguments: a derived form, an implementation, the batched forward
+_Fn = Callable[..., Any]
+#: the switching quantities of the forward's kinks, batched (sampling.switch_function), or None
+_Switches = Callable[..., Sequence[np.ndarray]] | None
+#: what `_compare` finds: passed, diff, tol, ratio, d, n, rtol, atol, max_abs, max_rel, finite
+_Comparison = dict[str, Any]
 
 
 class _KinkCrossed(Exception):
@@ -63,7 +73,7 @@ class _Target:
     out: ir.Node
     sizes: dict[str, int]
     params: dict[str, float]
-    dtype: type
+    dtype: _Dtype
     args: list[str]
     scale: float = 0.0   # max|f(x)| / max(1, max|x|): the natural size of ∂f/∂x at the point
 
@@ -76,8 +86,9 @@ def relative_errors(d: np.ndarray, n: np.ndarray, scale: float | None = None) ->
     return np.abs(d - n) / np.maximum(np.maximum(np.abs(d), np.abs(n)), 1e-3 * scale)
 
 
-def _compare(derived: np.ndarray, numeric: np.ndarray, fd_error: np.ndarray, dtype,
-             magnitude: np.ndarray, rtol: float | None, atol: float | None, floor=0.0):
+def _compare(derived: np.ndarray, numeric: np.ndarray, fd_error: np.ndarray, dtype: _Dtype,
+             magnitude: np.ndarray, rtol: float | None, atol: float | None,
+             floor: float | np.ndarray = 0.0) -> _Comparison:
     eps = float(np.finfo(dtype).eps)
     d = np.asarray(derived, dtype=np.float64).ravel()
     n = np.asarray(numeric, dtype=np.float64).ravel()
@@ -102,7 +113,7 @@ def _compare(derived: np.ndarray, numeric: np.ndarray, fd_error: np.ndarray, dty
             "finite": finite_ok}
 
 
-def _worst(cmp: dict, shape: tuple[int, ...], count: int = 5) -> tuple[WorstEntry, ...]:
+def _worst(cmp: _Comparison, shape: tuple[int, ...], count: int = 5) -> tuple[WorstEntry, ...]:
     order = np.argsort(-cmp["ratio"], kind="stable")[:count]
     out = []
     for flat in order:
@@ -229,13 +240,14 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
 
 
 @lru_cache(maxsize=256)
-def compiled_form(recipe: Recipe, text: str, fname: str):
+def compiled_form(recipe: Recipe, text: str, fname: str) -> _Fn:
     """The derived form as a NumPy function, compiled once per (recipe, form)."""
     return form_function(recipe, text, fname)
 
 
 @lru_cache(maxsize=256)
-def _compiled_forward(out: ir.Node, args: tuple[str, ...], wrt: str, sizes: tuple, params: tuple):
+def _compiled_forward(out: ir.Node, args: tuple[str, ...], wrt: str, sizes: tuple[tuple[str, int], ...],
+                      params: tuple[tuple[str, float], ...]) -> _Fn:
     return batched_function("forward", list(args), out, {wrt}, dict(sizes), dict(params))
 
 
@@ -246,7 +258,8 @@ def _chunk(target: _Target, n_batch: int) -> int:
     return max(1, min(n_batch, CHUNK_BYTES // max(per_sample, 1)))
 
 
-def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: int,
+def _check_input(target: _Target, w: str, dvs: list[Derivative], mode: str, rng: np.random.Generator,
+                 rtol: float | None, atol: float | None, k: int,
                  notes: list[str], implementations: dict, assess: Assess | None
                  ) -> list[CheckResult]:
     recipe, out = target.recipe, target.out
@@ -272,7 +285,7 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
                 "sampled positive")
         try:
             results = []
-            cache: dict = {}
+            cache: dict[str, finite.Estimate] = {}
             for dv in dvs:
                 impl = implementations.get((dv.kind, w))
                 derived = impl
@@ -312,7 +325,8 @@ def _check_input(target: _Target, w: str, dvs, mode: str, rng, rtol, atol, k: in
                         f"kink in {KINK_ATTEMPTS} attempts", "try other --size or --seed values")
 
 
-def _plan(target: _Target, w: str, mode: str):
+def _plan(target: _Target, w: str, mode: str
+          ) -> tuple[tuple[int, ...], tuple[int, ...], int, int, bool, bool]:
     """(x shape, output shape, entries of x, entries of the output, run full?, run directional?)
     at the target's sizes: `auto` runs full checks only where x is small and the Jacobian fits."""
     x_shape = sampling.concrete(target.recipe.input(w).shape, target.sizes)
@@ -339,7 +353,8 @@ def _gib(n: float) -> str:
 SMALLER = "use smaller --size values"
 
 
-def memory_estimate(target: _Target, w: str, dvs, mode: str, k: int) -> list[tuple[str, int, str]]:
+def memory_estimate(target: _Target, w: str, dvs: list[Derivative], mode: str, k: int
+                    ) -> list[tuple[str, int, str]]:
     """The arrays checking ∂/∂w allocates, as (what, bytes, how to need less), largest first:
     Jacobians (each held with its numerical twin, error estimates and comparison arrays: about
     16 copies in a full check, 6 in a directional one), direction batches (k directions of x
@@ -371,7 +386,7 @@ def memory_estimate(target: _Target, w: str, dvs, mode: str, k: int) -> list[tup
     return sorted(parts, key=lambda p: -p[1])
 
 
-def _refuse_large(target: _Target, w: str, dvs, mode: str, k: int) -> None:
+def _refuse_large(target: _Target, w: str, dvs: list[Derivative], mode: str, k: int) -> None:
     """Refuse, before allocating, a check of w whose arrays would not fit (MAX_CHECK_BYTES), and
     a full check (one finite difference per entry of w) whose Jacobian exceeds MAX_FULL_BYTES."""
     x_shape, out_shape, n_in, n_out, run_full, _ = _plan(target, w, mode)
@@ -405,7 +420,8 @@ def _refuse_singular(target: _Target, values: dict) -> None:
 
     inputs = {i.name: i.shape for i in target.recipe.inputs}
     for n in [n for n in ir.walk(target.out) if type(n) in NEEDS_INVERTIBLE]:  # inner first
-        src = function_source("arg", list(inputs), n.a, inputs, {}, target.params)
+        operand = n.args[0]   # inv and det have one operand
+        src = function_source("arg", list(inputs), operand, inputs, {}, target.params)
         try:
             a = np.asarray(compile_function("arg", src)(**values), dtype=np.float64)
         except np.linalg.LinAlgError:   # an inverse inside it is singular: so is this
@@ -414,19 +430,20 @@ def _refuse_singular(target: _Target, values: dict) -> None:
         if not cond < MAX_CONDITION:
             what = NEEDS_INVERTIBLE[type(n)]
             raise DerivkitError(
-                f"{language(n.a)} (in {what}) is singular or nearly so at the sampled inputs "
+                f"{language(operand)} (in {what}) is singular or nearly so at the sampled inputs "
                 f"(condition number {cond:.1e}); derivatives through its inverse cannot be checked "
                 f"there",
                 "is the matrix singular for every input? try another --seed otherwise")
 
 
-def _estimate(target: _Target, fb, switches, values, w, V, contract=None):
+def _estimate(target: _Target, fb: _Fn, switches: _Switches, values: dict[str, np.ndarray], w: str,
+              V: finite.Directions, contract: np.ndarray | None = None) -> finite.Estimate:
     x = values[w]
     others = {k: v for k, v in values.items() if k != w}
 
     out_shape = sampling.concrete(target.out.shape, target.sizes)
 
-    def f(xb, real_part=None):
+    def f(xb: np.ndarray, real_part: np.ndarray | None = None) -> np.ndarray:
         value = fb(**others, **{w: xb}, _real=real_part)
         # an output that does not depend on x carries no batch axis
         return np.broadcast_to(value, (xb.shape[0],) + out_shape)
@@ -440,7 +457,9 @@ def _estimate(target: _Target, fb, switches, values, w, V, contract=None):
     return est
 
 
-def _assert_no_kink(switches, others, w, x, V, h, chunk, dtype):
+def _assert_no_kink(switches: Callable[..., Sequence[np.ndarray]], others: dict[str, np.ndarray],
+                    w: str, x: np.ndarray, V: finite.Directions, h: float, chunk: int,
+                    dtype: _Dtype) -> None:
     center = switches(**others, **{w: x[None]})
     for c in center:
         if np.any(c == 0):
@@ -453,7 +472,7 @@ def _assert_no_kink(switches, others, w, x, V, h, chunk, dtype):
                     raise _KinkCrossed()
 
 
-def _upstream(rng, out_shape, dtype):
+def _upstream(rng: np.random.Generator, out_shape: tuple[int, ...], dtype: _Dtype) -> np.ndarray:
     return np.asarray(rng.standard_normal(out_shape), dtype=dtype)
 
 
@@ -462,7 +481,7 @@ class _WrongShape(Exception):
 
 
 @lru_cache(maxsize=256)
-def _keywords(fn) -> frozenset[str] | None:
+def _keywords(fn: _Fn) -> frozenset[str] | None:
     """The keywords `fn` takes (None: any, it has **kwargs or no readable signature)."""
     import inspect
 
@@ -475,17 +494,18 @@ def _keywords(fn) -> frozenset[str] | None:
     return frozenset(params)
 
 
-def _call(fn, kwargs: dict):
+def _call(fn: _Fn, kwargs: dict[str, Any]) -> Any:
     """fn on the keywords it takes: a derived form that does not use the upstream gradient
     (the zero VJP of an output that does not depend on the input) has no parameter for it."""
     names = _keywords(fn)
     return fn(**(kwargs if names is None else {k: v for k, v in kwargs.items() if k in names}))
 
 
-def _derived_value(target: _Target, dv, derived, values, u, expected: tuple | None = None):
+def _derived_value(target: _Target, dv: Derivative, derived: _Fn, values: dict[str, np.ndarray],
+                   u: np.ndarray | None, expected: tuple[int, ...] | None = None) -> np.ndarray:
     """The derived side at the sampled point, broadcast to `expected` (a shape that does not
     broadcast, e.g. a transposed non-square result, raises _WrongShape)."""
-    kwargs = dict(values)
+    kwargs: dict[str, Any] = dict(values)
     if dv.kind == "vjp":
         kwargs[target.recipe.upstream] = u
     value = np.asarray(_call(derived, {**kwargs, **target.params}), dtype=target.dtype)
@@ -500,13 +520,15 @@ def _derived_value(target: _Target, dv, derived, values, u, expected: tuple | No
     return value
 
 
-def _full(target, w, dv, derived, fb, switches, values, rng, rtol, atol, x_shape, out_shape,
-          cache: dict):
+def _full(target: _Target, w: str, dv: Derivative, derived: _Fn, fb: _Fn, switches: _Switches,
+          values: dict[str, np.ndarray], rng: np.random.Generator, rtol: float | None,
+          atol: float | None, x_shape: tuple[int, ...], out_shape: tuple[int, ...],
+          cache: dict[str, finite.Estimate]) -> CheckResult:
     started = time.perf_counter()
     x = values[w]
     scale = np.maximum(1.0, np.abs(x)).ravel()
     units = finite.Units(scale)                     # directions e_j·max(1, |x_j|)
-    notes = ()
+    notes: tuple[str, ...] = ()
     if dv.kind == "jacobian":
         if "columns" not in cache:  # one numerical column per entry of x
             cache["columns"] = _estimate(target, fb, switches, values, w, units)
@@ -539,8 +561,9 @@ def _full(target, w, dv, derived, fb, switches, values, rng, rtol, atol, x_shape
     floor = target.scale * (1.0 if u is None else float(np.linalg.norm(u)))
     cmp = _compare(derived_v, numeric, error, target.dtype, magnitude, rtol, atol, floor)
     worst = _worst(cmp, shape)
-    localised = ()
+    localised: tuple[WorstEntry, ...] = ()
     if not cmp["passed"] and dv.kind == "vjp" and cmp["finite"]:
+        assert u is not None   # a vjp's upstream
         e = int(np.ravel_multi_index(worst[0].index, x_shape))
         unit = np.zeros((1,) + x_shape, dtype=x.dtype)
         unit.reshape(1, -1)[0, e] = 1.0
@@ -556,7 +579,8 @@ def _full(target, w, dv, derived, fb, switches, values, rng, rtol, atol, x_shape
         seconds=time.perf_counter() - started, notes=notes + _finite_note(cmp))
 
 
-def _shape_failure(w, kind, mode, x_shape, got, want, whose: str = "derived") -> CheckResult:
+def _shape_failure(w: str, kind: str, mode: str, x_shape: tuple[int, ...], got: tuple[int, ...],
+                   want: tuple[int, ...], whose: str = "derived") -> CheckResult:
     nan = float("nan")
     return CheckResult(wrt=w, kind=kind, shape=x_shape, mode=mode, method="none", step=nan,
                        fd_error_estimate=nan, max_abs_error=float("inf"), max_rel_error=float("inf"),
@@ -565,13 +589,15 @@ def _shape_failure(w, kind, mode, x_shape, got, want, whose: str = "derived") ->
                               f"{' (transposed?)' if tuple(reversed(got)) == tuple(want) else ''}",))
 
 
-def _finite_note(cmp) -> tuple[str, ...]:
+def _finite_note(cmp: _Comparison) -> tuple[str, ...]:
     return () if cmp["finite"] else ("non-finite values (NaN or inf) in the derived or numerical "
                                      "side at the sampled point",)
 
 
-def _directional(target, w, dv, derived, fb, switches, values, rng, rtol, atol, k, x_shape,
-                 out_shape):
+def _directional(target: _Target, w: str, dv: Derivative, derived: _Fn, fb: _Fn,
+                 switches: _Switches, values: dict[str, np.ndarray], rng: np.random.Generator,
+                 rtol: float | None, atol: float | None, k: int, x_shape: tuple[int, ...],
+                 out_shape: tuple[int, ...]) -> CheckResult:
     started = time.perf_counter()
     x = values[w]
     scale = np.maximum(1.0, np.abs(x))
@@ -586,7 +612,7 @@ def _directional(target, w, dv, derived, fb, switches, values, rng, rtol, atol, 
     error = np.sum(np.abs(U) * est.error, axis=axes_out) if out_shape else est.error
     derived_b = np.empty(k, dtype=np.float64)
     magnitude = np.empty(k, dtype=np.float64)
-    jac = None
+    jac: np.ndarray | None = None
     for b in range(k):
         if dv.kind == "jacobian":
             if jac is None:
@@ -607,7 +633,7 @@ def _directional(target, w, dv, derived, fb, switches, values, rng, rtol, atol, 
     detection = (f"{k} random directions: a single Jacobian entry J[o, e] (|x_e| ≤ 1) off by "
                  f"|δ| ≥ {delta_star:.1e} is caught with probability ≥ {1 - MISS_PROBABILITY:.0%} "
                  f"(tolerance {float(np.max(cmp['tol'])):.1e} per direction)")
-    localised = ()
+    localised: tuple[WorstEntry, ...] = ()
     n_evals = est.n_evals
     if not cmp["passed"] and cmp["finite"]:
         b = int(np.argmax(cmp["ratio"]))
@@ -625,10 +651,14 @@ def _directional(target, w, dv, derived, fb, switches, values, rng, rtol, atol, 
 
 
 # ---------------------------------------------------------------- localisation
-def _localise(target, dv, derived, fb, switches, values, w, u, v, x_shape, out_shape, jac):
+def _localise(target: _Target, dv: Derivative, derived: _Fn, fb: _Fn, switches: _Switches,
+              values: dict[str, np.ndarray], w: str, u: np.ndarray, v: np.ndarray,
+              x_shape: tuple[int, ...], out_shape: tuple[int, ...], jac: np.ndarray | None
+              ) -> tuple[WorstEntry, int]:
     """Bisect the input entries of one failing direction, then the outputs: (entry, evals)."""
     x = values[w]
     if dv.kind == "jacobian":
+        assert jac is not None   # _directional computes it for a Jacobian
         g = (u.ravel() @ jac.reshape(u.size, -1)).reshape(x_shape)
     else:
         g = _derived_value(target, dv, derived, values, u if dv.kind == "vjp" else None, x_shape)
@@ -663,13 +693,16 @@ def _localise(target, dv, derived, fb, switches, values, w, u, v, x_shape, out_s
                             jac), evals
 
 
-def _localise_output(target, dv, derived, values, u, e_index, column, out_shape, x_shape, jac=None):
+def _localise_output(target: _Target, dv: Derivative, derived: _Fn, values: dict[str, np.ndarray],
+                     u: np.ndarray, e_index: tuple[int, ...], column: np.ndarray,
+                     out_shape: tuple[int, ...], x_shape: tuple[int, ...],
+                     jac: np.ndarray | None = None) -> WorstEntry:
     """Given the numerical column J[:, e], find the output o where the derived J[o, e] differs
     most, by bisection with restricted upstreams (O(log N) VJP calls)."""
     e = int(np.ravel_multi_index(e_index, x_shape)) if x_shape else 0
     column = np.asarray(column).reshape(-1)
 
-    def derived_entry_sum(mask_idx):
+    def derived_entry_sum(mask_idx: np.ndarray) -> float:
         if jac is not None:
             return float(np.sum(jac.reshape(len(column), -1)[mask_idx, e] * u.ravel()[mask_idx]))
         um = np.zeros(u.size, dtype=u.dtype)
@@ -696,8 +729,9 @@ def _localise_output(target, dv, derived, values, u, e_index, column, out_shape,
 
 
 # ---------------------------------------------------------------- every recipe
-def check_all(*, recipe_dirs=None, progress=None, sizes: dict[str, int] | None = None, **options
-              ) -> CheckReport:
+def check_all(*, recipe_dirs: list[str | Path] | None = None,
+              progress: Callable[[str], object] | None = None, sizes: dict[str, int] | None = None,
+              **options: Any) -> CheckReport:
     from ..lang.recipes import discover, load_file, recipe_dirs as search_path
 
     started = time.perf_counter()
