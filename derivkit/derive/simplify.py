@@ -26,6 +26,7 @@ from fractions import Fraction
 import sympy as sp
 
 from ..lang import ir
+from .to_ir import Unmappable, to_ir
 from ..limits import _TimeUp, time_limit  # noqa: F401 - re-exported: verify, explicit and index use them
 
 MAX_FACTOR_OPS = 80
@@ -40,12 +41,6 @@ def _sym_number(value: Fraction | float) -> sp.Expr:
     if isinstance(value, Fraction):
         return sp.Rational(value.numerator, value.denominator)
     return sp.Float(value)
-
-
-def _ir_number(value: sp.Expr) -> ir.Node:
-    if value.is_Integer or value.is_Rational:
-        return ir.const(Fraction(int(value.p), int(value.q)))
-    return ir.const(float(value))
 
 
 class Simplifier:
@@ -267,7 +262,7 @@ class Simplifier:
         for cand in self._candidates(expr):
             try:
                 node = self.from_sym(cand, n.shape)
-            except _Unmappable:
+            except Unmappable:
                 continue
             cost = ir.count_ops(node)
             if best_cost is None or cost < best_cost:   # best is None exactly when best_cost is
@@ -338,90 +333,10 @@ class Simplifier:
         return node
 
     def _from(self, e: sp.Expr) -> ir.Node:
-        if e.is_Number:
-            return _ir_number(e)
-        if isinstance(e, sp.Symbol):
-            if e in self.sym_nodes:
-                return self.sym_nodes[e]
-            raise _Unmappable(e)
-        if isinstance(e, sp.Add):
-            terms = list(e.as_ordered_terms())
-            pos = [t for t in terms if not _negative(t)]
-            negs = [t for t in terms if _negative(t)]
-            if not pos:
-                total = self._from(-negs[0])
-                for t in negs[1:]:
-                    total = ir.add(total, self._from(-t))
-                return ir.neg(total)
-            total = self._from(pos[0])
-            for t in pos[1:]:
-                total = ir.add(total, self._from(t))
-            for t in negs:
-                total = ir.sub(total, self._from(-t))
-            return total
-        if isinstance(e, sp.Mul):
-            coeff, factors = e.as_coeff_mul()
-            if coeff < 0:
-                return ir.neg(self._from(-e))
-            num, den = [], []
-            if coeff != 1:
-                c = sp.Rational(coeff) if coeff.is_Rational else coeff
-                if c.is_Rational and c.q != 1:
-                    if c.p != 1:
-                        num.append(_ir_number(sp.Integer(c.p)))
-                    den.append(_ir_number(sp.Integer(c.q)))
-                else:
-                    num.append(_ir_number(c))
-            for f in factors:
-                base, exp = f.as_base_exp()
-                if exp.is_Number and exp < 0:
-                    den.append(self._from(base ** -exp))
-                else:
-                    num.append(self._from(f))
-            num.sort(key=_factor_order)
-            den.sort(key=_factor_order)
-            top = num[0] if num else ir.ONE
-            for f in num[1:]:
-                top = ir.mul(top, f)
-            if not den:
-                return top
-            bottom = den[0]
-            for f in den[1:]:
-                bottom = ir.mul(bottom, f)
-            return ir.div(top, bottom)
-        if isinstance(e, sp.Pow):
-            base, exp = e.as_base_exp()
-            if exp == sp.Rational(1, 2):
-                return ir.apply("sqrt", self._from(base))
-            if exp.is_Number and exp < 0:
-                return ir.div(ir.ONE, self._from(base ** -exp))
-            return ir.power(self._from(base), self._from(exp))
-        raise _Unmappable(e)
-
+        return to_ir(e, self.sym_nodes)
 
 def is_zero(n: ir.Node) -> bool:
     return ir.is_const(n, 0) or (isinstance(n, ir.Broadcast) and ir.is_const(n.a, 0))
-
-
-def _negative(term: sp.Expr) -> bool:
-    coeff, _ = term.as_coeff_Mul()
-    return bool(coeff.is_Number and coeff < 0)
-
-
-def _factor_order(node: ir.Node) -> int:
-    if isinstance(node, ir.Const):
-        return 0
-    if isinstance(node, ir.DimSize) or (isinstance(node, ir.Var) and node.role == "param"):
-        return 1
-    if node.rank == 0:
-        return 2
-    if isinstance(node, ir.Binary) and node.op in "+-":
-        return 4
-    return 3
-
-
-class _Unmappable(Exception):
-    pass
 
 
 def simplify(node: ir.Node, named: dict[ir.Node, str] | None = None) -> ir.Node:

@@ -15,7 +15,7 @@ import sympy as sp
 
 from ..lang import ir
 from . import elementwise
-from .simplify import _ir_number
+from .to_ir import Unmappable, to_ir
 from ..lang.ops import BY_NODE
 from ..lang.shapes import Shape
 
@@ -44,59 +44,10 @@ def _elementwise_derivative(node: ir.Apply) -> ir.Node:
 
 def from_scalar_sympy(expr: sp.Expr, mapping: dict[sp.Symbol, ir.Node]) -> ir.Node:
     """An elementwise SymPy expression in the mapped symbols, as IR (broadcasting)."""
-
-    def go(e: sp.Expr) -> ir.Node:
-        if e in mapping:
-            return mapping[e]
-        if e.is_Number:
-            return _ir_number(e)
-        if isinstance(e, sp.Add):
-            terms = list(e.args)
-            out = go(terms[0])
-            for t in terms[1:]:
-                c, rest = t.as_coeff_Mul()
-                if c.is_Number and c < 0:
-                    out = ir.sub(out, go(-t))
-                else:
-                    out = ir.add(out, go(t))
-            return out
-        if isinstance(e, sp.Mul):
-            c, rest = e.as_coeff_Mul()
-            if c == -1:
-                return ir.neg(go(rest))
-            factors = list(e.args)
-            out = go(factors[0])
-            for f in factors[1:]:
-                base, k = f.as_base_exp()
-                if k.is_Number and k < 0:
-                    out = ir.div(out, go(base ** -k))
-                else:
-                    out = ir.mul(out, go(f))
-            return out
-        if isinstance(e, sp.Pow):
-            base, k = e.as_base_exp()
-            if k == sp.Rational(1, 2):
-                return ir.apply("sqrt", go(base))
-            if k.is_Number and k < 0:
-                return ir.div(ir.ONE, go(base ** -k))
-            return ir.power(go(base), go(k))
-        if isinstance(e, sp.Piecewise):
-            (val, cond), *rest = e.args
-            other = go(sp.Piecewise(*rest)) if rest and rest[0][1] is not sp.true else go(rest[0][0])
-            return ir.where(_cond(cond), go(val), other)
-        fn = elementwise.sympy_classes().get(type(e))
-        if fn is not None:
-            return ir.apply(fn, go(e.args[0]))
-        raise NotImplementedError(f"cannot express {e} in the IR")
-
-    def _cond(c) -> ir.Node:
-        ops = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<",
-               sp.LessThan: "<="}
-        if type(c) not in ops:
-            raise NotImplementedError(f"condition {c}")
-        return ir.compare(ops[type(c)], go(c.lhs), go(c.rhs))
-
-    return go(expr)
+    try:
+        return to_ir(expr, mapping)
+    except Unmappable:
+        raise NotImplementedError(f"cannot express {expr} in the IR") from None
 
 
 Rule = Callable[[ir.Node, ir.Node], list[tuple[ir.Node, ir.Node]]]

@@ -7,7 +7,7 @@ step with every earlier one substituted in. A plain recipe is one step, its outp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..errors import ExpressionError
@@ -18,7 +18,7 @@ from .recipes import Recipe
 
 @dataclass(frozen=True, eq=False)
 class Program:
-    """recipe: what was parsed; scope: what its names mean; out: the forward as one IR tree
+    """recipe: what was parsed (its `wrt` left empty); scope: what its names mean; out: the forward as one IR tree
     (steps inlined); definitions: {step: IR over inputs and earlier steps as named variables}
     in order ({output: forward} for a plain recipe); inlined: {step: IR with earlier steps
     substituted} (empty for a plain recipe)."""
@@ -30,9 +30,14 @@ class Program:
     inlined: dict[str, ir.Node]
 
 
-@lru_cache(maxsize=256)
 def program(recipe: Recipe) -> Program:
-    """Parse `recipe` (once per recipe value: later calls return the same Program)."""
+    """Parse `recipe`, once per recipe: later calls with a recipe that differs only in what it
+    differentiates (`wrt`) return the same Program."""
+    return _parse(replace(recipe, wrt=()) if recipe.wrt else recipe)
+
+
+@lru_cache(maxsize=256)
+def _parse(recipe: Recipe) -> Program:
     scope = Scope({i.name: i.shape for i in recipe.inputs}, {p.name: p.default for p in recipe.params})
     steps = recipe.steps or (("", recipe.forward),)
     definitions: dict[str, ir.Node] = {}

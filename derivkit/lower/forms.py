@@ -8,11 +8,12 @@ the forward expression, and `form_function` lowers it to a NumPy callable.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from ..lang import ir
 from . import source as lower
-from ..lang.program import program
+from ..lang.program import Program, program
 from ..lang.parse import Scope, parse
 from ..lang.recipes import Recipe
 
@@ -23,13 +24,18 @@ def parse_form(recipe: Recipe, text: str, *, derived: bool = False
     parameters, the output (and a composite's steps) bound to their definitions, and the
     upstream gradient. Named definitions refer to earlier names, so code computes each once.
     `derived`: text derivkit printed (a derivative, or a claim already accepted), read without
-    the size limits on user input."""
-    scope, out = program(recipe).scope, program(recipe).out
-    steps = program(recipe).definitions
+    the size limits on user input. Parsed once per (program, text): callers must not mutate."""
+    return _parse_form(program(recipe), recipe.upstream, text, derived)
+
+
+@lru_cache(maxsize=512)
+def _parse_form(prog: Program, upstream: str, text: str, derived: bool
+                ) -> tuple[ir.Node, dict[str, ir.Node], Scope]:
+    scope, out, steps = prog.scope, prog.out, prog.definitions
     named = {name: node.shape for name, node in steps.items()}
     inputs = dict(scope.inputs)
     if out.rank:
-        inputs[recipe.upstream] = out.shape
+        inputs[upstream] = out.shape
     form_scope = Scope(inputs, scope.params, named)
     node = parse(text, form_scope, limits=not derived)
     return node, steps, form_scope
