@@ -127,3 +127,12 @@ def test_each_function_prints_and_lowers_from_its_entry(name):
     lowered = compile_function("f", function_source("f", ["x"], node, {"x": ("n",)}, {}, {}))
     batched = source.batched_function("f", ["x"], node, {"x"}, {"n": 3}, {})
     np.testing.assert_allclose(np.real(batched(x=values[None])[0]), lowered(x=values), rtol=1e-12)
+
+
+def test_the_simplifier_rules_are_an_explicit_table_of_ir_node_types():
+    from derivkit.derive.simplify import Simplifier
+
+    assert set(Simplifier.STRUCTURAL) <= set(NODE_TYPES) and ir.Transpose in Simplifier.STRUCTURAL
+    # (Aᵀ)ᵀ = A through the table
+    a = ir.Var("A", ("m", "n"))
+    assert Simplifier()(ir.transpose(ir.transpose(a))) == a

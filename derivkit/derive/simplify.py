@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 from fractions import Fraction
 
 import sympy as sp
@@ -78,9 +79,9 @@ class Simplifier:
             return n
         args = tuple(self.simp(a) for a in n.args)
         n = n.with_args(*args) if args != n.args else n
-        rule = getattr(self, "_" + type(n).__name__, None)
+        rule = self.STRUCTURAL.get(type(n))
         if rule is not None:
-            out = rule(n)
+            out = rule(self, n)
             if out is not n:
                 return self.simp(out)
         return n
@@ -205,6 +206,14 @@ class Simplifier:
             term = ir.const(d) if isinstance(d, int) else ir.DimSize(d)
             out = term if out is None else ir.mul(out, term)
         return out or ir.ONE
+
+
+    #: node type -> its structural rule; a node type without one is kept as it is (its
+    #: operands simplified), and elementwise arithmetic goes to `cluster` instead
+    STRUCTURAL: ClassVar[dict[type, Callable[..., ir.Node]]] = {
+        ir.Transpose: _Transpose, ir.MatMul: _MatMul, ir.Diag: _Diag, ir.Broadcast: _Broadcast,
+        ir.Sum: _Sum, ir.Where: _Where,
+    }
 
     # ------------------------------------------------------------------ clusters
     def _leaf(self, node: ir.Node) -> sp.Symbol:
