@@ -10,7 +10,8 @@ import pytest
 from rich.console import Console
 
 from conftest import make_linear_derivation
-from derivkit.render import FORMS, form_selection, format_sizes
+from derivkit.lang.shapes import fmt_size_list as format_sizes
+from derivkit.render import FORMS, form_selection
 from derivkit.render.json_render import derivation_data, dumps, recipes_data
 from derivkit.render.rich_render import equation, render_derivation, render_recipes
 from derivkit.results import RecipeSummary, Verification

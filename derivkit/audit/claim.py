@@ -37,14 +37,14 @@ from ..check.confirm import derive_confirmed as derive
 from ..lang.program import program
 from ..derive.explicit import Explicit, _sample, value_at, witness
 from ..derive.index import index_symbol
-from ..derive.crosscheck import IndexForm, Mismatch, Problem, Verifier, fmt_sizes, index_entries, make_lookup
+from ..derive.crosscheck import IndexForm, Mismatch, Problem, Verifier, index_entries, make_lookup
 from ..errors import DerivkitError
 from ..lower.forms import parse_form
 from ..limits import phase
 from ..lang.printing import language
 from ..lang.recipes import Recipe
 from ..results import ClaimVerdict, Counterexample, Derivation, Derivative, Verification
-from ..lang.shapes import Shape, fmt_shape
+from ..lang.shapes import DECLARED, Shape, fmt_shape, fmt_sizes
 
 SMALL_VALUES = (1, 2, 3, 4)
 MAX_SMALL = 24          # size assignments tried when searching for the smallest failing one
@@ -142,7 +142,7 @@ def _refuse_large(t: _Target, form: ir.Node) -> None:
             if entries(n, sizes) > limit:
                 raise DerivkitError(
                     f"the claim builds an array of {entries(n, sizes):,} entries ('{language(n)[:60]}', "
-                    f"shape {fmt_shape(n.shape)}) at {fmt_sizes(sizes)}, where the target's own arrays "
+                    f"shape {fmt_shape(n.shape)}) at {fmt_sizes(sizes, spaced=True, empty=DECLARED)}, where the target's own arrays "
                     f"have at most {ours:,}; the limit is {limit:,}",
                     "a claim's arrays have the shapes of the target's inputs and outputs")
 
@@ -297,13 +297,13 @@ def _numeric_only(t: _Target, kind: str, form: ir.Node, seed: int, base: _Base) 
                                       e.derived, e.numeric)
             return ClaimVerdict(verdict="refuted", method="finite-differences",
                                 reason=f"differs from finite differences of the forward at "
-                                       f"{fmt_sizes(sizes)} (max relative error "
+                                       f"{fmt_sizes(sizes, spaced=True, empty=DECLARED)} (max relative error "
                                        f"{bad[0].max_rel_error:.1e}); {why}",
                                 sizes=tuple(done + [sizes]), counterexample=ce or None, **base)
         done.append(sizes)
     return ClaimVerdict(verdict="verified", method="finite-differences", sizes=tuple(done),
                         reason=f"equal to finite differences of the forward (every entry) at "
-                               f"{'; '.join(fmt_sizes(s) for s in done)}; not compared symbolically: {why}",
+                               f"{'; '.join(fmt_sizes(s, spaced=True, empty=DECLARED) for s in done)}; not compared symbolically: {why}",
                         **base)
 
 
@@ -414,7 +414,7 @@ def _index_numeric(t: _Target, form: IndexForm, sizes: dict, seed: int) -> str:
         truth = float(jac[idx])
         worst = max(worst, abs(v - truth) / max(abs(truth), 1e-300, abs(v)))
     return (f"every entry equal to derivkit's lowered, verified form at random inputs (seed "
-            f"{seed}) at {fmt_sizes(sizes)}: max relative difference {worst:.1e}")
+            f"{seed}) at {fmt_sizes(sizes, spaced=True, empty=DECLARED)}: max relative difference {worst:.1e}")
 
 
 def _more_sizes(t: _Target) -> None:
@@ -453,7 +453,7 @@ def _refutation(t: _Target, ver: Verification, run: Callable[[Verifier], Verific
             mismatch = small.mismatch
             break
     ce = _counterexample(t, mismatch, kind, letters, seed)
-    reason = (f"differs from the element-wise derivation at {fmt_sizes(mismatch.sizes)}, entry "
+    reason = (f"differs from the element-wise derivation at {fmt_sizes(mismatch.sizes, spaced=True, empty=DECLARED)}, entry "
               f"{ce.entry_text}: the claim gives {_num(ce.claimed)}, the derivative is "
               f"{_num(ce.true)}")
     return ClaimVerdict(verdict="refuted", reason=reason, method="symbolic",

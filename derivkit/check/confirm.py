@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from ..derive.crosscheck import fmt_sizes
 from ..derive.engine import derive
 from ..lang.recipes import Recipe
+from ..lang.shapes import DECLARED, fmt_size_list, fmt_sizes
 from ..results import PENDING, Derivation, Derivative, Verification
 from .runner import check
 
@@ -53,14 +53,12 @@ def _confirm_form(recipe: Recipe, derivation: Derivation, dv: Derivative) -> Ver
                 where = f" at {list(e.index)}: derived {e.derived:.6g}, numeric {e.numeric:.6g}" if e else ""
                 return Verification(False, "none", tuple(done + [sizes]),
                                     f"NOT VERIFIED: disagrees with finite differences at "
-                                    f"{fmt_sizes(sizes)}{where} ({reason})")
+                                    f"{fmt_sizes(sizes, spaced=True, empty=DECLARED)}{where} ({reason})")
             worst = max(worst, r.max_rel_error)
             method = r.method
         done.append(sizes)
-    dims = list(assignments[0])
-    at = (", ".join(f"{d} = {assignments[0][d]}" for d in dims) if len(assignments) == 1 else
-          f"({', '.join(dims)}) = " + ", ".join("(" + ", ".join(str(a[d]) for d in dims) + ")"
-                                              for a in assignments))
+    at = (fmt_sizes(assignments[0], spaced=True) if len(assignments) == 1 else
+          fmt_size_list(assignments))
     return Verification(True, "finite-differences", tuple(done),
                         f"verified numerically against finite differences ({method}, every entry, "
                         f"max relative error {worst:.1e}) at {at}; {reason}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +36,7 @@ from ..lang import ir
 from ..derive.engine import derive
 from ..lang.ops import BY_NODE
 from ..lang.program import program
+from ..lang.shapes import DECLARED, fmt_sizes
 from ..errors import BudgetExceeded, DerivkitError
 from ..lower.forms import form_function, parse_form
 from ..limits import phase
@@ -141,12 +142,12 @@ class Point:
     recipe: Recipe
     wrt: str
     dv: Derivative
-    values: dict
-    params: dict
-    sizes: dict
-    dtype: type
-    x_shape: tuple
-    out_shape: tuple
+    values: dict[str, np.ndarray]
+    params: dict[str, float]
+    sizes: dict[str, int]
+    dtype: _Dtype
+    x_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
 
     @property
     def tol(self) -> float:
@@ -157,7 +158,7 @@ class Point:
         return self.dv.lhs_pretty or f"∂L/∂{self.wrt}"
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         """The derivative's shape: the input's, or (output, input) for a Jacobian."""
         jacobian = self.dv.kind == "jacobian"
         return tuple(self.out_shape) + tuple(self.x_shape) if jacobian else tuple(self.x_shape)
@@ -175,7 +176,8 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
           seed: int = 0, dtype: str = "float64", rtol: float | None = None,
           atol: float | None = None, directions: int = 8,
           params: dict[str, float] | None = None, derivation: Derivation | None = None,
-          implementations: dict | None = None, assess: Assess | None = None) -> TargetCheck:
+          implementations: Mapping[tuple[str, str], _Fn] | None = None, assess: Assess | None = None
+          ) -> TargetCheck:
     """`implementations` maps (kind, wrt) to a callable used instead of derivkit's derived form
     (keywords: the inputs, the upstream gradient for "vjp", the parameters). When given (non-empty),
     only those (kind, wrt) pairs are checked, each also against derivkit's derived form, and
@@ -224,7 +226,7 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
             _refuse_large(target, w, dvs, mode, directions)
             try:
                 with phase(f"checking ∂{recipe.output}/∂{w} numerically at "
-                           f"{_fmt_sizes(concrete_sizes)}"):
+                           f"{fmt_sizes(concrete_sizes, empty=DECLARED)}"):
                     results.extend(_check_input(target, w, dvs, mode, rng, rtol, atol, directions,
                                                 notes, implementations or {}, assess))
             except np.linalg.LinAlgError as exc:   # a matrix singular near the sampled point
@@ -260,7 +262,7 @@ def _chunk(target: _Target, n_batch: int) -> int:
 
 def _check_input(target: _Target, w: str, dvs: list[Derivative], mode: str, rng: np.random.Generator,
                  rtol: float | None, atol: float | None, k: int,
-                 notes: list[str], implementations: dict, assess: Assess | None
+                 notes: list[str], implementations: Mapping[tuple[str, str], _Fn], assess: Assess | None
                  ) -> list[CheckResult]:
     recipe, out = target.recipe, target.out
     analytic = sampling.is_analytic(out)
@@ -338,10 +340,6 @@ def _plan(target: _Target, w: str, mode: str
     return x_shape, out_shape, n_in, n_out, run_full, mode in ("directional", "auto")
 
 
-def _fmt_sizes(sizes: dict[str, int]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "the declared sizes"
-
-
 def _gib(n: float) -> str:
     for unit, scale in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**27)):
         if n >= scale:
@@ -393,7 +391,7 @@ def _refuse_large(target: _Target, w: str, dvs: list[Derivative], mode: str, k: 
     one = n_in * n_out * np.dtype(target.dtype).itemsize
     if mode == "full" and one > MAX_FULL_BYTES:
         raise DerivkitError(
-            f"a full check of {w} of {target.recipe.name!r} at {_fmt_sizes(target.sizes)} needs a "
+            f"a full check of {w} of {target.recipe.name!r} at {fmt_sizes(target.sizes, empty=DECLARED)} needs a "
             f"{'×'.join(map(str, out_shape + x_shape))} Jacobian ({_gib(one)}); the limit is "
             f"{_gib(MAX_FULL_BYTES)}", "use --mode directional, or smaller --size values")
     parts = memory_estimate(target, w, dvs, mode, k)
@@ -402,7 +400,7 @@ def _refuse_large(target: _Target, w: str, dvs: list[Derivative], mode: str, k: 
         return
     what, _, hint = parts[0]
     raise DerivkitError(
-        f"checking {w} of {target.recipe.name!r} at {_fmt_sizes(target.sizes)} needs about "
+        f"checking {w} of {target.recipe.name!r} at {fmt_sizes(target.sizes, empty=DECLARED)} needs about "
         f"{_gib(total)} of memory, mostly for {what}; the limit is {_gib(MAX_CHECK_BYTES)}", hint)
 
 
@@ -412,7 +410,7 @@ NONSINGULAR = " or ".join(NEEDS_INVERTIBLE.values())
 MAX_CONDITION = 1e10   # beyond this, finite differences through an inverse lose most digits
 
 
-def _refuse_singular(target: _Target, values: dict) -> None:
+def _refuse_singular(target: _Target, values: dict[str, np.ndarray]) -> None:
     """An inverse of a (nearly) singular matrix at the sampled point: its derivative (∝ its
     condition number squared) cannot be checked there, and is reported instead."""
     from ..lower.source import compile_function, function_source

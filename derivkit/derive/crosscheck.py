@@ -19,6 +19,7 @@ import numpy as np
 import sympy as sp
 
 from ..lang import ir
+from ..lang.shapes import DECLARED, fmt_sizes
 from ..lang.ops import ELEMENTWISE
 from . import elementwise
 from ..results import Verification
@@ -47,12 +48,12 @@ class Problem:
     """What one derivative is about: out = forward(inputs), differentiated w.r.t. `wrt`."""
 
     out: ir.Node
-    inputs: dict[str, tuple]         # name -> (shape, domain)
+    inputs: dict[str, tuple[ir.Shape, str]]   # name -> (shape, domain)
     params: tuple[str, ...]
     named: dict[str, ir.Node]        # name -> definition
     wrt: ir.Var
     upstream: ir.Var | None          # None for scalar outputs
-    param_values: dict = field(default_factory=dict)   # bound parameters (else symbols)
+    param_values: dict[str, float] = field(default_factory=dict)   # bound parameters (else symbols)
 
 
 def size_assignments(dims: list[str], heavy: bool = False) -> list[dict[str, int]]:
@@ -121,7 +122,7 @@ class Mismatch:
     entry: tuple[int, ...]
     derived: sp.Expr
     truth: sp.Expr
-    env: dict
+    env: dict[str, np.ndarray]
 
 
 class _Mismatch(Exception):
@@ -149,7 +150,7 @@ class Verifier:
         self.assignments = [a for a in candidates if self._entries(a) <= MAX_ENTRIES]
         if not self.assignments:
             self.assignments = [{d: 2 for d in self.dims}]
-        self._cache: dict[int, dict] = {}
+        self._cache: dict[int, _Context] = {}
         self.cost = explicit_cost(problem.out, self.assignments[0])
         self.feasible = self.cost <= MAX_COST
 
@@ -228,13 +229,13 @@ class Verifier:
                                              exc.truth, self._context(k)["env"])
                 return Verification(False, "none", tuple(self.assignments[:k + 1]),
                                     f"NOT VERIFIED: disagrees with the element-wise derivation at "
-                                    f"{fmt_sizes(self.assignments[k])}: {exc}")
+                                    f"{fmt_sizes(self.assignments[k], spaced=True, empty=DECLARED)}: {exc}")
             except _OutOfTime:
                 break
             except Undefined as exc:
                 return Verification(False, "none", tuple(self.assignments[:k + 1]),
                                     f"NOT VERIFIED: the forward is undefined at "
-                                    f"{fmt_sizes(self.assignments[k])}: {exc}")
+                                    f"{fmt_sizes(self.assignments[k], spaced=True, empty=DECLARED)}: {exc}")
         if not done:
             return Verification(False, "none", (), f"NOT VERIFIED: the element-wise comparison did "
                                 f"not finish within the {self.budget_s:g} s budget")
@@ -242,7 +243,7 @@ class Verifier:
         detail = describe_sizes(done, method)
         if len(done) < len(self.assignments):
             skipped = [a for a in self.assignments if a not in done]
-            detail += (f" (not checked at {'; '.join(fmt_sizes(a) for a in skipped)}: "
+            detail += (f" (not checked at {'; '.join(fmt_sizes(a, spaced=True, empty=DECLARED) for a in skipped)}: "
                        f"{self.budget_s:g} s budget reached)")
         return Verification(True, method, tuple(done), detail)
 
@@ -287,8 +288,8 @@ class Verifier:
         return self._compare(derived, truth, "index")
 
 
-def index_entries(form: IndexForm, sizes: dict[str, int], out_shape: tuple, x_shape: tuple,
-                  lookup: Callable[[sp.Basic], Any]) -> np.ndarray:
+def index_entries(form: IndexForm, sizes: dict[str, int], out_shape: tuple[int, ...],
+                  x_shape: tuple[int, ...], lookup: Callable[[sp.Basic], Any]) -> np.ndarray:
     """The index form at every concrete entry (output index + input index): indices and
     dimensions substituted, sums carried out, arrays read through `lookup`."""
     base = {dim_symbol(d): sp.Integer(v) for d, v in sizes.items()}
@@ -308,7 +309,7 @@ def index_entries(form: IndexForm, sizes: dict[str, int], out_shape: tuple, x_sh
     return derived
 
 
-def make_lookup(env: dict, ex: Explicit, named: dict[str, ir.Node], form: IndexForm
+def make_lookup(env: dict[str, np.ndarray], ex: Explicit, named: dict[str, ir.Node], form: IndexForm
                 ) -> Callable[[sp.Basic], Any]:
     """atom -> its value: A[i, j] (concrete indices) from `env`, a named output or an opaque
     node of the form; a scalar symbol likewise; None for anything else (left as is)."""
@@ -347,10 +348,6 @@ def _rational(value: float) -> sp.Rational:
 
     f = Fraction(repr(float(value)))
     return sp.Rational(f.numerator, f.denominator)
-
-
-def fmt_sizes(sizes: dict[str, int]) -> str:
-    return ", ".join(f"{k} = {v}" for k, v in sizes.items()) or "the declared sizes"
 
 
 def _short(e: object) -> str:

@@ -7,6 +7,7 @@ NumPy: trailing dims are aligned, a dim of 1 stretches, equal names or equal int
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 
 from ..errors import ShapeError
 from .names import IDENT
@@ -75,3 +76,30 @@ def broadcast(a: Shape, b: Shape, *, what: str = "operands") -> Shape:
                              f"({da} ≠ {db})")
     return tuple(reversed(out))
 
+
+
+DECLARED = "the declared sizes"
+
+
+def fmt_sizes(sizes: Mapping[str, object] | None, *, spaced: bool = False, empty: str = "") -> str:
+    """{'m': 64, 'n': 128} -> 'm=64, n=128' ('m = 64, n = 128' spaced); {} -> `empty`."""
+    eq = " = " if spaced else "="
+    return ", ".join(f"{k}{eq}{v}" for k, v in dict(sizes or {}).items()) or empty
+
+
+def fmt_size_list(sizes: Iterable[Mapping[str, object]] | None) -> str:
+    """[{'n': 2}, {'n': 3}] -> 'n = 2, 3'; [{'m': 2, 'n': 3}, {'m': 3, 'n': 4}] ->
+    '(m, n) = (2, 3), (3, 4)'; [] -> ''; assignments of different names -> 'm=2; n=3'."""
+    rows = [dict(s) for s in sizes or ()]
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    if all(list(s) == keys for s in rows):
+        if len(keys) == 1:
+            return f"{keys[0]} = " + ", ".join(str(s[keys[0]]) for s in rows)
+        if keys:
+            head = "(" + ", ".join(keys) + ")"
+            return head + " = " + ", ".join("(" + ", ".join(str(s[k]) for k in keys) + ")"
+                                            for s in rows)
+        return ""
+    return "; ".join(fmt_sizes(s) for s in rows)

@@ -5,7 +5,6 @@ Both only read the frozen dataclasses of `derivkit.results`; neither imports Sym
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 
 #: Values of `derivkit derive --form`. None (no --form) shows the index and matrix forms.
 FORMS = ("index", "matrix", "latex", "all")
@@ -24,21 +23,3 @@ def form_selection(form: str | None) -> tuple[frozenset[str], frozenset[str]]:
     if form not in table:
         raise ValueError(f"unknown form {form!r}; expected one of {', '.join(FORMS)}")
     return table[form]
-
-
-def format_sizes(sizes: Iterable[Mapping[str, object]] | None) -> str:
-    """[{'n': 2}, {'n': 3}] -> 'n = 2, 3'; [{'m': 2, 'n': 3}, {'m': 3, 'n': 4}] ->
-    '(m, n) = (2, 3), (3, 4)'; [] -> ''."""
-    sizes = [dict(s) for s in sizes or ()]
-    if not sizes:
-        return ""
-    keys = list(sizes[0])
-    if all(list(s) == keys for s in sizes):
-        if len(keys) == 1:
-            return f"{keys[0]} = " + ", ".join(str(s[keys[0]]) for s in sizes)
-        if keys:
-            head = "(" + ", ".join(keys) + ")"
-            return head + " = " + ", ".join("(" + ", ".join(str(s[k]) for k in keys) + ")"
-                                            for s in sizes)
-        return ""
-    return "; ".join(", ".join(f"{k}={v}" for k, v in s.items()) for s in sizes)

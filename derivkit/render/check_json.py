@@ -11,7 +11,7 @@ other renderers it only reads `derivkit.results` and imports neither SymPy nor N
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import SupportsFloat
 
 from ..results import CheckReport, CheckResult, Diagnosis, TargetCheck, WorstEntry
@@ -59,11 +59,6 @@ def fmt_num(value: SupportsFloat | None, digits: int = 2) -> str:
 def fmt_index(index: Iterable[int]) -> str:
     """(2, 3) -> '[2, 3]'; () -> '[]' (a scalar)."""
     return "[" + ", ".join(str(int(i)) for i in index) + "]"
-
-
-def fmt_sizes(sizes: Mapping[str, object] | None) -> str:
-    """{'m': 64, 'n': 128} -> 'm=64, n=128'."""
-    return ", ".join(f"{k}={v}" for k, v in dict(sizes or {}).items())
 
 
 # ---------------------------------------------------------------------------- data
@@ -135,4 +130,4 @@ def report_data(report: CheckReport) -> dict:
 
 
 __all__ = ["target_data", "report_data", "result_data", "entry_data", "diagnosis_data", "dumps", "json_float",
-           "target_passed", "report_passed", "result_passed", "within_tolerance", "fmt_num", "fmt_index", "fmt_sizes"]
+           "target_passed", "report_passed", "result_passed", "within_tolerance", "fmt_num", "fmt_index"]

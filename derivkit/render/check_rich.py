@@ -23,7 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..results import CheckReport, CheckResult, TargetCheck, WorstEntry
-from .check_json import fmt_index, fmt_num, fmt_sizes, result_passed, target_passed, within_tolerance
+from ..lang.shapes import fmt_sizes
+from .check_json import fmt_index, fmt_num, result_passed, target_passed, within_tolerance
 from .text import visible, visible_data
 
 PASS = ("✓ pass", "bold green")

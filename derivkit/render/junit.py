@@ -22,7 +22,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..results import CheckReport, CheckResult, TargetCheck
-from .check_json import fmt_index, fmt_num, fmt_sizes, result_passed, target_passed, within_tolerance
+from ..lang.shapes import fmt_sizes
+from .check_json import fmt_index, fmt_num, result_passed, target_passed, within_tolerance
 from .text import visible, visible_data
 
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -17,7 +17,8 @@ from rich.text import Text
 
 from ..results import Derivation, Derivative, Form, RecipeSummary, Verification
 from ..lang.shapes import fmt_shape
-from . import format_sizes, form_selection
+from ..lang.shapes import fmt_size_list
+from . import form_selection
 from .json_render import equation_latex, with_lhs
 from .text import visible_data
 
@@ -78,7 +79,7 @@ def verification_text(v: Verification) -> Text:
             line.append(v.detail, style="green")
             return line
         line.append(f"verified {METHOD_WORDS.get(v.method, v.method)}", style="green")
-        where = format_sizes(v.sizes)
+        where = fmt_size_list(v.sizes)
         if where:
             line.append(f" at {where}", style="green")
         return line

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..results import ClaimVerdict
-from . import format_sizes
+from ..lang.shapes import fmt_size_list
 from .rich_render import _block, _bullet_grid
 from .text import visible_data
 
@@ -48,7 +48,7 @@ def render_verdict(console: Console, v: ClaimVerdict) -> None:
     if ce is not None:
         console.print()
         console.print(Text("  Counterexample", style="bold"))
-        _block(console, Text(f"sizes    {format_sizes([ce.sizes]) or 'as declared'}"))
+        _block(console, Text(f"sizes    {fmt_size_list([ce.sizes]) or 'as declared'}"))
         for name, value in ce.values.items():
             _block(console, Text(f"{name:<8} {_array(value)}"))
         _block(console, Text(f"entry    {ce.entry_text}"))
