@@ -19,6 +19,7 @@ import ast
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Protocol, SupportsFloat, cast
 
 from . import ir
 from ..errors import BudgetExceeded, DerivkitError, ExpressionError
@@ -33,7 +34,8 @@ MAX_CALLS = 32    # function calls nested in one another: tanh(tanh(...)); each 
                   # Python's stack in the symbolic work
 
 
-DISALLOWED = {ast.Subscript: "subscripts", ast.Lambda: "lambda", ast.IfExp: "if-expressions",
+DISALLOWED: dict[type[ast.AST], str] = {
+              ast.Subscript: "subscripts", ast.Lambda: "lambda", ast.IfExp: "if-expressions",
               ast.BoolOp: "and/or", ast.Tuple: "tuples", ast.List: "lists", ast.Dict: "dicts",
               ast.Set: "sets", ast.ListComp: "comprehensions", ast.GeneratorExp: "comprehensions",
               ast.DictComp: "comprehensions", ast.SetComp: "comprehensions",
@@ -41,14 +43,23 @@ DISALLOWED = {ast.Subscript: "subscripts", ast.Lambda: "lambda", ast.IfExp: "if-
               ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield", ast.Slice: "slices"}
 
 
-def not_allowed(builder, node: ast.AST, table: dict, language: str):
+class _Builds(Protocol):
+    """What the checks below need of a builder (this module's, or the index claims')."""
+
+    text: str
+
+    def fail(self, node: ast.AST, message: str, hint: str | None = None) -> ExpressionError: ...
+
+
+def not_allowed(builder: _Builds, node: ast.AST, table: dict[type[ast.AST], str],
+                language: str) -> ExpressionError:
     """The error for a syntax node outside `language` (what it is, from `table`)."""
     what = table.get(type(node), type(node).__name__)
     return builder.fail(node, f"'{_segment(builder.text, node)}' is not allowed: {what} are not "
                               f"part of {language}")
 
 
-def checked_number(builder, node: ast.Constant, language: str) -> int | float:
+def checked_number(builder: _Builds, node: ast.Constant, language: str) -> int | float:
     """A numeric literal's value: no bools, strings, NaN or infinities; integers up to 10^12
     (unless the builder's `limits` are off: text derivkit printed itself)."""
     value = node.value
@@ -62,7 +73,7 @@ def checked_number(builder, node: ast.Constant, language: str) -> int | float:
     return value
 
 
-def check_power(builder, node: ast.AST, exponent) -> None:
+def check_power(builder: _Builds, node: ast.AST, exponent: SupportsFloat | None) -> None:
     """A constant exponent beyond ±MAX_POWER is refused (symbolic work grows with it)."""
     if exponent is not None and not abs(float(exponent)) <= MAX_POWER and getattr(builder, "limits", True):
         shown = f"{exponent:g}" if isinstance(exponent, float) else exponent
@@ -100,7 +111,7 @@ def constant_value(node: ir.Node) -> float | None:
                 isinstance(d, int) for d in n.a.shape):
             count = 1
             for d in (n.a.shape if n.axis is None else (n.a.shape[n.axis],)):
-                count *= d
+                count *= cast(int, d)   # all ints: checked above
             value = args[0] * count
         elif isinstance(n, ir.Macro) and n.fn == "mean":
             value = memo.get(n.expansion)
@@ -244,7 +255,7 @@ class _Builder:
         args = node.args
         if any(isinstance(a, ast.Starred) for a in args) or any(k.arg is None for k in node.keywords):
             raise self.fail(node, f"{fn}(): *args and **kwargs are not allowed")
-        kws = {k.arg: k.value for k in node.keywords}
+        kws = {k.arg: k.value for k in node.keywords if k.arg is not None}   # None: refused above
 
         def arity(lo: int, hi: int, allowed_kw: tuple[str, ...] = ()) -> None:
             extra = set(kws) - set(allowed_kw)

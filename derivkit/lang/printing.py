@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from . import ir
 from .ops import BY_NODE, ELEMENTWISE, render
@@ -68,7 +68,7 @@ class _Printer:
     def paren(self, text: str) -> str:
         return f"({text})"
 
-    def _Macro(self, n: ir.Macro):
+    def _Macro(self, n: ir.Macro) -> tuple[str, int]:
         args = [self(a) for a in n.operands] + [f"{k}={v}" for k, v in n.kwargs]
         return f"{self.fn_name(n.fn)}({', '.join(args)})", ATOM
 
@@ -84,25 +84,25 @@ class _Printer:
 class LanguagePrinter(_Printer):
     """derivkit's expression language; `parse(print(e))` rebuilds `e` (up to macros)."""
 
-    def _Var(self, n):
+    def _Var(self, n: ir.Var) -> tuple[str, int]:
         return n.name, ATOM
 
-    def _Const(self, n):
+    def _Const(self, n: ir.Const) -> tuple[str, int]:
         text = fmt_number(n.value)
         if "/" in text:
             return text.replace("/", " / "), MUL
         return text, (NEG if text.startswith("-") else ATOM)
 
-    def _DimSize(self, n):
+    def _DimSize(self, n: ir.DimSize) -> tuple[str, int]:
         return n.name, ATOM
 
-    def _Eye(self, n):
+    def _Eye(self, n: ir.Eye) -> tuple[str, int]:
         return f"eye({n.n})", ATOM
 
-    def _Ones(self, n):
+    def _Ones(self, n: ir.Ones) -> tuple[str, int]:
         return f"ones({', '.join(str(d) for d in n.shape)})", ATOM
 
-    def _Binary(self, n):
+    def _Binary(self, n: ir.Binary) -> tuple[str, int]:
         op = n.op
         if op in "+-":
             return f"{self.wrap(n.a, ADD)} {op} {self.wrap(n.b, ADD, strict=True)}", ADD
@@ -110,36 +110,36 @@ class LanguagePrinter(_Printer):
             return f"{self.wrap(n.a, MUL)} {op} {self.wrap(n.b, MUL, strict=True)}", MUL
         return f"{self.wrap(n.a, POW, strict=True)}**{self.wrap(n.b, POW)}", POW
 
-    def _Neg(self, n):
+    def _Neg(self, n: ir.Neg) -> tuple[str, int]:
         return f"-{self.wrap(n.a, NEG)}", NEG
 
-    def _MatMul(self, n):
+    def _MatMul(self, n: ir.MatMul) -> tuple[str, int]:
         return f"{self.wrap(n.a, MUL)} @ {self.wrap(n.b, MUL, strict=True)}", MUL
 
-    def _Transpose(self, n):
+    def _Transpose(self, n: ir.Transpose) -> tuple[str, int]:
         return f"{self.wrap(n.a, POSTFIX)}.T", POSTFIX
 
-    def _Apply(self, n):
+    def _Apply(self, n: ir.Apply) -> tuple[str, int]:
         args = [self(n.a)] + [self(p) for p in n.params]
         return f"{n.fn}({', '.join(args)})", ATOM
 
-    def _Compare(self, n):
+    def _Compare(self, n: ir.Compare) -> tuple[str, int]:
         return f"{self.wrap(n.a, ADD)} {n.op} {self.wrap(n.b, ADD)}", 5
 
-    def _Where(self, n):
+    def _Where(self, n: ir.Where) -> tuple[str, int]:
         return f"where({self(n.cond)}, {self(n.a)}, {self(n.b)})", ATOM
 
-    def _Sum(self, n):
+    def _Sum(self, n: ir.Sum) -> tuple[str, int]:
         extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
         return f"sum({self(n.a)}{extra})", ATOM
 
-    def _matrix_op(self, n):
+    def _matrix_op(self, n: ir.Node) -> tuple[str, int]:
         return BY_NODE[type(n)].language([self(a) for a in n.args]), ATOM
 
-    def _Broadcast(self, n):
+    def _Broadcast(self, n: ir.Broadcast) -> tuple[str, int]:
         return f"{self.wrap(n.a, MUL)} * ones({', '.join(str(d) for d in n.shape)})", MUL
 
-    def _ExpandDims(self, n):
+    def _ExpandDims(self, n: ir.ExpandDims) -> tuple[str, int]:
         return f"expand_dims({self(n.a)}, {n.axis})", ATOM
 
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
@@ -167,7 +167,7 @@ class LanguagePrinter(_Printer):
     }
 
 
-def _is_vector_product(n: ir.Node) -> bool:
+def _is_vector_product(n: ir.Node) -> TypeGuard[ir.Binary]:
     return (isinstance(n, ir.Binary) and n.op == "*" and n.a.rank == 1 and n.b.rank == 1)
 
 
@@ -177,25 +177,25 @@ class PrettyPrinter(_Printer):
     def name(self, text: str) -> str:
         return GREEK.get(text, text)
 
-    def _Var(self, n):
+    def _Var(self, n: ir.Var) -> tuple[str, int]:
         return self.name(n.name), ATOM
 
-    def _Const(self, n):
+    def _Const(self, n: ir.Const) -> tuple[str, int]:
         text = fmt_number(n.value).replace("-", "−")
         if "/" in text:
             return text, MUL
         return text, (NEG if text.startswith("−") else ATOM)
 
-    def _DimSize(self, n):
+    def _DimSize(self, n: ir.DimSize) -> tuple[str, int]:
         return self.name(n.name), ATOM
 
-    def _Eye(self, n):
+    def _Eye(self, n: ir.Eye) -> tuple[str, int]:
         return "I", ATOM
 
-    def _Ones(self, n):
+    def _Ones(self, n: ir.Ones) -> tuple[str, int]:
         return "𝟙", ATOM
 
-    def _Binary(self, n):
+    def _Binary(self, n: ir.Binary) -> tuple[str, int]:
         op = n.op
         if op in "+-":
             sym = "+" if op == "+" else "−"
@@ -216,37 +216,37 @@ class PrettyPrinter(_Printer):
             return f"{self.wrap(n.a, POW, strict=True)}{str(n.b.value.numerator).translate(SUPERSCRIPT)}", POW
         return f"{self.wrap(n.a, POW, strict=True)}^{self.wrap(n.b, POW)}", POW
 
-    def _Neg(self, n):
+    def _Neg(self, n: ir.Neg) -> tuple[str, int]:
         return f"−{self.wrap(n.a, NEG)}", NEG
 
-    def _MatMul(self, n):
+    def _MatMul(self, n: ir.MatMul) -> tuple[str, int]:
         return f"{self._operand(n.a)} {self._operand(n.b, strict=True)}", MUL
 
-    def _operand(self, x, strict=False):
+    def _operand(self, x: ir.Node, strict: bool = False) -> str:
         """⊙ and juxtaposition share a precedence; never leave a reader to guess which binds."""
         if isinstance(x, ir.Binary) and x.op in "*/" and x.a.rank and x.b.rank:
             return self.paren(self(x))
         return self.wrap(x, MUL, strict)
 
-    def _Transpose(self, n):
+    def _Transpose(self, n: ir.Transpose) -> tuple[str, int]:
         if isinstance(n.a, ir.Inv):
             return f"{self.wrap(n.a.a, POSTFIX)}⁻ᵀ", POSTFIX
         return f"{self.wrap(n.a, POSTFIX)}ᵀ", POSTFIX
 
-    def _Apply(self, n):
+    def _Apply(self, n: ir.Apply) -> tuple[str, int]:
         fn = ELEMENTWISE[n.fn]
         return render(fn.pretty, fn, self(n.a), [self(p) for p in n.params],
                       x_atom=self.wrap(n.a, ATOM)), ATOM
 
-    def _Compare(self, n):
+    def _Compare(self, n: ir.Compare) -> tuple[str, int]:
         return f"{self.wrap(n.a, ADD)} {CMP_PRETTY[n.op]} {self.wrap(n.b, ADD)}", 5
 
-    def _Where(self, n):
+    def _Where(self, n: ir.Where) -> tuple[str, int]:
         if ir.is_const(n.a, 1) and ir.is_const(n.b, 0):
             return f"𝟙[{self(n.cond)}]", ATOM
         return f"{self(n.a)} if {self(n.cond)} else {self(n.b)}", 1
 
-    def _Sum(self, n):
+    def _Sum(self, n: ir.Sum) -> tuple[str, int]:
         if n.axis is None and not n.keepdims and _is_vector_product(n.a):
             return f"⟨{self(n.a.a)}, {self(n.a.b)}⟩", ATOM
         if n.axis is None:
@@ -257,20 +257,20 @@ class PrettyPrinter(_Printer):
             return f"{self.wrap(n.a, POSTFIX)} 𝟙", MUL
         return f"sum({self(n.a)}, axis={n.axis}{', keepdims' if n.keepdims else ''})", ATOM
 
-    def _matrix_op(self, n):
+    def _matrix_op(self, n: ir.Node) -> tuple[str, int]:
         return self.template(n, BY_NODE[type(n)].pretty)
 
-    def _Broadcast(self, n):
+    def _Broadcast(self, n: ir.Broadcast) -> tuple[str, int]:
         if ir.is_const(n.a, 1):
             return "𝟙", ATOM
         if n.a.rank == 0:
             return f"{self.wrap(n.a, MUL)}·𝟙", MUL
         return self.p(n.a)
 
-    def _ExpandDims(self, n):
+    def _ExpandDims(self, n: ir.ExpandDims) -> tuple[str, int]:
         return self.p(n.a)
 
-    def fn_name(self, fn):
+    def fn_name(self, fn: str) -> str:
         return fn
 
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
@@ -309,13 +309,13 @@ class LatexPrinter(_Printer):
             return rf"\mathrm{{{text}}}"
         return text
 
-    def paren(self, text):
+    def paren(self, text: str) -> str:
         return rf"\left({text}\right)"
 
-    def _Var(self, n):
+    def _Var(self, n: ir.Var) -> tuple[str, int]:
         return self.name(n.name), ATOM
 
-    def _Const(self, n):
+    def _Const(self, n: ir.Const) -> tuple[str, int]:
         v = n.value
         if isinstance(v, Fraction) and v.denominator != 1:
             sign = "-" if v < 0 else ""
@@ -323,16 +323,16 @@ class LatexPrinter(_Printer):
         text = fmt_number(v)
         return text, (NEG if text.startswith("-") else ATOM)
 
-    def _DimSize(self, n):
+    def _DimSize(self, n: ir.DimSize) -> tuple[str, int]:
         return self.name(n.name), ATOM
 
-    def _Eye(self, n):
+    def _Eye(self, n: ir.Eye) -> tuple[str, int]:
         return "I", ATOM
 
-    def _Ones(self, n):
+    def _Ones(self, n: ir.Ones) -> tuple[str, int]:
         return r"\mathbf{1}", ATOM
 
-    def _Binary(self, n):
+    def _Binary(self, n: ir.Binary) -> tuple[str, int]:
         op = n.op
         if op in "+-":
             return f"{self.wrap(n.a, ADD)} {op} {self.wrap(n.b, ADD, strict=True)}", ADD
@@ -343,36 +343,36 @@ class LatexPrinter(_Printer):
             return rf"\frac{{{self(n.a)}}}{{{self(n.b)}}}", ATOM
         return f"{{{self.wrap(n.a, POW, strict=True)}}}^{{{self(n.b)}}}", POW
 
-    def _Neg(self, n):
+    def _Neg(self, n: ir.Neg) -> tuple[str, int]:
         return f"-{self.wrap(n.a, NEG)}", NEG
 
-    def _MatMul(self, n):
-        def operand(x, strict=False):
+    def _MatMul(self, n: ir.MatMul) -> tuple[str, int]:
+        def operand(x: ir.Node, strict: bool = False) -> str:
             if isinstance(x, ir.Binary) and x.op in "*/" and x.a.rank and x.b.rank:
                 return self.paren(self(x))
             return self.wrap(x, MUL, strict)
         return f"{operand(n.a)} {operand(n.b, True)}", MUL
 
-    def _Transpose(self, n):
+    def _Transpose(self, n: ir.Transpose) -> tuple[str, int]:
         if isinstance(n.a, ir.Inv):
             return f"{{{self.wrap(n.a.a, POSTFIX)}}}^{{-\\top}}", POSTFIX
         return f"{{{self.wrap(n.a, POSTFIX)}}}^{{\\top}}", POSTFIX
 
-    def _Apply(self, n):
+    def _Apply(self, n: ir.Apply) -> tuple[str, int]:
         fn = ELEMENTWISE[n.fn]
         return render(fn.latex, fn, self(n.a), [self(p) for p in n.params],
                       x_atom=self.wrap(n.a, ATOM)), ATOM
 
-    def _Compare(self, n):
+    def _Compare(self, n: ir.Compare) -> tuple[str, int]:
         return f"{self.wrap(n.a, ADD)} {CMP_LATEX[n.op]} {self.wrap(n.b, ADD)}", 5
 
-    def _Where(self, n):
+    def _Where(self, n: ir.Where) -> tuple[str, int]:
         if ir.is_const(n.a, 1) and ir.is_const(n.b, 0):
             return rf"\mathbb{{1}}\left[{self(n.cond)}\right]", ATOM
         return (rf"\begin{{cases}} {self(n.a)} & {self(n.cond)} \\ {self(n.b)} & "
                 rf"\text{{otherwise}} \end{{cases}}", ATOM)
 
-    def _Sum(self, n):
+    def _Sum(self, n: ir.Sum) -> tuple[str, int]:
         if n.axis is None and not n.keepdims and _is_vector_product(n.a):
             return rf"\left\langle {self(n.a.a)}, {self(n.a.b)} \right\rangle", ATOM
         if n.axis is None:
@@ -383,23 +383,23 @@ class LatexPrinter(_Printer):
             return rf"{self.wrap(n.a, POSTFIX)} \mathbf{{1}}", MUL
         return rf"\operatorname{{sum}}_{{{n.axis}}}\left({self(n.a)}\right)", ATOM
 
-    def _matrix_op(self, n):
+    def _matrix_op(self, n: ir.Node) -> tuple[str, int]:
         return self.template(n, BY_NODE[type(n)].latex)
 
-    def _Broadcast(self, n):
+    def _Broadcast(self, n: ir.Broadcast) -> tuple[str, int]:
         if ir.is_const(n.a, 1):
             return r"\mathbf{1}", ATOM
         if n.a.rank == 0:
             return rf"{self.wrap(n.a, MUL)} \, \mathbf{{1}}", MUL
         return self.p(n.a)
 
-    def _ExpandDims(self, n):
+    def _ExpandDims(self, n: ir.ExpandDims) -> tuple[str, int]:
         return self.p(n.a)
 
-    def fn_name(self, fn):
+    def fn_name(self, fn: str) -> str:
         return rf"\operatorname{{{fn}}}"
 
-    def _Macro(self, n):
+    def _Macro(self, n: ir.Macro) -> tuple[str, int]:
         args = [self(a) for a in n.operands]
         return rf"\operatorname{{{n.fn}}}\left({', '.join(args)}\right)", ATOM
 
