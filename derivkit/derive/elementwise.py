@@ -9,6 +9,7 @@ defined in `derivkit.lang.parse` from these and the array operations.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -70,7 +71,7 @@ def derivative(fn: str) -> DerivativeRule:
 _SOLVED = object()  # marker between the direct candidates and the solved ones
 
 
-def _in_terms_of_value(f: sp.Expr, fprime: sp.Expr, t: sp.Symbol):
+def _in_terms_of_value(f: sp.Expr, fprime: sp.Expr, t: sp.Symbol) -> Iterator[sp.Expr]:   # or _SOLVED
     """Candidates h(s) with f'(t) = h(f(t)): f(t) replaced by s where it appears in f'(t),
     then f'(t) at t = f⁻¹(s) from solving s = f(t)."""
     direct = fprime.subs(f, S)

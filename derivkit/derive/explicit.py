@@ -11,7 +11,7 @@ positive symbols, Piecewise branch by branch), otherwise numerically at random p
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 from fractions import Fraction
 
@@ -22,6 +22,7 @@ from ..lang import ir
 from ..lang.ops import ELEMENTWISE
 from . import elementwise
 from .index import CMP
+from ..lang.shapes import Dim, Shape
 
 
 def symbol_for(domain: str, name: str) -> sp.Symbol:
@@ -40,7 +41,7 @@ def symbol_array(name: str, shape: tuple[int, ...], domain: str = "real") -> np.
     return arr
 
 
-def _obj(x) -> np.ndarray:
+def _obj(x: object) -> np.ndarray:
     return np.asarray(x, dtype=object) if not isinstance(x, np.ndarray) or x.dtype != object else x
 
 
@@ -59,10 +60,10 @@ class Explicit:
         self.named = named or {}
         self.memo: dict[ir.Node, np.ndarray] = {}
 
-    def dim(self, d) -> int:
+    def dim(self, d: Dim) -> int:
         return d if isinstance(d, int) else self.sizes[d]
 
-    def shape(self, shape) -> tuple[int, ...]:
+    def shape(self, shape: Shape) -> tuple[int, ...]:
         return tuple(self.dim(d) for d in shape)
 
     def ev(self, n: ir.Node) -> np.ndarray:
@@ -70,21 +71,21 @@ class Explicit:
             self.memo[n] = _obj(self.RULES[type(n)](self, n))
         return self.memo[n]
 
-    def _Var(self, n):
+    def _Var(self, n: ir.Var) -> np.ndarray:
         if n.name in self.env:
             return self.env[n.name]
         if n.name in self.named:
             return self.ev(self.named[n.name])
         raise KeyError(n.name)
 
-    def _Const(self, n):
+    def _Const(self, n: ir.Const) -> sp.Expr:
         v = n.value
         return sp.Rational(v.numerator, v.denominator) if isinstance(v, Fraction) else sp.Float(v)
 
-    def _DimSize(self, n):
+    def _DimSize(self, n: ir.DimSize) -> sp.Expr:
         return sp.Integer(self.dim(n.name))
 
-    def _Eye(self, n):
+    def _Eye(self, n: ir.Eye) -> np.ndarray:
         k = self.dim(n.n)
         out = np.empty((k, k), dtype=object)
         for i in range(k):
@@ -92,12 +93,12 @@ class Explicit:
                 out[i, j] = sp.Integer(1 if i == j else 0)
         return out
 
-    def _Ones(self, n):
+    def _Ones(self, n: ir.Ones) -> np.ndarray:
         out = np.empty(self.shape(n.shape), dtype=object)
         out[...] = sp.Integer(1)
         return out
 
-    def _Binary(self, n):
+    def _Binary(self, n: ir.Binary) -> np.ndarray:
         a, b = self.ev(n.a), self.ev(n.b)
         if n.op == "+":
             return a + b
@@ -109,48 +110,48 @@ class Explicit:
             return a / b
         return np.frompyfunc(lambda x, y: x ** y, 2, 1)(a, b)
 
-    def _Neg(self, n):
+    def _Neg(self, n: ir.Neg) -> np.ndarray:
         return -self.ev(n.a)
 
-    def _MatMul(self, n):
+    def _MatMul(self, n: ir.MatMul) -> np.ndarray:
         return np.matmul(self.ev(n.a), self.ev(n.b))
 
-    def _Transpose(self, n):
+    def _Transpose(self, n: ir.Transpose) -> np.ndarray:
         return self.ev(n.a).T
 
-    def _Apply(self, n):
+    def _Apply(self, n: ir.Apply) -> np.ndarray:
         params = [self.ev(p).item() for p in n.params]
         names = ELEMENTWISE[n.fn].param_names
         rule = elementwise.definition(n.fn, elementwise.T,
                                       tuple(elementwise.param_symbol(p) for p in names))
         subs = {elementwise.param_symbol(name): v for name, v in zip(names, params)}
 
-        def f(v):
+        def f(v: sp.Expr) -> sp.Expr:
             return rule.xreplace({elementwise.T: v, **subs})
 
         return np.frompyfunc(f, 1, 1)(self.ev(n.a))
 
-    def _Compare(self, n):
+    def _Compare(self, n: ir.Compare) -> np.ndarray:
         rel = CMP[n.op]
         return np.frompyfunc(lambda a, b: rel(a, b), 2, 1)(self.ev(n.a), self.ev(n.b))
 
-    def _Where(self, n):
+    def _Where(self, n: ir.Where) -> np.ndarray:
         return np.frompyfunc(lambda c, a, b: sp.Piecewise((a, c), (b, True)), 3, 1)(
             self.ev(n.cond), self.ev(n.a), self.ev(n.b))
 
-    def _Sum(self, n):
+    def _Sum(self, n: ir.Sum) -> np.ndarray:
         a = self.ev(n.a)
         if a.ndim == 0:
             return a
         return np.sum(a, axis=n.axis, keepdims=n.keepdims)
 
-    def _Trace(self, n):
+    def _Trace(self, n: ir.Trace) -> np.ndarray:
         return np.trace(self.ev(n.a))
 
-    def _Det(self, n):
+    def _Det(self, n: ir.Det) -> sp.Expr:
         return sp.Matrix(self.ev(n.a).tolist()).det(method="berkowitz")
 
-    def _Inv(self, n):
+    def _Inv(self, n: ir.Inv) -> np.ndarray:
         m = sp.Matrix(self.ev(n.a).tolist())
         det = sp.expand(m.det(method="berkowitz"))
         if det == 0:
@@ -160,7 +161,7 @@ class Explicit:
                             f"for every input (its determinant is identically 0)")
         return np.array(m.adjugate() / det, dtype=object)
 
-    def _Diag(self, n):
+    def _Diag(self, n: ir.Diag) -> np.ndarray:
         a = self.ev(n.a)
         if a.ndim == 1:
             out = np.empty((a.shape[0],) * 2, dtype=object)
@@ -170,16 +171,16 @@ class Explicit:
             return out
         return np.array([a[i, i] for i in range(a.shape[0])], dtype=object)
 
-    def _Outer(self, n):
+    def _Outer(self, n: ir.Outer) -> np.ndarray:
         return np.multiply.outer(self.ev(n.a), self.ev(n.b))
 
-    def _Broadcast(self, n):
+    def _Broadcast(self, n: ir.Broadcast) -> np.ndarray:
         return np.broadcast_to(self.ev(n.a), self.shape(n.shape))
 
-    def _ExpandDims(self, n):
+    def _ExpandDims(self, n: ir.ExpandDims) -> np.ndarray:
         return np.expand_dims(self.ev(n.a), n.axis)
 
-    def _Macro(self, n):
+    def _Macro(self, n: ir.Macro) -> np.ndarray:
         return self.ev(n.expansion)
 
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
@@ -295,7 +296,8 @@ def _breakpoints(d: sp.Expr) -> dict[sp.Symbol, list[sp.Rational]]:
     return found
 
 
-def sample_points(d: sp.Expr, rng: random.Random | None = None, points: int = 3):
+def sample_points(d: sp.Expr, rng: random.Random | None = None,
+                  points: int = 3) -> Iterator[dict[sp.Symbol, sp.Rational]]:
     """Points {symbol: rational} for testing d numerically. With branches (Piecewise, Abs,
     sign), also just either side of every branch boundary and over a wider range, so two
     formulas that differ only on part of the line are told apart."""
@@ -306,7 +308,7 @@ def sample_points(d: sp.Expr, rng: random.Random | None = None, points: int = 3)
     if branches:
         points = max(points, 16 + 2 * sum(len(v) for v in near.values()))
     for k in range(points):
-        point = {}
+        point: dict[sp.Symbol, sp.Rational] = {}
         for s in syms:
             edge = near.get(s)
             if edge and k % 2 == 1:
@@ -316,7 +318,7 @@ def sample_points(d: sp.Expr, rng: random.Random | None = None, points: int = 3)
         yield point
 
 
-def value_at(d: sp.Expr, point: dict):
+def value_at(d: sp.Expr, point: dict) -> sp.Expr | None:
     """d at the point with 40-digit arithmetic; None where it is undefined (nan, zoo)."""
     try:
         value = sp.N(d.xreplace(point), 40)

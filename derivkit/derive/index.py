@@ -10,7 +10,7 @@ term's deltas are used to rename input indices to output indices, and the result
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import sympy as sp
@@ -19,10 +19,12 @@ from sympy.printing.str import StrPrinter
 from ..lang import ir
 from . import elementwise
 from ..lang.printing import GREEK, language
+from ..lang.shapes import Dim, Shape
 
 FACTOR_LIMIT_S = 2.0   # one factor() of an index form; past it the unfactored form is kept
 CMP = {">": sp.StrictGreaterThan, ">=": sp.GreaterThan, "<": sp.StrictLessThan,
        "<=": sp.LessThan}
+Indices = tuple[sp.Expr, ...]   # index symbols (or expressions), one per axis
 
 
 class Where(sp.Function):
@@ -35,27 +37,27 @@ class Where(sp.Function):
     nargs = 3
     is_commutative = True   # else factor() treats it as a non-commutative symbol and drops it
 
-    def _eval_is_real(self):
+    def _eval_is_real(self) -> bool | None:
         return self.args[1].is_real and self.args[2].is_real
 
     @classmethod
-    def eval(cls, c, a, b):
+    def eval(cls, c: sp.Basic, a: sp.Expr, b: sp.Expr) -> sp.Expr | None:
         if c is sp.true:
             return a
         if c is sp.false:
             return b
         return None
 
-    def _eval_rewrite_as_Piecewise(self, c, a, b, **kwargs):
+    def _eval_rewrite_as_Piecewise(self, c: sp.Basic, a: sp.Expr, b: sp.Expr, **kwargs: Any) -> sp.Expr:
         return Where(c, a, b)
 
-    def _latex(self, printer):
+    def _latex(self, printer: Any) -> str:
         return printer._print(sp.Piecewise((self.args[1], self.args[0]), (self.args[2], True)))
 
 
 def opaque(e: sp.Expr) -> sp.Expr:
     """Every Piecewise((a, c), (b, True)) in e as Where(c, a, b) (innermost first)."""
-    def conv(p):
+    def conv(p: sp.Piecewise) -> sp.Expr:
         if len(p.args) == 2 and p.args[1].cond == sp.true:
             return Where(p.args[0].cond, p.args[0].expr, p.args[1].expr)
         return p
@@ -68,7 +70,7 @@ def transparent(e: sp.Expr) -> sp.Expr:
         (x.args[1], x.args[0]), (x.args[2], True))) if e.has(Where) else e
 
 
-def dim_symbol(d) -> sp.Expr:
+def dim_symbol(d: object) -> sp.Expr:   # a Dim (object: audit.claims passes its Use.dim)
     return sp.Integer(d) if isinstance(d, int) else sp.Symbol(d, positive=True, integer=True)
 
 
@@ -82,7 +84,7 @@ def fresh_names(preferred: str, count: int, taken: set[str]) -> list[str]:
     import itertools
     import string
 
-    def candidates():
+    def candidates() -> Iterator[str]:
         yield from preferred
         yield from "ijklrsuvabcdtwpq" + string.ascii_lowercase
         for k in itertools.count(1):
@@ -101,7 +103,7 @@ class IndexEvaluator:
     """IR -> SymPy scalar at given index symbols. `seed` (if any) evaluates to a unit tensor
     at `seed_at`; opaque array nodes (an inverse, a determinant) become IndexedBases listed in `opaque`."""
 
-    def __init__(self, taken: set[str], seed: ir.Var | None = None, seed_at: tuple = ()) -> None:
+    def __init__(self, taken: set[str], seed: ir.Var | None = None, seed_at: Indices = ()) -> None:
         self.seed = seed
         self.seed_at = seed_at
         self.taken = set(taken)
@@ -109,7 +111,7 @@ class IndexEvaluator:
         self.opaque: dict[sp.Basic, ir.Node] = {}
         self.sums: dict[sp.Symbol, sp.Expr] = {}  # dummy -> upper bound
 
-    def dummy(self, dim) -> sp.Symbol:
+    def dummy(self, dim: Dim) -> sp.Symbol:
         name = fresh_names("klabcduvwq", 1, self.taken)[0]
         self.taken.add(name)
         self.counter += 1
@@ -117,13 +119,13 @@ class IndexEvaluator:
         self.sums[sym] = dim_symbol(dim) - 1
         return sym
 
-    def summed(self, body: sp.Expr, dummies: list[tuple[sp.Symbol, object]]) -> sp.Expr:
+    def summed(self, body: sp.Expr, dummies: list[tuple[sp.Symbol, Dim]]) -> sp.Expr:
         for d, dim in dummies:
             body = sp.Sum(body, (d, 0, dim_symbol(dim) - 1))
         return body
 
     @staticmethod
-    def _align(operand_shape, node_shape, idx):
+    def _align(operand_shape: Shape, node_shape: Shape, idx: Indices) -> Indices:
         """Indices for a broadcast operand (NumPy right alignment, size-1 dims -> 0)."""
         off = len(node_shape) - len(operand_shape)
         out = []
@@ -131,15 +133,15 @@ class IndexEvaluator:
             out.append(sp.Integer(0) if (d == 1 and node_shape[off + k] != 1) else idx[off + k])
         return tuple(out)
 
-    def ev(self, n: ir.Node, idx: tuple) -> sp.Expr:
+    def ev(self, n: ir.Node, idx: Indices) -> sp.Expr:
         return self.RULES[type(n)](self, n, tuple(idx))
 
-    def arr(self, name: str, idx: tuple) -> sp.Expr:
+    def arr(self, name: str, idx: Indices) -> sp.Expr:
         if not idx:
             return sp.Symbol(name, real=True)
         return sp.IndexedBase(name, real=True)[idx]
 
-    def _Var(self, n, idx):
+    def _Var(self, n: ir.Var, idx: Indices) -> sp.Expr:
         if self.seed is not None and n == self.seed:
             out = sp.Integer(1)
             for a, b in zip(idx, self.seed_at):
@@ -147,28 +149,28 @@ class IndexEvaluator:
             return out
         return self.arr(n.name, idx)
 
-    def _Const(self, n, idx):
+    def _Const(self, n: ir.Const, idx: Indices) -> sp.Expr:
         from .simplify import _sym_number
         return _sym_number(n.value)
 
-    def _DimSize(self, n, idx):
+    def _DimSize(self, n: ir.DimSize, idx: Indices) -> sp.Expr:
         return dim_symbol(n.name)
 
-    def _Eye(self, n, idx):
+    def _Eye(self, n: ir.Eye, idx: Indices) -> sp.Expr:
         return sp.KroneckerDelta(idx[0], idx[1])
 
-    def _Ones(self, n, idx):
+    def _Ones(self, n: ir.Ones, idx: Indices) -> sp.Expr:
         return sp.Integer(1)
 
-    def _Binary(self, n, idx):
+    def _Binary(self, n: ir.Binary, idx: Indices) -> sp.Expr:
         a = self.ev(n.a, self._align(n.a.shape, n.shape, idx))
         b = self.ev(n.b, self._align(n.b.shape, n.shape, idx))
         return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "**": a ** b}[n.op]
 
-    def _Neg(self, n, idx):
+    def _Neg(self, n: ir.Neg, idx: Indices) -> sp.Expr:
         return -self.ev(n.a, idx)
 
-    def _MatMul(self, n, idx):
+    def _MatMul(self, n: ir.MatMul, idx: Indices) -> sp.Expr:
         a, b = n.a, n.b
         k = self.dummy(a.shape[-1])
         ia = (idx[0], k) if a.rank == 2 else (k,)
@@ -176,25 +178,25 @@ class IndexEvaluator:
         ib = (k,) + tuple(ib_rest) if b.rank == 2 else (k,)
         return self.summed(self.ev(a, ia) * self.ev(b, ib), [(k, a.shape[-1])])
 
-    def _Transpose(self, n, idx):
+    def _Transpose(self, n: ir.Transpose, idx: Indices) -> sp.Expr:
         return self.ev(n.a, tuple(reversed(idx)))
 
-    def _Apply(self, n, idx):
+    def _Apply(self, n: ir.Apply, idx: Indices) -> sp.Expr:
         params = tuple(self.ev(p, ()) for p in n.params)
         return opaque(elementwise.definition(n.fn, self.ev(n.a, idx), params))
 
-    def _Compare(self, n, idx):
+    def _Compare(self, n: ir.Compare, idx: Indices) -> sp.Expr:
         a = self.ev(n.a, self._align(n.a.shape, n.shape, idx))
         b = self.ev(n.b, self._align(n.b.shape, n.shape, idx))
         return CMP[n.op](a, b)
 
-    def _Where(self, n, idx):
+    def _Where(self, n: ir.Where, idx: Indices) -> sp.Expr:
         c = self.ev(n.cond, self._align(n.cond.shape, n.shape, idx))
         a = self.ev(n.a, self._align(n.a.shape, n.shape, idx))
         b = self.ev(n.b, self._align(n.b.shape, n.shape, idx))
         return Where(c, a, b)
 
-    def _Sum(self, n, idx):
+    def _Sum(self, n: ir.Sum, idx: Indices) -> sp.Expr:
         a = n.a
         axes = range(a.rank) if n.axis is None else [n.axis]
         dummies = {ax: self.dummy(a.shape[ax]) for ax in axes}
@@ -208,36 +210,36 @@ class IndexEvaluator:
                 inner.append(next(it))
         return self.summed(self.ev(a, tuple(inner)), [(dummies[ax], a.shape[ax]) for ax in axes])
 
-    def _Trace(self, n, idx):
+    def _Trace(self, n: ir.Trace, idx: Indices) -> sp.Expr:
         k = self.dummy(n.a.shape[0])
         return self.summed(self.ev(n.a, (k, k)), [(k, n.a.shape[0])])
 
-    def _opaque(self, n: ir.Node, label: str, idx):
+    def _opaque(self, n: ir.Node, label: str, idx: Indices) -> sp.Expr:
         base = sp.IndexedBase(label, real=True) if idx else sp.Symbol(label, real=True)
         self.opaque[base] = n
         return base[idx] if idx else base
 
-    def _Det(self, n, idx):
+    def _Det(self, n: ir.Det, idx: Indices) -> sp.Expr:
         return self._opaque(n, language(n), ())
 
-    def _Inv(self, n, idx):
+    def _Inv(self, n: ir.Inv, idx: Indices) -> sp.Expr:
         return self._opaque(n, language(n), idx)
 
-    def _Diag(self, n, idx):
+    def _Diag(self, n: ir.Diag, idx: Indices) -> sp.Expr:
         if n.a.rank == 1:
             return self.ev(n.a, (idx[0],)) * sp.KroneckerDelta(idx[0], idx[1])
         return self.ev(n.a, (idx[0], idx[0]))
 
-    def _Outer(self, n, idx):
+    def _Outer(self, n: ir.Outer, idx: Indices) -> sp.Expr:
         return self.ev(n.a, (idx[0],)) * self.ev(n.b, (idx[1],))
 
-    def _Broadcast(self, n, idx):
+    def _Broadcast(self, n: ir.Broadcast, idx: Indices) -> sp.Expr:
         return self.ev(n.a, self._align(n.a.shape, n.shape, idx))
 
-    def _ExpandDims(self, n, idx):
+    def _ExpandDims(self, n: ir.ExpandDims, idx: Indices) -> sp.Expr:
         return self.ev(n.a, tuple(i for k, i in enumerate(idx) if k != n.axis))
 
-    def _Macro(self, n, idx):
+    def _Macro(self, n: ir.Macro, idx: Indices) -> sp.Expr:
         return self.ev(n.expansion, idx)
 
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
@@ -280,7 +282,7 @@ def contract(e: sp.Expr) -> sp.Expr:
     return e.func(*[contract(a) for a in e.args])
 
 
-def _contract_one(body: sp.Expr, k: sp.Symbol, lo, hi) -> sp.Expr:
+def _contract_one(body: sp.Expr, k: sp.Symbol, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
     out = sp.Integer(0)
     for term in sp.Add.make_args(sp.expand(body, deep=False, mul=True, multinomial=False,
                                            power_exp=False, power_base=False, log=False)):
@@ -313,7 +315,7 @@ def canonical(e: sp.Expr, preference: list[sp.Symbol]) -> sp.Expr:
         factors = list(sp.Mul.make_args(term))
         deltas = [f for f in factors if isinstance(f, sp.KroneckerDelta)]
         rest = sp.Mul(*[f for f in factors if not isinstance(f, sp.KroneckerDelta)])
-        kept = []
+        kept: list[sp.Expr] = []
         for d in deltas:
             a, b = d.args
             if a == b:
@@ -364,8 +366,8 @@ class _IndexPrinter(StrPrinter):
     mul_sep = "*"
     delta_fmt = "delta({0},{1})"
 
-    def _order(self, factors):
-        def key(f):
+    def _order(self, factors: list[sp.Expr]) -> list[sp.Expr]:
+        def key(f: sp.Expr) -> tuple[int, str]:
             if f.is_Number:
                 return (0, "")
             if isinstance(f, sp.KroneckerDelta):
@@ -377,7 +379,7 @@ class _IndexPrinter(StrPrinter):
             return (1, str(f))
         return sorted(factors, key=key)
 
-    def _print_Add(self, expr, order=None):
+    def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
         terms = list(expr.as_ordered_terms())
         terms.sort(key=_is_neg)
         out = ""
@@ -388,11 +390,11 @@ class _IndexPrinter(StrPrinter):
                 out += (" + " if i else "") + self._print_term(t)
         return out
 
-    def _print_term(self, t):
+    def _print_term(self, t: sp.Expr) -> str:
         s = self._print(t)
         return s
 
-    def _print_Mul(self, expr):
+    def _print_Mul(self, expr: sp.Mul) -> str:
         c, rest = expr.as_coeff_Mul()
         if c.is_Number and c < 0:
             inner = self._print(-expr)
@@ -414,7 +416,7 @@ class _IndexPrinter(StrPrinter):
             bottom = f"({bottom})"
         return f"{top}/{bottom}"
 
-    def _join(self, factors):
+    def _join(self, factors: list[sp.Expr]) -> str:
         parts = []
         for f in self._order(factors):
             s = self._print(f)
@@ -423,26 +425,26 @@ class _IndexPrinter(StrPrinter):
             parts.append(s)
         return self.mul_sep.join(parts)
 
-    def _print_KroneckerDelta(self, expr):
+    def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> str:
         return self.delta_fmt.format(*[self._print(a) for a in expr.args])
 
-    def _print_Indexed(self, expr):
+    def _print_Indexed(self, expr: sp.Indexed) -> str:
         return f"{expr.base.label}[{','.join(self._print(i) for i in expr.indices)}]"
 
-    def _print_Sum(self, expr):
+    def _print_Sum(self, expr: sp.Sum) -> str:
         body = self._print(expr.function)
         ks = ",".join(self._print(lim[0]) for lim in expr.limits)
         return f"sum({body}, {ks})"
 
-    def _print_Piecewise(self, expr):
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         (a, c), *rest = expr.args
         b = rest[0][0] if rest else sp.nan
         return f"where({self._print(c)}, {self._print(a)}, {self._print(b)})"
 
-    def _print_Relational(self, expr):
+    def _print_Relational(self, expr: sp.Rel) -> str:
         return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
 
-    def _print_Where(self, expr):
+    def _print_Where(self, expr: Where) -> str:
         c, a, b = expr.args
         return self._print_Piecewise(sp.Piecewise((a, c), (b, True)))
 
@@ -455,40 +457,40 @@ class PrettyIndexPrinter(_IndexPrinter):
     mul_sep = " "
     delta_fmt = "δ_{0}{1}"
 
-    def _print_Symbol(self, expr):
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
         return GREEK.get(expr.name, expr.name)
 
-    def _print_Indexed(self, expr):
+    def _print_Indexed(self, expr: sp.Indexed) -> str:
         idx = [self._print(i) for i in expr.indices]
         label = str(expr.base.label)
         if all(len(i) == 1 for i in idx) and label.isalnum():
             return f"{GREEK.get(label, label)}_{''.join(idx)}"
         return f"{label}[{','.join(idx)}]"
 
-    def _print_KroneckerDelta(self, expr):
+    def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> str:
         a, b = (self._print(x) for x in expr.args)
         return f"δ_{a}{b}" if len(a) == len(b) == 1 else f"δ[{a},{b}]"
 
-    def _print_Sum(self, expr):
+    def _print_Sum(self, expr: sp.Sum) -> str:
         ks = ",".join(self._print(lim[0]) for lim in expr.limits)
         return f"Σ_{ks} ({self._print(expr.function)})"
 
-    def _print_Piecewise(self, expr):
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         (a, c), *rest = expr.args
         b = rest[0][0] if rest else sp.nan
         if a == 1 and b == 0:
             return f"[{self._print(c)}]"
         return f"({self._print(a)} if {self._print(c)} else {self._print(b)})"
 
-    def _print_Relational(self, expr):
+    def _print_Relational(self, expr: sp.Rel) -> str:
         op = {">=": "≥", "<=": "≤"}.get(expr.rel_op, expr.rel_op)
         return f"{self._print(expr.lhs)} {op} {self._print(expr.rhs)}"
 
-    def _print_Add(self, expr, order=None):
+    def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
         return super()._print_Add(expr).replace(" - ", " − ").replace("-", "−", 1) \
             if super()._print_Add(expr).startswith("-") else super()._print_Add(expr).replace(" - ", " − ")
 
-    def _print_Pow(self, expr, rational=False):
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         base, k = expr.as_base_exp()
         if k.is_Integer and k > 0:
             sup = str(k).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))

@@ -10,13 +10,14 @@ so their derivatives are derived, never stated. Broadcasting is undone by summin
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import sympy as sp
 
 from ..lang import ir
 from . import elementwise
 from .to_ir import Unmappable, to_ir
-from ..lang.ops import BY_NODE
+from ..lang.ops import BY_NODE, Cotangents
 from ..lang.shapes import Shape
 
 
@@ -50,10 +51,11 @@ def from_scalar_sympy(expr: sp.Expr, mapping: dict[sp.Symbol, ir.Node]) -> ir.No
         raise NotImplementedError(f"cannot express {expr} in the IR") from None
 
 
-Rule = Callable[[ir.Node, ir.Node], list[tuple[ir.Node, ir.Node]]]
+#: (node, its cotangent) -> [(operand, its cotangent)]; `node` is of the type the rule is registered for
+Rule = Callable[[Any, ir.Node], Cotangents]
 
 
-def _binary(n: ir.Binary, g: ir.Node):
+def _binary(n: ir.Binary, g: ir.Node) -> Cotangents:
     a, b = n.a, n.b
     if n.op == "+":
         return [(a, unbroadcast(g, a.shape)), (b, unbroadcast(g, b.shape))]
@@ -70,7 +72,7 @@ def _binary(n: ir.Binary, g: ir.Node):
     return [(a, unbroadcast(da, a.shape)), (b, unbroadcast(db, b.shape))]
 
 
-def _matmul(n: ir.MatMul, g: ir.Node):
+def _matmul(n: ir.MatMul, g: ir.Node) -> Cotangents:
     a, b = n.a, n.b
     if a.rank == 2 and b.rank == 2:
         return [(a, ir.matmul(g, ir.transpose(b))), (b, ir.matmul(ir.transpose(a), g))]
@@ -81,13 +83,13 @@ def _matmul(n: ir.MatMul, g: ir.Node):
     return [(a, ir.mul(g, b)), (b, ir.mul(g, a))]  # (n,) @ (n,) -> ()
 
 
-def _sum(n: ir.Sum, g: ir.Node):
+def _sum(n: ir.Sum, g: ir.Node) -> Cotangents:
     if n.axis is not None and not n.keepdims:
         g = ir.expand_dims(g, n.axis)
     return [(n.a, ir.broadcast_to(g, n.a.shape))]
 
 
-def _where(n: ir.Where, g: ir.Node):
+def _where(n: ir.Where, g: ir.Node) -> Cotangents:
     return [(n.a, unbroadcast(ir.where(n.cond, g, ir.ZERO), n.a.shape)),
             (n.b, unbroadcast(ir.where(n.cond, ir.ZERO, g), n.b.shape))]
 
