@@ -10,6 +10,9 @@ finite-difference stencil crosses a kink.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from ..lang import ir
@@ -17,6 +20,7 @@ from ..lang.ops import ELEMENTWISE
 from ..errors import DerivkitError
 from ..lower.source import batched_function
 from ..lang.recipes import Recipe
+from ..lang.shapes import Shape
 
 DEFAULT_VALUES = (3, 4, 5, 6, 7, 8, 9, 10)
 
@@ -36,11 +40,12 @@ def default_sizes(dims: list[str], given: dict[str, int] | None = None) -> dict[
     return out
 
 
-def concrete(shape, sizes: dict[str, int]) -> tuple[int, ...]:
+def concrete(shape: Shape, sizes: dict[str, int]) -> tuple[int, ...]:
     return tuple(d if isinstance(d, int) else sizes[d] for d in shape)
 
 
-def sample(shape: tuple[int, ...], domain: str, rng: np.random.Generator, dtype) -> np.ndarray:
+def sample(shape: tuple[int, ...], domain: str, rng: np.random.Generator,
+           dtype: type[np.floating[Any]]) -> np.ndarray:
     x = rng.standard_normal(shape)
     if domain == "positive":
         x = np.abs(x) + 0.5
@@ -49,7 +54,8 @@ def sample(shape: tuple[int, ...], domain: str, rng: np.random.Generator, dtype)
     return np.asarray(x, dtype=dtype)
 
 
-def sample_inputs(recipe: Recipe, sizes: dict[str, int], rng: np.random.Generator, dtype):
+def sample_inputs(recipe: Recipe, sizes: dict[str, int], rng: np.random.Generator,
+                  dtype: type[np.floating[Any]]) -> dict[str, np.ndarray]:
     return {spec.name: sample(concrete(spec.shape, sizes), spec.domain, rng, dtype)
             for spec in recipe.inputs}
 
@@ -66,17 +72,17 @@ def is_analytic(node: ir.Node) -> bool:
 
 def kink_switches(node: ir.Node) -> list[ir.Node]:
     """Quantities whose sign decides a branch: arguments of kink functions, where-conditions."""
-    out = []
+    out: list[ir.Node] = []
     for n in ir.walk(node):
-        kink = ELEMENTWISE[n.fn].kink if isinstance(n, ir.Apply) else None
-        if kink is not None:
+        if isinstance(n, ir.Apply) and (kink := ELEMENTWISE[n.fn].kink) is not None:
             out.append(n.a if kink == 0 else ir.sub(n.a, ir.const(kink)))
         elif isinstance(n, ir.Compare):
             out.append(ir.sub(n.a, n.b))
     return out
 
 
-def switch_function(node: ir.Node, wrt: str, args: list[str], sizes, params):
+def switch_function(node: ir.Node, wrt: str, args: list[str], sizes: dict[str, int],
+                    params: dict[str, float]) -> Callable[..., list[np.ndarray]] | None:
     """f(**inputs) -> list of batched arrays, one per switching quantity (None if none)."""
     switches = kink_switches(node)
     if not switches:
@@ -84,7 +90,7 @@ def switch_function(node: ir.Node, wrt: str, args: list[str], sizes, params):
     fns = [batched_function(f"switch{i}", args, s, {wrt}, sizes, params)
            for i, s in enumerate(switches)]
 
-    def evaluate(**kwargs):
+    def evaluate(**kwargs: np.ndarray) -> list[np.ndarray]:
         return [np.real(f(**kwargs)) for f in fns]
 
     return evaluate

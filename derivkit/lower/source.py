@@ -7,19 +7,20 @@ lowered in its stable form exp(x − max x) / Σ exp(x − max x), which is the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from . import emit
 from ..lang import ir
 from ..lang.ops import BY_NODE, ELEMENTWISE, render
 from ..lang.printing import ADD, ATOM, MUL, NEG, LanguagePrinter
+from ..lang.shapes import Shape
 from .stable import SHIFTED
 
 
 
-def _shape_tuple(shape) -> str:
+def _shape_tuple(shape: Shape) -> str:
     dims = [str(d) for d in shape]
     return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
 
@@ -31,36 +32,36 @@ class NumpyPrinter(LanguagePrinter):
     def __init__(self, np: str = "np") -> None:
         self.np = np
 
-    def _Const(self, n):
+    def _Const(self, n: ir.Const) -> tuple[str, int]:
         v = n.value
         text = repr(float(v)) if isinstance(v, Fraction) else repr(v)
         return text, (NEG if text.startswith("-") else ATOM)
 
-    def _DimSize(self, n):
+    def _DimSize(self, n: ir.DimSize) -> tuple[str, int]:
         return n.name, ATOM
 
-    def _Eye(self, n):
+    def _Eye(self, n: ir.Eye) -> tuple[str, int]:
         return f"{self.np}.eye({n.n})", ATOM
 
-    def _Ones(self, n):
+    def _Ones(self, n: ir.Ones) -> tuple[str, int]:
         return f"{self.np}.ones({_shape_tuple(n.shape)})", ATOM
 
-    def _Binary(self, n):
+    def _Binary(self, n: ir.Binary) -> tuple[str, int]:
         if n.op == "**" and isinstance(n.b, ir.Const) and n.b.value == 2:
             return f"{self.np}.square({self(n.a)})", ATOM
         return super()._Binary(n)
 
-    def _Apply(self, n):
+    def _Apply(self, n: ir.Apply) -> tuple[str, int]:
         fn = ELEMENTWISE[n.fn]
         return render(fn.numpy, fn, self(n.a), [self(p) for p in n.params], np=self.np), ATOM
 
-    def _Compare(self, n):
+    def _Compare(self, n: ir.Compare) -> tuple[str, int]:
         return f"({self.wrap(n.a, ADD)} {n.op} {self.wrap(n.b, ADD)})", ATOM
 
-    def _Where(self, n):
+    def _Where(self, n: ir.Where) -> tuple[str, int]:
         return f"{self.np}.where({self(n.cond)}, {self(n.a)}, {self(n.b)})", ATOM
 
-    def _Sum(self, n):
+    def _Sum(self, n: ir.Sum) -> tuple[str, int]:
         a = n.a
         if (n.axis is None and not n.keepdims and isinstance(a, ir.Binary) and a.op == "*"
                 and a.a.rank == 1 and a.b.rank == 1):
@@ -68,17 +69,17 @@ class NumpyPrinter(LanguagePrinter):
         extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
         return f"{self.np}.sum({self(n.a)}{extra})", ATOM
 
-    def _matrix_op(self, n):
+    def _matrix_op(self, n: ir.Node) -> tuple[str, int]:
         args = dict(zip("ab", (self(a) for a in n.args)))
         return BY_NODE[type(n)].numpy.format(np=self.np, **args), ATOM
 
-    def _Broadcast(self, n):
+    def _Broadcast(self, n: ir.Broadcast) -> tuple[str, int]:
         return f"{self.np}.broadcast_to({self(n.a)}, {_shape_tuple(n.shape)})", ATOM
 
-    def _ExpandDims(self, n):
+    def _ExpandDims(self, n: ir.ExpandDims) -> tuple[str, int]:
         return f"{self.np}.expand_dims({self(n.a)}, {n.axis})", ATOM
 
-    def _Macro(self, n):
+    def _Macro(self, n: ir.Macro) -> tuple[str, int]:
         x = self(n.operands[0])
         kw = dict(n.kwargs)
         if n.fn == "softmax":
@@ -126,7 +127,7 @@ def dims_prelude(inputs: dict[str, tuple], alias: str = "np") -> list[tuple[str,
     return lines
 
 
-def user_names(inputs: dict[str, tuple], *more) -> set[str]:
+def user_names(inputs: dict[str, tuple], *more: Iterable[str]) -> set[str]:
     """Every user name a generated function sees: inputs, their dimensions, and `more`."""
     names = set(inputs) | {d for shape in inputs.values() for d in shape if isinstance(d, str)}
     for group in more:
@@ -195,7 +196,7 @@ def function_source(fname: str, args: list[str], body: ir.Node, inputs: dict[str
     return emit.function(fname, args, params, lines, printer(body), doc)
 
 
-def compile_function(fname: str, source: str):
+def compile_function(fname: str, source: str) -> Callable[..., Any]:
     """The function `fname` of `function_source` output, built by the one emitter."""
     return emit.build(source, fname, alias=emit.alias_in(source))
 
@@ -233,25 +234,25 @@ class BatchedNumpyPrinter(NumpyPrinter):
             return f"{self.np}.expand_dims({text}, ({axes},))"
         return text
 
-    def _DimSize(self, n):
+    def _DimSize(self, n: ir.DimSize) -> tuple[str, int]:
         return (str(self.sizes[n.name]), ATOM) if n.name in self.sizes else (n.name, ATOM)
 
-    def _Binary(self, n):
+    def _Binary(self, n: ir.Binary) -> tuple[str, int]:
         if not self.is_batched(n) or (n.a.rank == n.rank and n.b.rank == n.rank):
             return super()._Binary(n)
         a, b = self.aligned(n.a, n.rank), self.aligned(n.b, n.rank)
         ops = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "**": "power"}
         return f"{self.np}.{ops[n.op]}({a}, {b})", ATOM
 
-    def _Compare(self, n):
+    def _Compare(self, n: ir.Compare) -> tuple[str, int]:
         a, b = self.aligned(n.a, n.rank), self.aligned(n.b, n.rank)
         return f"({self.np}.real({a}) {n.op} {self.np}.real({b}))", ATOM
 
-    def _Where(self, n):
+    def _Where(self, n: ir.Where) -> tuple[str, int]:
         return (f"{self.np}.where({self.aligned(n.cond, n.rank)}, {self.aligned(n.a, n.rank)}, "
                 f"{self.aligned(n.b, n.rank)})", ATOM)
 
-    def _MatMul(self, n):
+    def _MatMul(self, n: ir.MatMul) -> tuple[str, int]:
         a, b = n.a, n.b
         if not self.is_batched(n):
             return super()._MatMul(n)
@@ -269,24 +270,24 @@ class BatchedNumpyPrinter(NumpyPrinter):
             return f"{np_}.squeeze({np_}.matmul({self(a)}, {np_}.expand_dims({self(b)}, -1)), -1)", ATOM
         return f"{np_}.sum({self.aligned(a, 1)} * {self.aligned(b, 1)}, axis=-1)", ATOM
 
-    def _Transpose(self, n):
+    def _Transpose(self, n: ir.Transpose) -> tuple[str, int]:
         if n.a.rank < 2:
             return self.p(n.a)
         if self.is_batched(n):
             return f"{self.np}.swapaxes({self(n.a)}, -1, -2)", ATOM
         return super()._Transpose(n)
 
-    def _Apply(self, n):
+    def _Apply(self, n: ir.Apply) -> tuple[str, int]:
         fn = ELEMENTWISE[n.fn]
         template = fn.numpy_complex or fn.numpy     # analytic in x: complex-step safe
         return render(template, fn, self(n.a), [self(p) for p in n.params], np=self.np), ATOM
 
-    def _axes(self, n: ir.Sum | ir.Macro, axis, rank: int) -> str:
+    def _axes(self, n: ir.Sum | ir.Macro, axis: int | None, rank: int) -> str:
         if axis is None:
             return ", axis=" + (str(tuple(range(-rank, 0))) if rank else "()")
         return f", axis={axis - rank if axis >= 0 else axis}"
 
-    def _Sum(self, n):
+    def _Sum(self, n: ir.Sum) -> tuple[str, int]:
         if not self.is_batched(n):
             return super()._Sum(n)
         if n.a.rank == 0:
@@ -294,10 +295,10 @@ class BatchedNumpyPrinter(NumpyPrinter):
         keep = ", keepdims=True" if n.keepdims else ""
         return f"{self.np}.sum({self(n.a)}{self._axes(n, n.axis, n.a.rank)}{keep})", ATOM
 
-    def _Trace(self, n):
+    def _Trace(self, n: ir.Trace) -> tuple[str, int]:
         return f"{self.np}.trace({self(n.a)}, axis1=-2, axis2=-1)", ATOM
 
-    def _Diag(self, n):
+    def _Diag(self, n: ir.Diag) -> tuple[str, int]:
         if not self.is_batched(n):
             return super()._matrix_op(n)
         if n.a.rank == 1:
@@ -306,43 +307,44 @@ class BatchedNumpyPrinter(NumpyPrinter):
             return f"({self.np}.expand_dims({self(n.a)}, -1) * {self.np}.eye({size}))", ATOM
         return f"{self.np}.diagonal({self(n.a)}, axis1=-2, axis2=-1)", ATOM
 
-    def _Outer(self, n):
+    def _Outer(self, n: ir.Outer) -> tuple[str, int]:
         if not self.is_batched(n):
             return super()._matrix_op(n)
         return f"({self.np}.expand_dims({self(n.a)}, -1) * {self.np}.expand_dims({self(n.b)}, -2))", ATOM
 
-    def _Eye(self, n):
+    def _Eye(self, n: ir.Eye) -> tuple[str, int]:
         size = self.sizes.get(n.n, n.n) if isinstance(n.n, str) else n.n
         return f"{self.np}.eye({size})", ATOM
 
-    def _Ones(self, n):
+    def _Ones(self, n: ir.Ones) -> tuple[str, int]:
         dims = ", ".join(str(self.sizes.get(d, d) if isinstance(d, str) else d) for d in n.shape)
         return f"{self.np}.ones(({dims},))", ATOM
 
-    def _Broadcast(self, n):
+    def _Broadcast(self, n: ir.Broadcast) -> tuple[str, int]:
         dims = ", ".join(str(self.sizes.get(d, d) if isinstance(d, str) else d) for d in n.shape)
         if not self.is_batched(n):
             return f"{self.np}.broadcast_to({self(n.a)}, ({dims},))", ATOM
         a = self.aligned(n.a, n.rank)
         return f"{self.np}.broadcast_to({a}, {self.np}.shape({a})[:1] + ({dims},))", ATOM
 
-    def _ExpandDims(self, n):
+    def _ExpandDims(self, n: ir.ExpandDims) -> tuple[str, int]:
         if not self.is_batched(n):
             return super()._ExpandDims(n)
         return f"{self.np}.expand_dims({self(n.a)}, {n.axis + 1})", ATOM
 
-    def _Macro(self, n):
+    def _Macro(self, n: ir.Macro) -> tuple[str, int]:
         if not self.is_batched(n):
             return super()._Macro(n)
         x = self(n.operands[0])
         kw = dict(n.kwargs)
         rank = n.operands[0].rank
         if n.fn == "softmax":
-            axis = kw.get("axis", -1)
+            axis = cast(int, kw.get("axis", -1))   # the parser's integer axis
             return f"_softmax({x}, axis={axis - rank if axis >= 0 else axis})", ATOM
         if n.fn == "mean":
             keep = ", keepdims=True" if kw.get("keepdims") else ""
-            return f"{self.np}.mean({x}{self._axes(n, kw.get('axis'), rank)}{keep})", ATOM
+            mean_axis = cast("int | None", kw.get("axis"))
+            return f"{self.np}.mean({x}{self._axes(n, mean_axis, rank)}{keep})", ATOM
         return self.p(n.expansion)  # pragma: no cover
 
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
@@ -367,7 +369,7 @@ class BatchedNumpyPrinter(NumpyPrinter):
 
 
 def batched_function(fname: str, args: list[str], body: ir.Node, batched: set[str],
-                     sizes: dict[str, int], params: dict[str, float] | None = None):
+                     sizes: dict[str, int], params: dict[str, float] | None = None) -> Callable[..., Any]:
     """A NumPy function of keyword args where `batched` args have a leading batch axis; with
     one batched input, `_real=` may pass its real part shared by the whole batch."""
     params = params or {}
@@ -386,15 +388,15 @@ class StackedNumpyPrinter(BatchedNumpyPrinter):
     def __init__(self, batched: set[str], np: str = "np") -> None:
         super().__init__(batched, {}, np)
 
-    def _MatMul(self, n):
+    def _MatMul(self, n: ir.MatMul) -> tuple[str, int]:
         if self.is_batched(n) and n.a.rank == 2 and n.b.rank == 2:
             return f"{self.np}.matmul({self(n.a)}, {self(n.b)})", ATOM
         return super()._MatMul(n)
 
-    def _Apply(self, n):
+    def _Apply(self, n: ir.Apply) -> tuple[str, int]:
         return NumpyPrinter._Apply(self, n)   # elementwise: the stack axis changes nothing
 
-    def _Compare(self, n):
+    def _Compare(self, n: ir.Compare) -> tuple[str, int]:
         return f"({self.aligned(n.a, n.rank)} {n.op} {self.aligned(n.b, n.rank)})", ATOM
 
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
