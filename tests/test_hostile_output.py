@@ -312,7 +312,7 @@ def test_train_without_lower_layers_reports_no_deviation(runner, tmp_path):
 def test_train_renderer_cleans_names():
     from rich.console import Console
 
-    from derivkit.cli.train import _render
+    from derivkit.render.train_render import render_train as _render
     from derivkit.train import TrainResult
 
     result = TrainResult(recipe=FAKE_VERDICT, epochs=2, lr=0.1, seed=0, sizes={TITLE: 3},

@@ -421,7 +421,7 @@ def test_lower_help_is_light(tmp_path):
 def test_source_is_highlighted_on_a_colour_terminal(monkeypatch, capsys, lowered):
     import re
 
-    from derivkit.cli.lower import _print_source
+    from derivkit.render.lower_render import print_source as _print_source
 
     monkeypatch.setenv("FORCE_COLOR", "1")
     monkeypatch.delenv("NO_COLOR", raising=False)

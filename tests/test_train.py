@@ -12,7 +12,7 @@ import pytest
 
 from derivkit.lang import recipes
 from derivkit.cli.app import app
-from derivkit.cli.train import loss_chart
+from derivkit.render.train_render import loss_chart
 from derivkit.errors import DerivkitError
 from derivkit.train import last_layer, make_task, train
 

@@ -72,27 +72,15 @@ def lower_command(
         lowered = api.lower_expression(expr, names, shapes, params)
 
     if output is None:
-        _print_source(lowered.source)
+        from ..render.lower_render import print_source
+
+        print_source(lowered.source)
         return
     write_output(output, lowered.source, force=force)   # checks the path again, atomic
     from ..render.text import visible
 
     typer.echo(visible(f"wrote {output}: {lowered.target} as a NumPy module with "
                        f"{', '.join(lowered.functions)}"))
-
-
-def _print_source(source: str) -> None:
-    """Highlighted on a colour terminal; otherwise exactly the source (so `> file.py` works)."""
-    from rich.console import Console
-
-    console = Console(highlight=False)
-    if console.color_system is None or console.no_color or not console.is_terminal:
-        typer.echo(source, nl=False)
-        return
-    from rich.syntax import Syntax
-
-    # soft_wrap: lines are never cut or broken by Rich (the terminal wraps), so a copy is code
-    console.print(Syntax(source.rstrip("\n"), "python", background_color="default"), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
