@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 PENDING = "pending"   # Verification.method of a form awaiting numerical confirmation
@@ -20,7 +21,7 @@ class Verification:
 
     verified: bool
     method: str
-    sizes: tuple[dict, ...] = ()
+    sizes: tuple[dict[str, int], ...] = ()
     detail: str = ""
 
 
@@ -55,7 +56,7 @@ class Derivative:
     index: Form | None              # element-wise (index) form of the Jacobian / gradient
     matrix: Form | None             # closed matrix form of this kind, None if not obtained
     upstream: str | None = None
-    shape: tuple = ()
+    shape: tuple[int | str, ...] = ()
     notes: tuple[str, ...] = ()
 
     @property
@@ -78,7 +79,7 @@ class ChainStep:
 @dataclass(frozen=True)
 class InputInfo:
     name: str
-    shape: tuple
+    shape: tuple[int | str, ...]
     shape_text: str
     domain: str
 
@@ -180,7 +181,7 @@ class TargetCheck:
     passed: bool
     seed: int
     dtype: str
-    sizes: dict
+    sizes: dict[str, int]
     results: tuple[CheckResult, ...]
     conventions: tuple[str, ...] = ()
     error: str | None = None   # a target that could not be checked (counts as a failure)
@@ -218,8 +219,8 @@ class Counterexample:
     """A concrete point where a claim and the derivation differ: the sizes, every input (and
     upstream gradient) value, the entry, and both values there."""
 
-    sizes: dict
-    values: dict               # name -> nested list of floats (or a float)
+    sizes: dict[str, int]
+    values: dict[str, Any]     # name -> nested list of floats (or a float)
     entry: tuple[int, ...]     # index into the claimed quantity
     entry_text: str            # e.g. "∂p_0/∂z_0 (i = 0, j = 0)"
     claimed: float
@@ -242,7 +243,7 @@ class ClaimVerdict:
     verdict: str
     reason: str
     method: str                # "symbolic" | "numeric" | "finite-differences" | "shapes" | "none"
-    sizes: tuple[dict, ...] = ()
+    sizes: tuple[dict[str, int], ...] = ()
     numeric: str = ""          # the random-point / finite-difference stage, in one sentence
     counterexample: Counterexample | None = None
     derived: str | None = None         # derivkit's own form of the same quantity (text)

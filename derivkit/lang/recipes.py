@@ -12,7 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .names import user_name_problem
 from ..errors import RecipeError, UnknownRecipeError
@@ -54,9 +54,9 @@ class Recipe:
     notes: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     path: str | None = None
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     steps: tuple[tuple[str, str], ...] = ()   # composite recipes: (name, expression), in order
-    lines: dict = field(default_factory=dict, compare=False, hash=False)  # TOML key -> line
+    lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)  # TOML key -> line
 
     def where(self, key: str) -> str:
         """'FILE:LINE' of a key of this recipe's file (or the name when it has no file)."""
@@ -108,7 +108,7 @@ def _shorten(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-limit // 2:]}"
 
 
-def _need(data: dict, key: str, kind: type[_T], where: str) -> _T:
+def _need(data: dict[str, Any], key: str, kind: type[_T], where: str) -> _T:
     if key not in data:
         raise RecipeError(f"{where}: missing field {key!r}")
     value = data[key]
@@ -117,7 +117,7 @@ def _need(data: dict, key: str, kind: type[_T], where: str) -> _T:
     return value
 
 
-def _strings(data: dict, key: str, where: str) -> tuple[str, ...]:
+def _strings(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
     value = data.get(key, [])
     if isinstance(value, str):
         value = [value]
@@ -141,7 +141,7 @@ def _unused(base: str, taken: set[str]) -> str:
     raise RecipeError(f"cannot name the {base!r} default: every candidate is taken")  # pragma: no cover
 
 
-def parse_recipe(data: dict, where: str, path: str | None = None, *,
+def parse_recipe(data: dict[str, Any], where: str, path: str | None = None, *,
                  default_output: str = "y") -> Recipe:
     name = _need(data, "name", str, where)
     if not NAME_RE.match(name):
@@ -239,7 +239,7 @@ def parse_recipe(data: dict, where: str, path: str | None = None, *,
                   steps=steps)
 
 
-def _steps(data: dict, where: str) -> tuple[tuple[str, str], ...]:
+def _steps(data: dict[str, Any], where: str) -> tuple[tuple[str, str], ...]:
     """[[steps]] tables: name = an identifier, expr = its expression over the inputs,
     parameters and earlier steps."""
     raw = data.get("steps", [])

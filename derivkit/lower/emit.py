@@ -300,7 +300,7 @@ def build(source: str, fname: str, *, alias: str = "np", batched: bool = False,
 
     full = "\n\n".join(helper_sources(used_helpers(source, batched), alias, batched) + [source])
     audit(full, alias=alias, batched=batched)
-    namespace: dict = {alias: numpy}
+    namespace: dict[str, Any] = {alias: numpy}
     code = compile(full, f"<derivkit:{label or fname}>", "exec")
     exec(code, namespace)  # noqa: S102 - emitted and audited above, user names only as identifiers
     fn = namespace[fname]
