@@ -51,8 +51,8 @@ def loop_check(X, G, W, grad, rtol=1e-3, atol=1e-5, eps=1e-6):
 
 def main() -> None:
     from derivkit import api
-    from derivkit.lang import recipes
     from derivkit.check import runner
+    from derivkit.lang import recipes
 
     recipe = dataclasses.replace(recipes.load("linear"), wrt=("W",))
     t = time.perf_counter()

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .lang import recipes as _recipes
 from .errors import BudgetExceeded, DerivkitError
+from .lang import recipes as _recipes
 from .limits import with_timeout as _timeout
 from .results import CheckReport, ClaimVerdict, Derivation, Lowered, RecipeSummary, TargetCheck
 

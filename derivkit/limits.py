@@ -373,7 +373,7 @@ def describe(frame: FrameType | None) -> str:
                 w = f.f_locals["w"]
                 if isinstance(w, str) and isinstance(output, str):
                     what = f"∂{output}/∂{w}"
-    except Exception:  # noqa: BLE001 - a message must never fail
+    except Exception:
         pass
     if doing is None:
         return ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 PENDING = "pending"   # Verification.method of a form awaiting numerical confirmation
 
 

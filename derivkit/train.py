@@ -21,12 +21,13 @@ Pure NumPy, no Rich: the CLI (`derivkit.cli_train`) draws the progress bar and t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from .errors import DerivkitError
-from .limits import phase, with_timeout
 from .lang.recipes import InputSpec, Recipe
+from .limits import phase, with_timeout
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,8 +94,8 @@ def _need_composite(recipe: Recipe) -> None:
 
 def last_layer(recipe: Recipe) -> tuple[str, ...]:
     """The wrt inputs used by the last step that uses any wrt input, in wrt order."""
-    from .lang.program import program
     from .lang import ir
+    from .lang.program import program
 
     _need_composite(recipe)
     for node in reversed(list(program(recipe).definitions.values())):
@@ -167,8 +168,8 @@ def _concrete(shape: Shape, sizes: Mapping[str, int]) -> tuple[int, ...]:
 def _target_and_prediction(recipe: Recipe) -> tuple[str, str]:
     """(the data input the loss compares with, the step it is compared with): the data input
     used by the last step whose shape is that of a step the last step uses."""
-    from .lang.program import program
     from .lang import ir
+    from .lang.program import program
 
     steps = program(recipe).definitions
     loss = list(steps)[-1]
@@ -307,4 +308,4 @@ def train(recipe: Recipe, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
                        use_updated_weights, top, {w: tuple(v) for w, v in deviations.items()})
 
 
-__all__ = ["Task", "TrainResult", "make_task", "train", "last_layer", "task_sizes"]
+__all__ = ["Task", "TrainResult", "last_layer", "make_task", "task_sizes", "train"]

@@ -316,7 +316,10 @@ def test_readme_quick_start_is_what_ci_runs():
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     ci_lines = [ln.strip() for ln in ci.splitlines()
                 if ln.strip() and not ln.startswith(("#", "set ", "cd "))]
-    assert ci_lines == quick
+    gates = ["ruff check", "mypy", "lint-imports"]   # the README's Development section
+    development = text.split("## Development", 1)[1].split("```", 2)[1].strip().splitlines()
+    assert all(g in development for g in gates)
+    assert ci_lines == [quick[0], *gates, quick[1]]
 
 
 def test_readme_examples_parse(runner):

@@ -30,21 +30,21 @@ from typing import Any, TypedDict
 import numpy as np
 import sympy as sp
 
-from ..derive import elementwise
-from ..lang import ir
-from .claims import ClaimScope, is_index_claim, parse_index_claim
 from ..check.confirm import derive_confirmed as derive
-from ..lang.program import program
+from ..derive import elementwise
+from ..derive.crosscheck import IndexForm, Mismatch, Problem, Verifier, index_entries, make_lookup
 from ..derive.explicit import Explicit, _sample, value_at, witness
 from ..derive.index import index_symbol
-from ..derive.crosscheck import IndexForm, Mismatch, Problem, Verifier, index_entries, make_lookup
 from ..errors import DerivkitError
-from ..lower.forms import parse_form
-from ..limits import phase
+from ..lang import ir
 from ..lang.printing import language
+from ..lang.program import program
 from ..lang.recipes import Recipe
-from ..results import ClaimVerdict, Counterexample, Derivation, Derivative, Verification
 from ..lang.shapes import DECLARED, Shape, fmt_shape, fmt_sizes
+from ..limits import phase
+from ..lower.forms import parse_form
+from ..results import ClaimVerdict, Counterexample, Derivation, Derivative, Verification
+from .claims import ClaimScope, is_index_claim, parse_index_claim
 
 SMALL_VALUES = (1, 2, 3, 4)
 MAX_SMALL = 24          # size assignments tried when searching for the smallest failing one
@@ -142,7 +142,8 @@ def _refuse_large(t: _Target, form: ir.Node) -> None:
             if entries(n, sizes) > limit:
                 raise DerivkitError(
                     f"the claim builds an array of {entries(n, sizes):,} entries ('{language(n)[:60]}', "
-                    f"shape {fmt_shape(n.shape)}) at {fmt_sizes(sizes, spaced=True, empty=DECLARED)}, where the target's own arrays "
+                    f"shape {fmt_shape(n.shape)}) at {fmt_sizes(sizes, spaced=True, empty=DECLARED)}, "
+                    f"where the target's own arrays "
                     f"have at most {ours:,}; the limit is {limit:,}",
                     "a claim's arrays have the shapes of the target's inputs and outputs")
 
@@ -195,7 +196,8 @@ def _reading(t: _Target, node: ir.Node) -> tuple[str | None, ir.Node | None, str
 def _shape_reason(node: ir.Node, what: str, w: str | None, want: Shape) -> str:
     got = fmt_shape(node.shape)
     of = f"the shape of {w}: " if w else ""
-    hint = " (the transpose's shape: a transposed formula?)" if tuple(reversed(node.shape)) == tuple(want) else ""
+    transposed = tuple(reversed(node.shape)) == tuple(want)
+    hint = " (the transpose's shape: a transposed formula?)" if transposed else ""
     return f"the claim has shape {got}, but {what} has {of}{fmt_shape(want)}{hint}"
 
 
@@ -303,7 +305,8 @@ def _numeric_only(t: _Target, kind: str, form: ir.Node, seed: int, base: _Base) 
         done.append(sizes)
     return ClaimVerdict(verdict="verified", method="finite-differences", sizes=tuple(done),
                         reason=f"equal to finite differences of the forward (every entry) at "
-                               f"{'; '.join(fmt_sizes(s, spaced=True, empty=DECLARED) for s in done)}; not compared symbolically: {why}",
+                               f"{'; '.join(fmt_sizes(s, spaced=True, empty=DECLARED) for s in done)}; "
+                               f"not compared symbolically: {why}",
                         **base)
 
 
@@ -414,7 +417,8 @@ def _index_numeric(t: _Target, form: IndexForm, sizes: dict, seed: int) -> str:
         truth = float(jac[idx])
         worst = max(worst, abs(v - truth) / max(abs(truth), 1e-300, abs(v)))
     return (f"every entry equal to derivkit's lowered, verified form at random inputs (seed "
-            f"{seed}) at {fmt_sizes(sizes, spaced=True, empty=DECLARED)}: max relative difference {worst:.1e}")
+            f"{seed}) at {fmt_sizes(sizes, spaced=True, empty=DECLARED)}: max relative difference "
+            f"{worst:.1e}")
 
 
 def _more_sizes(t: _Target) -> None:
@@ -453,7 +457,8 @@ def _refutation(t: _Target, ver: Verification, run: Callable[[Verifier], Verific
             mismatch = small.mismatch
             break
     ce = _counterexample(t, mismatch, kind, letters, seed)
-    reason = (f"differs from the element-wise derivation at {fmt_sizes(mismatch.sizes, spaced=True, empty=DECLARED)}, entry "
+    at = fmt_sizes(mismatch.sizes, spaced=True, empty=DECLARED)
+    reason = (f"differs from the element-wise derivation at {at}, entry "
               f"{ce.entry_text}: the claim gives {_num(ce.claimed)}, the derivative is "
               f"{_num(ce.true)}")
     return ClaimVerdict(verdict="refuted", reason=reason, method="symbolic",

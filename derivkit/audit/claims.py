@@ -26,7 +26,16 @@ from ..derive import elementwise
 from ..derive.index import CMP, Where, dim_symbol, index_symbol, opaque
 from ..errors import ExpressionError
 from ..lang.ops import ELEMENTWISE
-from ..lang.parse import _CMP, DISALLOWED, MAX_DEPTH, _segment, check_power, checked_number, not_allowed, syntax_tree
+from ..lang.parse import (
+    _CMP,
+    DISALLOWED,
+    MAX_DEPTH,
+    _segment,
+    check_power,
+    checked_number,
+    not_allowed,
+    syntax_tree,
+)
 from ..lang.shapes import Shape
 
 DELTA_NAMES = ("delta", "δ")

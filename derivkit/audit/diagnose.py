@@ -21,20 +21,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 
-from ..lang import ir
 from ..check.runner import Point, compiled_form, relative_errors
 from ..errors import BudgetExceeded, DerivkitError
-from ..lower.forms import call_form
+from ..lang import ir
 from ..lang.printing import language
 from ..lang.recipes import Recipe
-from ..results import CheckResult, Derivative, Diagnosis
+from ..lower.forms import call_form
+from ..results import CheckResult, Diagnosis
 
 MAX_SUM_TEXT = 60
 LOW_PRECISION = 1e-4   # |c − 1| below this is rounding (float32 ≈ 6e-8 per operation), not a factor
@@ -375,4 +375,4 @@ def _updated_weight(point: Point, U: np.ndarray) -> list[Diagnosis]:
     return []
 
 
-__all__ = ["Point", "assess", "diagnose", "true_value", "error_vs_derived", "in_place"]
+__all__ = ["Point", "assess", "diagnose", "error_vs_derived", "in_place", "true_value"]

@@ -275,7 +275,7 @@ class Implementation:
             item = value
         try:
             array = np.asarray(item)
-        except Exception:   # noqa: BLE001 - any failure to read it is a wrong return type
+        except Exception:
             array = None
         if array is None or array.dtype.kind not in "biuf":
             raise DerivkitError(f"--impl {label} returned {_type_text(item)} for ∂L/∂{w}; "
@@ -321,8 +321,8 @@ def check(recipe: Recipe, impl: str | UserFunction | Callable[..., Any], *,
     from dataclasses import replace
 
     from ..check.runner import check as run_check
-    from .diagnose import assess
     from ..lang.program import program
+    from .diagnose import assess
 
     if isinstance(impl, str):
         user = load(impl)
@@ -346,4 +346,4 @@ def check(recipe: Recipe, impl: str | UserFunction | Callable[..., Any], *,
     return replace(result, implementation=user.label)
 
 
-__all__ = ["load", "parse_spec", "check", "Implementation", "UserFunction"]
+__all__ = ["Implementation", "UserFunction", "check", "load", "parse_spec"]

@@ -26,22 +26,22 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..lang import ir
 from ..derive.engine import derive
+from ..errors import BudgetExceeded, DerivkitError
+from ..lang import ir
 from ..lang.ops import BY_NODE
 from ..lang.program import program
-from ..lang.shapes import DECLARED, fmt_sizes
-from ..errors import BudgetExceeded, DerivkitError
-from ..lower.forms import form_function, parse_form
-from ..limits import phase
-from ..lower.source import batched_function
 from ..lang.recipes import Recipe
+from ..lang.shapes import DECLARED, fmt_sizes
+from ..limits import phase
+from ..lower.forms import form_function, parse_form
+from ..lower.source import batched_function
 from ..results import CheckReport, CheckResult, Derivation, Derivative, TargetCheck, WorstEntry
 from . import finite, sampling
 
@@ -124,7 +124,7 @@ def _worst(cmp: _Comparison, shape: tuple[int, ...], count: int = 5) -> tuple[Wo
     return tuple(out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _quantile_product(k: int, scalar_output: bool) -> float:
     """q such that a single-entry error is missed by all k directions with probability
     ≤ MISS_PROBABILITY when |u_o·w_e|·|δ| > q·(tolerance); u, w standard normal."""
@@ -182,8 +182,9 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
     (keywords: the inputs, the upstream gradient for "vjp", the parameters). When given (non-empty),
     only those (kind, wrt) pairs are checked, each also against derivkit's derived form, and
     `assess(point, implementation, results, rng)` may rewrite each one's results (the audit
-    layer passes `derivkit.audit.diagnose.assess`, which adds the mistakes it recognises); a callable may expose a dict
-    `modified` (input name -> largest change) of inputs it changed in place, which fails it."""
+    layer passes `derivkit.audit.diagnose.assess`, which adds the mistakes it recognises); a
+    callable may expose a dict `modified` (input name -> largest change) of inputs it changed
+    in place, which fails it."""
     started = time.perf_counter()
     if mode not in MODES:
         raise DerivkitError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
@@ -270,7 +271,7 @@ def _check_input(target: _Target, w: str, dvs: list[Derivative], mode: str, rng:
                            tuple(sorted(target.params.items())))
     switches = None if analytic else sampling.switch_function(out, w, target.args, target.sizes,
                                                               target.params)
-    x_shape, out_shape, n_in, n_out, run_full, run_directional = _plan(target, w, mode)
+    x_shape, out_shape, _, _, run_full, run_directional = _plan(target, w, mode)
 
     for attempt in range(KINK_ATTEMPTS):
         values = sampling.sample_inputs(recipe, target.sizes, rng, target.dtype)
@@ -387,11 +388,12 @@ def memory_estimate(target: _Target, w: str, dvs: list[Derivative], mode: str, k
 def _refuse_large(target: _Target, w: str, dvs: list[Derivative], mode: str, k: int) -> None:
     """Refuse, before allocating, a check of w whose arrays would not fit (MAX_CHECK_BYTES), and
     a full check (one finite difference per entry of w) whose Jacobian exceeds MAX_FULL_BYTES."""
-    x_shape, out_shape, n_in, n_out, run_full, _ = _plan(target, w, mode)
+    x_shape, out_shape, n_in, n_out, _, _ = _plan(target, w, mode)
     one = n_in * n_out * np.dtype(target.dtype).itemsize
     if mode == "full" and one > MAX_FULL_BYTES:
         raise DerivkitError(
-            f"a full check of {w} of {target.recipe.name!r} at {fmt_sizes(target.sizes, empty=DECLARED)} needs a "
+            f"a full check of {w} of {target.recipe.name!r} at "
+            f"{fmt_sizes(target.sizes, empty=DECLARED)} needs a "
             f"{'×'.join(map(str, out_shape + x_shape))} Jacobian ({_gib(one)}); the limit is "
             f"{_gib(MAX_FULL_BYTES)}", "use --mode directional, or smaller --size values")
     parts = memory_estimate(target, w, dvs, mode, k)
@@ -413,8 +415,8 @@ MAX_CONDITION = 1e10   # beyond this, finite differences through an inverse lose
 def _refuse_singular(target: _Target, values: dict[str, np.ndarray]) -> None:
     """An inverse of a (nearly) singular matrix at the sampled point: its derivative (∝ its
     condition number squared) cannot be checked there, and is reported instead."""
-    from ..lower.source import compile_function, function_source
     from ..lang.printing import language
+    from ..lower.source import compile_function, function_source
 
     inputs = {i.name: i.shape for i in target.recipe.inputs}
     for n in [n for n in ir.walk(target.out) if type(n) in NEEDS_INVERTIBLE]:  # inner first
@@ -730,7 +732,8 @@ def _localise_output(target: _Target, dv: Derivative, derived: _Fn, values: dict
 def check_all(*, recipe_dirs: list[str | Path] | None = None,
               progress: Callable[[str], object] | None = None, sizes: dict[str, int] | None = None,
               **options: Any) -> CheckReport:
-    from ..lang.recipes import discover, load_file, recipe_dirs as search_path
+    from ..lang.recipes import discover, load_file
+    from ..lang.recipes import recipe_dirs as search_path
 
     started = time.perf_counter()
     targets: list[TargetCheck] = []

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DerivkitError
 from ..lang import ir
 from ..lang.ops import ELEMENTWISE
-from ..errors import DerivkitError
-from ..lower.source import batched_function
 from ..lang.recipes import Recipe
 from ..lang.shapes import Shape
+from ..lower.source import batched_function
 
 DEFAULT_VALUES = (3, 4, 5, 6, 7, 8, 9, 10)
 

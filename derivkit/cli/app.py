@@ -20,8 +20,16 @@ from typing import Annotated, Any, Optional, cast
 import typer
 from typer.core import TyperGroup
 
-from .options import DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption, TimeoutOption, WrtOption
 from ..errors import DerivkitError
+from .options import (
+    DEFAULT_TIMEOUT,
+    ExprOption,
+    ParamOption,
+    RecipesOption,
+    ShapeOption,
+    TimeoutOption,
+    WrtOption,
+)
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1

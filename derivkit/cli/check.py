@@ -20,8 +20,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 
 import typer
 
-from .options import DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption, TimeoutOption, WrtOption
 from ..errors import DerivkitError
+from .options import (
+    DEFAULT_TIMEOUT,
+    ExprOption,
+    ParamOption,
+    RecipesOption,
+    ShapeOption,
+    TimeoutOption,
+    WrtOption,
+)
 
 if TYPE_CHECKING:
     from ..results import CheckReport, TargetCheck

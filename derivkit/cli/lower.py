@@ -20,8 +20,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption, TimeoutOption, WrtOption
 from ..render.outfile import check_output, write_output
+from .options import (
+    DEFAULT_TIMEOUT,
+    ExprOption,
+    ParamOption,
+    RecipesOption,
+    ShapeOption,
+    TimeoutOption,
+    WrtOption,
+)
 
 HELP = ("Write the verified derivatives as a standalone NumPy module.\n\n"
         "The module imports only NumPy and has keyword-only functions forward(...), vjp_x(..., "

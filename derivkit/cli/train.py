@@ -68,9 +68,9 @@ def train_command(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Train a composite recipe's network by gradient descent (help text: HELP)."""
-    from .values import parse_sizes
     from ..lang.recipes import load
     from ..train import train
+    from .values import parse_sizes
 
     sizes = parse_sizes(size)
     recipe = load(name, cast("list[str | Path] | None", recipes or None))

@@ -11,7 +11,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import DEFAULT_TIMEOUT, ExprOption, ParamOption, RecipesOption, ShapeOption, TimeoutOption, WrtOption
+from .options import (
+    DEFAULT_TIMEOUT,
+    ExprOption,
+    ParamOption,
+    RecipesOption,
+    ShapeOption,
+    TimeoutOption,
+    WrtOption,
+)
 
 EXIT_REFUTED = 1   # = derivkit.cli.EXIT_CHECK_FAILED
 

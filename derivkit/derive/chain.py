@@ -11,16 +11,16 @@ NumPy.
 
 from __future__ import annotations
 
-from ..lang import ir
-from ..lang.program import program
-from .simplify import simplify
-from .crosscheck import Problem, Verifier
-from .vjp import vjp
 from ..errors import DerivkitError
+from ..lang import ir
 from ..lang.printing import language, latex, pretty
+from ..lang.program import program
 from ..lang.recipes import Recipe
-from ..results import ChainStep, Form, Verification
 from ..lang.shapes import fmt_shape
+from ..results import ChainStep, Form, Verification
+from .crosscheck import Problem, Verifier
+from .simplify import simplify
+from .vjp import vjp
 
 DELTA = "Δ"
 

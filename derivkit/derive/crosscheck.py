@@ -10,7 +10,6 @@ concrete index tuple. A form is verified only if every entry agrees at every siz
 from __future__ import annotations
 
 import time
-
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +18,10 @@ import numpy as np
 import sympy as sp
 
 from ..lang import ir
-from ..lang.shapes import DECLARED, fmt_sizes
 from ..lang.ops import ELEMENTWISE
-from . import elementwise
+from ..lang.shapes import DECLARED, fmt_sizes
 from ..results import Verification
+from . import elementwise
 from .explicit import EXACT, Explicit, Undefined, symbol_array, zero_test
 from .index import dim_symbol, transparent
 from .simplify import _TimeUp, time_limit
@@ -243,7 +242,8 @@ class Verifier:
         detail = describe_sizes(done, method)
         if len(done) < len(self.assignments):
             skipped = [a for a in self.assignments if a not in done]
-            detail += (f" (not checked at {'; '.join(fmt_sizes(a, spaced=True, empty=DECLARED) for a in skipped)}: "
+            left = "; ".join(fmt_sizes(a, spaced=True, empty=DECLARED) for a in skipped)
+            detail += (f" (not checked at {left}: "
                        f"{self.budget_s:g} s budget reached)")
         return Verification(True, method, tuple(done), detail)
 

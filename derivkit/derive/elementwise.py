@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
@@ -45,7 +45,7 @@ class DerivativeRule:
     params: tuple[sp.Symbol, ...]
 
 
-@lru_cache(maxsize=None)
+@cache
 def derivative(fn: str) -> DerivativeRule:
     params = _symbols(fn)
     t = sp.Symbol("t", positive=True) if ELEMENTWISE[fn].domain == "positive" else T
@@ -146,7 +146,7 @@ class KinkConvention:
                 f"so checks sample away from {self.at}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def kink_conventions(fn: str) -> tuple[KinkConvention, ...]:
     """The derivative's value at each kink, and the one-sided limits, computed from the rule."""
     rule = derivative(fn)
@@ -162,7 +162,7 @@ def kink_conventions(fn: str) -> tuple[KinkConvention, ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def sympy_classes() -> dict[type, str]:
     """{SymPy function class: table name} for each function whose definition is one SymPy
     function applied to t (exp, log, tanh, Abs, sign; not sqrt, a power, nor σ = 1/(1 + exp(−t)))."""

@@ -13,18 +13,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from ..errors import DerivkitError
 from ..lang import ir
-from . import elementwise
-from ..errors import DerivkitError, ExpressionError
-from ..lang.program import program
 from ..lang.printing import GREEK, language, latex, pretty
+from ..lang.program import program
 from ..lang.recipes import Recipe
-from ..results import PENDING, ChainStep, Derivation, Derivative, Form, InputInfo, Verification
 from ..lang.shapes import fmt_shape
+from ..results import PENDING, ChainStep, Derivation, Derivative, Form, InputInfo, Verification
+from . import elementwise
 from . import index as ix
+from .crosscheck import IndexForm, Problem, Verifier
 from .jacobian import jacobian
 from .simplify import Simplifier, is_zero
-from .crosscheck import IndexForm, Problem, Verifier
 from .vjp import vjp
 
 OUT_LETTERS = "ijkl"
@@ -112,9 +112,9 @@ def derive(recipe: Recipe) -> Derivation:
             warnings.append(f"∂{recipe.output}/∂{w} is zero everywhere: {recipe.output} does not "
                             f"change with {w} (its dependence cancels)")
         if simplifier.timed_out:
-            warnings.append(f"simplifying ∂/∂{w} hit the {simplifier.budget_s:g} s time budget: its forms are "
-                            f"shown less simplified than they could be (they are verified all the "
-                            f"same)")
+            warnings.append(f"simplifying ∂/∂{w} hit the {simplifier.budget_s:g} s time budget: "
+                            f"its forms are shown less simplified than they could be (they are "
+                            f"verified all the same)")
         for kind, form in kinds:
             if kind == "jacobian":
                 lhs_p = f"∂{_sub(recipe.output, [], True)}/∂{_sub(w, [], True)}"

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
 from fractions import Fraction
+from typing import Any, ClassVar
 
 import numpy as np
 import sympy as sp
 
 from ..lang import ir
 from ..lang.ops import ELEMENTWISE
+from ..lang.shapes import Dim, Shape
 from . import elementwise
 from .index import CMP
-from ..lang.shapes import Dim, Shape
 
 
 def symbol_for(domain: str, name: str) -> sp.Symbol:

@@ -17,9 +17,9 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from ..lang import ir
-from . import elementwise
 from ..lang.printing import GREEK, language
 from ..lang.shapes import Dim, Shape
+from . import elementwise
 
 FACTOR_LIMIT_S = 2.0   # one factor() of an index form; past it the unfactored form is kept
 CMP = {">": sp.StrictGreaterThan, ">=": sp.GreaterThan, "<": sp.StrictLessThan,
@@ -395,7 +395,7 @@ class _IndexPrinter(StrPrinter):
         return s
 
     def _print_Mul(self, expr: sp.Mul) -> str:
-        c, rest = expr.as_coeff_Mul()
+        c, _ = expr.as_coeff_Mul()
         if c.is_Number and c < 0:
             inner = self._print(-expr)
             return "-" + (f"({inner})" if isinstance(-expr, sp.Add) else inner)

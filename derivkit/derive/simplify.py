@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import ClassVar
 from fractions import Fraction
+from typing import ClassVar
 
 import sympy as sp
 
 from ..lang import ir
+from ..limits import _TimeUp, time_limit
 from .to_ir import Unmappable, to_ir
-from ..limits import _TimeUp, time_limit  # noqa: F401 - re-exported: verify, explicit and index use them
 
 MAX_FACTOR_OPS = 80
 BUDGET_S = 10.0       # all SymPy simplification of one derivative

@@ -15,10 +15,10 @@ from typing import Any
 import sympy as sp
 
 from ..lang import ir
-from . import elementwise
-from .to_ir import Unmappable, to_ir
 from ..lang.ops import BY_NODE, Cotangents
 from ..lang.shapes import Shape
+from . import elementwise
+from .to_ir import Unmappable, to_ir
 
 
 def unbroadcast(x: ir.Node, shape: Shape) -> ir.Node:

@@ -22,12 +22,12 @@ class Node:
         __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     @property
-    def args(self) -> tuple["Node", ...]:
+    def args(self) -> tuple[Node, ...]:
         return tuple(getattr(self, f.name) for f in fields(self) if f.name in self._children)
 
     _children: tuple[str, ...] = ()
 
-    def with_args(self, *new: "Node") -> "Node":
+    def with_args(self, *new: Node) -> Node:
         """The same operation on new operands (shape re-inferred)."""
         raise NotImplementedError
 

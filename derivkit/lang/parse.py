@@ -9,7 +9,8 @@ Grammar (NumPy meaning on arrays of the declared shapes):
     a @ b   a * b   a / b   a + b   a - b   a ** k   -a   a.T   (broadcasting as in NumPy)
     sum(a[, axis=k][, keepdims=True])   mean(a[, axis=k])   softmax(a[, axis=-1])
     f(a[, params]) for every elementwise function f in `derivkit.lang.ops`
-    the matrix functions of `MATRIX_OPS` (trace, det, ...)   eye(n)   ones(m, n)   where(a > b, x, y)   expand_dims(a, axis)
+    the matrix functions of `MATRIX_OPS` (trace, det, ...)   eye(n)   ones(m, n)
+    where(a > b, x, y)   expand_dims(a, axis)
     numbers   declared dimension names as numbers
 """
 
@@ -21,8 +22,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Protocol, SupportsFloat, cast
 
-from . import ir
 from ..errors import BudgetExceeded, DerivkitError, ExpressionError
+from . import ir
 from .ops import ELEMENTWISE, MATRIX_OPS
 from .shapes import Dim, Shape, fmt_shape
 

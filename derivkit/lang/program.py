@@ -18,10 +18,10 @@ from .recipes import Recipe
 
 @dataclass(frozen=True, eq=False)
 class Program:
-    """recipe: what was parsed (its `wrt` left empty); scope: what its names mean; out: the forward as one IR tree
-    (steps inlined); definitions: {step: IR over inputs and earlier steps as named variables}
-    in order ({output: forward} for a plain recipe); inlined: {step: IR with earlier steps
-    substituted} (empty for a plain recipe)."""
+    """recipe: what was parsed (its `wrt` left empty); scope: what its names mean; out: the
+    forward as one IR tree (steps inlined); definitions: {step: IR over inputs and earlier
+    steps as named variables} in order ({output: forward} for a plain recipe); inlined: {step:
+    IR with earlier steps substituted} (empty for a plain recipe)."""
 
     recipe: Recipe
     scope: Scope

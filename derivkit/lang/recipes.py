@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .names import user_name_problem
 from ..errors import RecipeError, UnknownRecipeError
+from .names import user_name_problem
 from .shapes import Shape, fmt_shape, parse_shape
 
 NAME_RE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")

@@ -12,10 +12,10 @@ from functools import lru_cache
 from typing import Any
 
 from ..lang import ir
-from . import source as lower
-from ..lang.program import Program, program
 from ..lang.parse import Scope, parse
+from ..lang.program import Program, program
 from ..lang.recipes import Recipe
+from . import source as lower
 
 
 def parse_form(recipe: Recipe, text: str, *, derived: bool = False

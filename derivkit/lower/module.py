@@ -28,15 +28,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import emit
-from ..lang import ir
-from . import source as _lower
 from ..errors import DerivkitError
+from ..lang import ir
 from ..lang.printing import language, pretty
-from ..lang.recipes import Recipe
-from ..results import Derivation, Derivative, Lowered
 from ..lang.program import program
+from ..lang.recipes import Recipe
 from ..lang.shapes import fmt_shape
+from ..results import Derivation, Derivative, Lowered
+from . import emit
+from . import source as _lower
 from .stable import SHIFTED, shift_exponentials
 
 #: forms.parse_form, passed in (imported where it is used)

@@ -11,13 +11,12 @@ from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any, ClassVar, cast
 
-from . import emit
 from ..lang import ir
 from ..lang.ops import BY_NODE, ELEMENTWISE, render
 from ..lang.printing import ADD, ATOM, MUL, NEG, LanguagePrinter
 from ..lang.shapes import Shape
+from . import emit
 from .stable import SHIFTED
-
 
 
 def _shape_tuple(shape: Shape) -> str:

@@ -91,7 +91,7 @@ def _degree(n: ir.Node, e: ir.Node, axis: int | None, memo: dict[ir.Node, int | 
         a, b = d(n.a), d(n.b)
         if a is None or b is None:
             return None
-        if axis is None or b == 0 and axis == n.a.rank - 1 == 1:   # rows of A scale rows
+        if axis is None or (b == 0 and axis == n.a.rank - 1 == 1):   # rows of A scale rows
             return a + b
         return 0 if a == b == 0 else None
     if axis is None and isinstance(n, (ir.Transpose, ir.Trace, ir.Diag, ir.ExpandDims)):

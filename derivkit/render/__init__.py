@@ -5,7 +5,6 @@ Both only read the frozen dataclasses of `derivkit.results`; neither imports Sym
 
 from __future__ import annotations
 
-
 #: Values of `derivkit derive --form`. None (no --form) shows the index and matrix forms.
 FORMS = ("index", "matrix", "latex", "all")
 

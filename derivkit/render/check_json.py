@@ -129,5 +129,18 @@ def report_data(report: CheckReport) -> dict:
     }
 
 
-__all__ = ["target_data", "report_data", "result_data", "entry_data", "diagnosis_data", "dumps", "json_float",
-           "target_passed", "report_passed", "result_passed", "within_tolerance", "fmt_num", "fmt_index"]
+__all__ = [
+    "diagnosis_data",
+    "dumps",
+    "entry_data",
+    "fmt_index",
+    "fmt_num",
+    "json_float",
+    "report_data",
+    "report_passed",
+    "result_data",
+    "result_passed",
+    "target_data",
+    "target_passed",
+    "within_tolerance",
+]

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, SupportsFloat
 from contextlib import contextmanager
+from typing import Any, SupportsFloat
 
 from rich import box
 from rich.console import Console
@@ -22,8 +22,8 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ..results import CheckReport, CheckResult, TargetCheck, WorstEntry
 from ..lang.shapes import fmt_sizes
+from ..results import CheckReport, CheckResult, TargetCheck, WorstEntry
 from .check_json import fmt_index, fmt_num, result_passed, target_passed, within_tolerance
 from .text import visible, visible_data
 
@@ -314,6 +314,16 @@ def progress_callback(console: Console, total: int | None) -> Iterator[Callable[
         yield callback
 
 
-__all__ = ["render_target", "render_report", "results_table", "summary_table", "entries_table",
-           "progress_callback", "target_line", "report_line", "render_failure", "render_diagnoses",
-           "derivation_line"]
+__all__ = [
+    "derivation_line",
+    "entries_table",
+    "progress_callback",
+    "render_diagnoses",
+    "render_failure",
+    "render_report",
+    "render_target",
+    "report_line",
+    "results_table",
+    "summary_table",
+    "target_line",
+]

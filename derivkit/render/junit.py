@@ -21,8 +21,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..results import CheckReport, CheckResult, TargetCheck
 from ..lang.shapes import fmt_sizes
+from ..results import CheckReport, CheckResult, TargetCheck
 from .check_json import fmt_index, fmt_num, result_passed, target_passed, within_tolerance
 from .text import visible, visible_data
 
@@ -177,4 +177,4 @@ def write_junit(path: str | Path, check: TargetCheck | CheckReport) -> None:
     write_output(path, junit_xml(check), force=False, overwrite=True, option="--junit")
 
 
-__all__ = ["junit_xml", "junit_tree", "write_junit", "failure_message", "xml_text"]
+__all__ = ["failure_message", "junit_tree", "junit_xml", "write_junit", "xml_text"]

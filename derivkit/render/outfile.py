@@ -154,4 +154,4 @@ def _place_new(tmp: str, path: Path, option: str) -> None:
     os.unlink(tmp)
 
 
-__all__ = ["write_output", "check_output"]
+__all__ = ["check_output", "write_output"]

@@ -15,9 +15,8 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from ..lang.shapes import fmt_shape, fmt_size_list
 from ..results import Derivation, Derivative, Form, RecipeSummary, Verification
-from ..lang.shapes import fmt_shape
-from ..lang.shapes import fmt_size_list
 from . import form_selection
 from .json_render import equation_latex, with_lhs
 from .text import visible_data
@@ -235,5 +234,13 @@ def summary_line(r: Derivation) -> Text:
     return Text(f"✓ All {len(forms)} form(s) verified against {how}.", style="bold green")
 
 
-__all__ = ["make_console", "render_recipes", "render_derivation", "render_derivative",
-           "verification_text", "equation", "equation_latex", "summary_line"]
+__all__ = [
+    "equation",
+    "equation_latex",
+    "make_console",
+    "render_derivation",
+    "render_derivative",
+    "render_recipes",
+    "summary_line",
+    "verification_text",
+]

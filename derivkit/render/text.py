@@ -134,5 +134,12 @@ def json_text(document: str) -> str:
     return _NOT_PLAIN_ASCII.sub(_json_escape, document)
 
 
-__all__ = ["visible", "visible_lines", "visible_data", "json_text", "needs_escape",
-           "ESCAPED_CATEGORIES", "MULTILINE_FIELDS"]
+__all__ = [
+    "ESCAPED_CATEGORIES",
+    "MULTILINE_FIELDS",
+    "json_text",
+    "needs_escape",
+    "visible",
+    "visible_data",
+    "visible_lines",
+]

@@ -64,7 +64,8 @@ def render_train(console: Console, result: TrainResult) -> None:
     result = visible_data(result)   # names come from recipe files and options: shown visibly
 
     sizes = ", ".join(f"{k}={v}" for k, v in result.sizes.items())
-    console.print(Text(f"train {result.recipe}: {result.epochs} epoch{'s' if result.epochs != 1 else ''}, lr {result.lr:g}, "
+    plural = "s" if result.epochs != 1 else ""
+    console.print(Text(f"train {result.recipe}: {result.epochs} epoch{plural}, lr {result.lr:g}, "
                        f"seed {result.seed}, sizes {sizes}", style="bold"))
     console.print(Text("loss after each epoch:"))
     for line in loss_chart(list(result.losses) + [result.final_loss]):

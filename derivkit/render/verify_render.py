@@ -6,8 +6,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from ..results import ClaimVerdict
 from ..lang.shapes import fmt_size_list
+from ..results import ClaimVerdict
 from .rich_render import _block, _bullet_grid
 from .text import visible_data
 
