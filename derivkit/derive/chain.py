@@ -29,9 +29,9 @@ def delta_var(name: str, shape: ir.Shape) -> ir.Var:
     return ir.Var(f"{DELTA}{name}", tuple(shape), "upstream")
 
 
-def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node, ir.Node | None, str]]:
-    """[(lhs, target, kind, IR of the line, IR of the step it came from, its step name)], in
-    backward order; for a plain recipe the single step is the forward."""
+def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node]]:
+    """[(lhs, target (the step or input it is the Δ or gradient of), kind "delta" | "gradient",
+    IR of the line)], in backward order."""
     if not recipe.steps:
         raise DerivkitError(f"recipe {recipe.name!r} has no steps: its backward pass is one line "
                             "(see 'derivkit derive')")
@@ -41,7 +41,7 @@ def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node, ir.Node | 
     if steps[loss].rank:
         raise DerivkitError(f"the last step of {recipe.name!r} ({loss}) must be a scalar loss")
     contributions: dict[str, list[tuple[ir.Node, str]]] = {}
-    lines: list[tuple[str, str, str, ir.Node, ir.Node | None, str]] = []
+    lines: list[tuple[str, str, str, ir.Node]] = []
     for s in reversed(names):
         node = steps[s]
         seed = ir.ONE if s == loss else delta_var(s, node.shape)
@@ -52,7 +52,7 @@ def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node, ir.Node | 
             total = parts[0][0]
             for p, _ in parts[1:]:
                 total = ir.add(total, p)
-            lines.append((f"{DELTA}{s}", s, "delta", simplify(total, {}), None, s))
+            lines.append((f"{DELTA}{s}", s, "delta", simplify(total, {})))
         uses = {n for n in ir.walk(node) if isinstance(n, ir.Var) and n.role in ("named", "input")}
         for var in sorted(uses, key=lambda v: v.name):
             if var.role == "input" and var.name not in recipe.wrt:
@@ -68,7 +68,7 @@ def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node, ir.Node | 
             total = parts[0][0]
             for p, _ in parts[1:]:
                 total = ir.add(total, p)
-            lines.append((f"∂{loss}/∂{w}", w, "gradient", simplify(total, {}), None, w))
+            lines.append((f"∂{loss}/∂{w}", w, "gradient", simplify(total, {})))
     return lines
 
 
@@ -78,7 +78,7 @@ def backward_chain(recipe: Recipe) -> tuple[ChainStep, ...]:
     inputs = {i.name: (i.shape, i.domain) for i in recipe.inputs}
     params = tuple(p.name for p in recipe.params)
     out = []
-    for lhs, target, kind, node, _, _ in chain_lines(recipe):
+    for lhs, target, kind, node in chain_lines(recipe):
         shape = steps[target].shape if target in steps else recipe.input(target).shape
         out.append(ChainStep(lhs, target, kind, fmt_shape(shape),
                              Form(language(node), pretty(node), f"{_latex_lhs(lhs)} = {latex(node)}",

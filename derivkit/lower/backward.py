@@ -36,7 +36,7 @@ def backward_function(recipe: Recipe) -> Callable[..., dict[str, Any]]:
     body = lower.dims_prelude(inputs, alias)
     body += [(name, printer(node)) for name, node in steps.items()]
     deltas: dict[ir.Node, ir.Node] = {}
-    for i, (_, target, kind, node, _, _) in enumerate(lines):
+    for i, (_, target, kind, node) in enumerate(lines):
         body.append((f"_line{i}", printer(ir.substitute(node, {**as_backward, **deltas}))))
         if kind == "delta":
             deltas[delta_var(target, steps[target].shape)] = ir.Var(f"_line{i}", steps[target].shape, "named")

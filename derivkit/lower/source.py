@@ -1,8 +1,10 @@
 """Lowering: IR -> plain, vectorised NumPy source, and callables built from it.
 
-One printer (`NumpyPrinter`, and `BatchedNumpyPrinter` for checks) is the only lowering path;
-functions are assembled, audited and built by `derivkit.lower.emit`, never from user text. Softmax is
-lowered in its stable form exp(x − max x) / Σ exp(x − max x), which is the same function.
+The printers here turn IR into NumPy expressions: `NumpyPrinter` for lowered modules and forms,
+`BatchedNumpyPrinter` (complex-safe, a leading batch axis) for checks, `StackedNumpyPrinter`
+for Jacobians evaluated from a VJP. Functions are assembled, audited and built by
+`derivkit.lower.emit`, never from user text. Softmax is lowered in its stable form
+exp(x − max x) / Σ exp(x − max x), which is the same function.
 """
 
 from __future__ import annotations
