@@ -6,7 +6,8 @@ added: its derived gradient against the derivative of its own definition taken n
 from __future__ import annotations
 
 import dataclasses
-from functools import lru_cache
+from fractions import Fraction
+from functools import cache
 
 import mpmath
 import numpy as np
@@ -19,7 +20,7 @@ from derivkit import api
 from derivkit.derive import explicit, index, vjp
 from derivkit.derive.elementwise import T, definition
 from derivkit.lang import ir, printing
-from derivkit.lang.ops import ELEMENTWISE
+from derivkit.lang.ops import ELEMENTWISE, MATRIX_OPS
 from derivkit.lower import source
 from derivkit.lower.forms import form_function
 
@@ -60,7 +61,7 @@ def test_a_visitor_without_a_rule_fails_loudly():
 NAMES = sorted(ELEMENTWISE)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _gradient(name: str):
     """derivkit's gradient of sum(f(x)) wrt x, lowered to NumPy."""
     recipe = api.recipe_from_expression(f"sum({name}(x))", ["x"], {"x": "n"})
@@ -136,3 +137,39 @@ def test_the_simplifier_rules_are_an_explicit_table_of_ir_node_types():
     # (Aᵀ)ᵀ = A through the table
     a = ir.Var("A", ("m", "n"))
     assert Simplifier()(ir.transpose(ir.transpose(a))) == a
+
+
+# ---------------------------------------------------------------- each matrix function
+SHAPES = {"A": "n,n", "G": "n,n", "x": "n", "y": "n"}
+#: one forward per matrix function (a new entry without one fails the next test)
+USES = {
+    "trace": ("trace(A @ A)", ["A"]),
+    "det": ("det(A)", ["A"]),
+    "inv": ("sum(inv(A) * G)", ["A"]),
+    "diag": ("sum(diag(x) @ A) + sum(diag(A) * y)", ["x", "A"]),
+    "outer": ("sum(outer(x, y) * A)", ["x", "y"]),
+}
+
+
+def test_every_matrix_function_has_a_use_here():
+    assert set(USES) == set(MATRIX_OPS)
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX_OPS))
+def test_each_matrix_function_gradient_passes_the_numerical_check(name):
+    expr, wrt = USES[name]
+    tc = api.check_expression(expr, wrt, SHAPES, mode="full", seed=1, sizes={"n": 4})
+    assert tc.passed and {r.wrt for r in tc.results} == set(wrt)
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX_OPS))
+def test_a_wrong_vjp_rule_of_each_matrix_function_fails_the_check(name, monkeypatch):
+    op = MATRIX_OPS[name]
+
+    def off_by_one_percent(n, g):
+        return [(child, ir.mul(ir.const(Fraction(101, 100)), cot)) for child, cot in op.vjp(n, g)]
+
+    monkeypatch.setitem(vjp.RULES, op.node, off_by_one_percent)
+    expr, wrt = USES[name]
+    tc = api.check_expression(expr, wrt, SHAPES, mode="full", seed=1, sizes={"n": 4})
+    assert not tc.passed
