@@ -15,7 +15,7 @@ Safe by construction, whatever names a recipe or `--expr` declares:
 - `audit` parses the emitted source back with `ast` before it is written or run: only the
   statement and expression forms the printers produce, no string constant but docstrings and
   `__all__`, every name loaded bound by an argument, an earlier assignment, the NumPy alias or
-  a helper. `build` and `load_module` are the only places that execute generated code.
+  a helper. `_execute`, called by `build` and `load_module`, is the only place that runs it.
 """
 
 from __future__ import annotations
@@ -295,26 +295,30 @@ def _is_module_attribute(node: ast.Attribute, bound: set[str]) -> bool:
 def build(source: str, fname: str, *, alias: str = "np", batched: bool = False,
           label: str | None = None) -> Callable[..., Any]:
     """The function `fname` defined by generated `source` (helpers added as it needs them),
-    audited, then compiled: one of the two places generated code runs."""
+    audited, then run by `_execute`."""
     import numpy
 
     full = "\n\n".join(helper_sources(used_helpers(source, batched), alias, batched) + [source])
     audit(full, alias=alias, batched=batched)
     namespace: dict[str, Any] = {alias: numpy}
-    code = compile(full, f"<derivkit:{label or fname}>", "exec")
-    exec(code, namespace)
+    _execute(full, f"<derivkit:{label or fname}>", namespace)
     fn = namespace[fname]
     fn.__source__ = source
     return fn
 
 
 def load_module(source: str, name: str, filename: str) -> types.ModuleType:
-    """A module object from a lowered module's source (audited first): the other place
-    generated code runs. Registers the lines so tracebacks and inspect show them."""
+    """A module object from a lowered module's source (audited first, then run by `_execute`).
+    Registers the lines so tracebacks and inspect show them."""
     alias = alias_in(source)
     audit(source, alias=alias)
     module = types.ModuleType(name)
     module.__file__ = filename
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), module.__dict__)
+    _execute(source, filename, module.__dict__)
     return module
+
+
+def _execute(source: str, filename: str, namespace: dict[str, Any]) -> None:
+    """The one place derivkit runs code: generated source that `audit` has just accepted."""
+    exec(compile(source, filename, "exec"), namespace)
