@@ -15,7 +15,8 @@ deviation ‖g_used − g_true‖/‖g_true‖ of every lower-layer gradient is 
 "Last layer" = the `wrt` inputs used by the last step that uses any `wrt` input (W3 and b3 for
 `mlp3`: step Z3 = A2 @ W3.T + b3); determined from the recipe's steps, not from names.
 
-Pure NumPy, no Rich: the CLI (`derivkit.cli.train`) draws the progress bar, `derivkit.render.train_render` the chart.
+Pure NumPy, no Rich: the CLI (`derivkit.cli.train`) draws the progress bar,
+`derivkit.render.train_render` the chart.
 """
 
 from __future__ import annotations
