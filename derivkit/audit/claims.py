@@ -36,7 +36,7 @@ from ..lang.parse import (
     not_allowed,
     syntax_tree,
 )
-from ..lang.shapes import Shape
+from ..lang.shapes import Shape, fmt_shape
 
 DELTA_NAMES = ("delta", "δ")
 
@@ -163,7 +163,7 @@ class _Builder:
         if name in self.scope.arrays:
             if self.scope.arrays[name]:
                 raise self.fail(node, f"'{name}' is an array of shape "
-                                      f"{_fmt(self.scope.arrays[name])}; subscript it, e.g. "
+                                      f"{fmt_shape(self.scope.arrays[name])}; subscript it, e.g. "
                                       f"{name}[{','.join('ijkl'[:len(self.scope.arrays[name])])}]")
             return sp.Symbol(name, real=True)
         if name in self.scope.params:
@@ -198,7 +198,7 @@ class _Builder:
         shape = self.scope.arrays[name]
         parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         if len(parts) != len(shape):
-            raise self.fail(node, f"{name} has {len(shape)} axes ({_fmt(shape)}) but "
+            raise self.fail(node, f"{name} has {len(shape)} axes ({fmt_shape(shape)}) but "
                                   f"'{_segment(self.text, node)}' gives {len(parts)} "
                                   f"ind{'ex' if len(parts) == 1 else 'ices'}")
         idx = []
@@ -264,9 +264,3 @@ class _Builder:
             return opaque(elementwise.definition(fn, x, tuple(params)))
         raise self.fail(node, f"unknown function '{fn}'",
                         f"allowed: {', '.join(sorted((*ELEMENTWISE, 'delta', 'sum', 'where')))}")
-
-
-def _fmt(shape: Shape) -> str:
-    from ..lang.shapes import fmt_shape
-
-    return fmt_shape(shape)
