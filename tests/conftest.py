@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,130 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes"
+
+
+# ---------------------------------------------------------------- derivations shared by tests
+# Deriving is the expensive part of most tests (mlp3 alone takes seconds), and many tests derive
+# the same recipe: through the API, the CLI, `check`, `lower`, `verify`, `train` ... A derivation
+# is a pure function of the recipe (a frozen, hashable dataclass), so tests that do not tamper
+# with the engine can share one per recipe for the whole session (per pytest-xdist worker: each
+# worker has its own session). Sharing is opt-in: the `shared_derivations` fixture (a test or a
+# module's `pytestmark`) or the `sharing_derivations()` context manager (module- or
+# session-scoped fixtures). A test that monkeypatches derivation rules, the simplifier, the
+# verifier or a time budget must NOT opt in: it would be handed the shared, untampered result
+# (and must not put a tampered one in the cache).
+#
+# What is memoised, keyed by the recipe: `derivkit.derive.engine.derive` (every derivation:
+# api.derive_*, check, lower, verify, the audit) and `derivkit.derive.chain.backward_chain` (the
+# composite recipes' Δ chain, most of mlp3's cost). Each is replaced in its module and wherever a
+# module of derivkit or of tests/ imported it by name, and restored afterwards. Only successful
+# results are kept; an exception (an input error, a budget) is raised again on the next call.
+_SHARED: dict[tuple[str, object], object] = {}
+_MEMOISED = (("derivkit.derive.engine", "derive"), ("derivkit.derive.chain", "backward_chain"))
+
+
+def _memo(kind: str, real):
+    def shared(recipe, *args, **kwargs):
+        if args or kwargs:
+            return real(recipe, *args, **kwargs)
+        try:
+            key = (kind, recipe)
+            hash(key)
+        except TypeError:
+            return real(recipe)
+        if key not in _SHARED:
+            _SHARED[key] = real(recipe)
+        return _SHARED[key]
+
+    shared.__wrapped__ = real
+    shared._shared_kind = kind
+    return shared
+
+
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def _ours(module_name: str | None, path: str | None) -> bool:
+    """A module of derivkit or of tests/ (where a name imported from derivkit may be bound)."""
+    if module_name and module_name.split(".")[0] == "derivkit":
+        return True
+    return isinstance(path, str) and os.path.dirname(os.path.abspath(path)) == _TESTS
+
+
+@contextlib.contextmanager
+def sharing_derivations():
+    """Within the block, derivations and backward chains are shared per recipe (see above)."""
+    import importlib
+
+    _import_every_module()   # so that no module first imported in the block keeps the memo
+    with pytest.MonkeyPatch.context() as mp:
+        for module_name, attr in _MEMOISED:
+            module = importlib.import_module(module_name)
+            real = getattr(module, attr)
+            if _is_memo(real):      # already sharing (nested)
+                continue
+            memo = _memo(f"{module_name}.{attr}", real)
+            for mod in list(sys.modules.values()):
+                if not _ours(getattr(mod, "__name__", None), getattr(mod, "__file__", None)):
+                    continue
+                for name, value in list(vars(mod).items()):
+                    if value is real:
+                        mp.setattr(mod, name, memo)
+        yield
+    for mod in list(sys.modules.values()):   # belt and braces: no memo outlives the block
+        if _ours(getattr(mod, "__name__", None), getattr(mod, "__file__", None)):
+            for name, value in list(vars(mod).items()):
+                if _is_memo(value):
+                    setattr(mod, name, value.__wrapped__)
+
+
+def _is_memo(value) -> bool:
+    try:
+        return callable(value) and bool(getattr(value, "_shared_kind", None))
+    except Exception:
+        return False
+
+
+_IMPORTED: list[bool] = []
+
+
+def _import_every_module() -> None:
+    import importlib
+    import pkgutil
+
+    if _IMPORTED:
+        return
+    import derivkit
+
+    for info in pkgutil.walk_packages(derivkit.__path__, "derivkit."):
+        if not info.name.endswith("__main__"):
+            with contextlib.suppress(Exception):
+                importlib.import_module(info.name)
+    _IMPORTED.append(True)
+
+
+@pytest.fixture
+def shared_derivations():
+    """Opt in to derivations shared across the session (see `sharing_derivations`)."""
+    with sharing_derivations():
+        yield
+
+
+@pytest.fixture
+def builtin_recipes(monkeypatch, tmp_path_factory):
+    """`builtin_recipes("relu", "linear")`: for this test the built-in recipes are only those
+    (copies in a fresh folder), so that `check --all` checks them and the test's own folder, not
+    every built-in (two tests, in test_checker and test_cli_check, check every built-in)."""
+    from derivkit.lang import recipes
+
+    def only(*names: str) -> Path:
+        folder = tmp_path_factory.mktemp("builtins")
+        for name in names:
+            shutil.copy(RECIPES / f"{name}.toml", folder / f"{name}.toml")
+        monkeypatch.setattr(recipes, "builtin_dir", lambda: folder)
+        return folder
+
+    return only
 
 
 @pytest.fixture

@@ -15,6 +15,9 @@ from derivkit.cli.app import app
 ANSI = "\x1b["
 RECIPE_NAMES = sorted(p.stem for p in RECIPES.glob("*.toml"))
 
+# No test here changes how derivkit derives: derivations are shared across the session (conftest).
+pytestmark = pytest.mark.usefixtures("shared_derivations")
+
 
 def _command_names() -> list[str]:
     import typer

@@ -26,6 +26,9 @@ ANSI = "\x1b["
 ENGINE = (Path(__file__).resolve().parent.parent / "derivkit" / "check" / "runner.py").exists()
 engine = pytest.mark.skipif(not ENGINE, reason="needs the numerical checker derivkit/check/")
 
+# No test here changes how derivkit derives: derivations are shared across the session (conftest).
+pytestmark = pytest.mark.usefixtures("shared_derivations")
+
 
 # ---------------------------------------------------------------------------- hand-built results
 
@@ -575,7 +578,10 @@ def test_engine_check_expression_with_sizes_and_junit(runner, tmp_path):
 
 
 @engine
-def test_engine_all_with_a_broken_recipe_fails_and_names_it(runner, tmp_path):
+def test_engine_all_with_a_broken_recipe_fails_and_names_it(runner, tmp_path, builtin_recipes):
+    """Two built-ins and a broken recipe: the broken one alone fails, and is named (every
+    built-in passing `check --all` is test_engine_check_all_json_every_target_passes)."""
+    builtin_recipes("linear", "softmax")
     (tmp_path / "broken.toml").write_text(
         'name = "broken"\nsummary = "Unknown function"\nforward = "frob(x)"\n[inputs]\nx = "n"\n')
     out = tmp_path / "all.xml"
@@ -583,6 +589,7 @@ def test_engine_all_with_a_broken_recipe_fails_and_names_it(runner, tmp_path):
                                  "--junit", str(out)])
     assert result.exit_code == 1, result.output
     data = _strict_json(result.stdout)
+    assert sorted(t["target"] for t in data["targets"]) == ["broken", "linear", "softmax"]
     broken = next(t for t in data["targets"] if t["target"] == "broken")
     assert broken["passed"] is False and "frob" in broken["error"]
     assert [t["target"] for t in data["targets"] if not t["passed"]] == ["broken"]

@@ -10,6 +10,10 @@ from derivkit.lang import recipes
 from derivkit.check import runner
 from derivkit.errors import DerivkitError, RecipeError
 
+# No test here changes how derivkit derives: derivations (mlp3's and the two-layer recipe's) are
+# shared across the session (conftest).
+pytestmark = pytest.mark.usefixtures("shared_derivations")
+
 
 def _write(tmp_path, body: str, name: str = "comp"):
     (tmp_path / f"{name}.toml").write_text(body, encoding="utf-8")
@@ -36,8 +40,16 @@ T = "m,k"
 '''
 
 
-def test_a_users_composite_is_derived_in_terms_of_its_intermediates(tmp_path):
-    d = api.derive_recipe("comp", recipe_dirs=_write(tmp_path, TWO_LAYER))
+@pytest.fixture(scope="module")
+def two_layer(tmp_path_factory):
+    """The folder holding TWO_LAYER, one for the module: the same recipe (path included) in each
+    test, so its derivation is shared."""
+    return _write(tmp_path_factory.mktemp("two_layer"), TWO_LAYER)
+
+
+@pytest.mark.xdist_group("two_layer")   # one worker derives it once
+def test_a_users_composite_is_derived_in_terms_of_its_intermediates(two_layer):
+    d = api.derive_recipe("comp", recipe_dirs=two_layer)
     forms = {dv.wrt: dv.matrix for dv in d.derivatives}
     assert forms["W2"].text == "H.T @ (Y - T)"
     assert "(1 - H**2)" in forms["W1"].text and "X.T" in forms["W1"].text
@@ -45,8 +57,9 @@ def test_a_users_composite_is_derived_in_terms_of_its_intermediates(tmp_path):
     assert d.forward_pretty.splitlines()[0] == "H = tanh(X W1)"
 
 
-def test_composite_gradients_match_hand_written_backprop(tmp_path):
-    dirs = _write(tmp_path, TWO_LAYER)
+@pytest.mark.xdist_group("two_layer")   # one worker derives it once
+def test_composite_gradients_match_hand_written_backprop(two_layer):
+    dirs = two_layer
     from derivkit.lower import forms
     recipe = recipes.load("comp", dirs)
     d = api.derive_recipe("comp", recipe_dirs=dirs)
@@ -60,9 +73,10 @@ def test_composite_gradients_match_hand_written_backprop(tmp_path):
         np.testing.assert_allclose(got, want[dv.wrt], rtol=1e-12)
 
 
-def test_a_wrong_intermediate_fails_check(tmp_path):
+@pytest.mark.xdist_group("two_layer")   # one worker derives it once
+def test_a_wrong_intermediate_fails_check(two_layer):
     """Backprop that forgets tanh' at H (a wrong Δ_H) must fail the numerical check."""
-    dirs = _write(tmp_path, TWO_LAYER)
+    dirs = two_layer
     recipe = recipes.load("comp", dirs)
 
     def wrong_w1(X, W1, W2, T):

@@ -12,6 +12,9 @@ from derivkit.lang import recipes
 
 RECIPES = [r.name for r in recipes.load_all()]
 
+# No test here changes how derivkit derives: derivations are shared across the session (conftest).
+pytestmark = pytest.mark.usefixtures("shared_derivations")
+
 
 def _sample(shape, domain, rng):
     x = rng.standard_normal(shape)
@@ -102,7 +105,10 @@ COMPOSITES = {"mlp3"}  # verified against finite differences, not element-wise (
 
 @pytest.fixture(scope="module")
 def derivations():
-    return {name: api.derive_recipe(name) for name in RECIPES}
+    from conftest import sharing_derivations
+
+    with sharing_derivations():
+        return {name: api.derive_recipe(name) for name in RECIPES}
 
 
 def test_every_builtin_recipe_has_an_independent_reference():

@@ -306,7 +306,8 @@ def test_broken_recipe_names_file_and_line(cli, tmp_path, name):
     assert f"{path}:{line}:" in err, err
 
 
-def test_broken_recipes_do_not_stop_check_all(cli, tmp_path):
+def test_broken_recipes_do_not_stop_check_all(cli, tmp_path, builtin_recipes):
+    builtin_recipes("relu", "linear")      # two built-ins; test_checker checks all of them
     folder = tmp_path / "rec"
     folder.mkdir()
     for name, (text, _) in BROKEN.items():
@@ -316,7 +317,8 @@ def test_broken_recipes_do_not_stop_check_all(cli, tmp_path):
     r = cli(["check", "--all", "--recipes", str(folder), "--json"])
     assert r.exit_code == 1
     targets = {t["target"]: t for t in json.loads(r.stdout)["targets"]}
-    assert targets["good"]["passed"] and targets["relu"]["passed"]
+    assert set(targets) == {"good", "relu", "linear", *BROKEN}
+    assert targets["good"]["passed"] and targets["relu"]["passed"] and targets["linear"]["passed"]
     for name, (_, line) in BROKEN.items():
         assert not targets[name]["passed"]
         assert f"{name}.toml:{line}" in targets[name]["error"], targets[name]["error"]
@@ -354,9 +356,11 @@ def test_check_reports_a_zero_derivative(cli):
     assert r.exit_code == 0 and "zero everywhere" in r.stdout
 
 
-def test_an_internal_error_in_one_recipe_does_not_stop_check_all(monkeypatch):
+def test_an_internal_error_in_one_recipe_does_not_stop_check_all(monkeypatch, builtin_recipes):
     from derivkit import api
     from derivkit.check import runner
+
+    builtin_recipes("linear", "relu", "softmax")   # test_checker checks every built-in
 
     real = runner.check
 
@@ -370,6 +374,7 @@ def test_an_internal_error_in_one_recipe_does_not_stop_check_all(monkeypatch):
     by = {t.target: t for t in report.targets}
     assert not report.passed and not by["relu"].passed
     assert "internal error: RuntimeError: boom" in by["relu"].error and "relu.toml" in by["relu"].error
+    assert sorted(by) == ["linear", "relu", "softmax"]
     assert by["softmax"].passed and by["linear"].passed
 
 

@@ -19,6 +19,9 @@ from derivkit.derive.engine import derive
 from derivkit.errors import DerivkitError, RecipeError
 from derivkit.lang.recipes import parse_recipe
 
+# No test here changes how derivkit derives: derivations are shared across the session (conftest).
+pytestmark = pytest.mark.usefixtures("shared_derivations")
+
 
 # ---------------------------------------------------------------------------- the recipe
 def _recipe(n: dict[str, str]):

@@ -27,6 +27,9 @@ from derivkit.audit.diagnose import LOW_PRECISION
 from derivkit.errors import DerivkitError
 from derivkit.audit.impl import check as check_impl
 
+# No test here changes how derivkit derives: derivations are shared across the session (conftest).
+pytestmark = pytest.mark.usefixtures("shared_derivations")
+
 EXAMPLES = Path(__file__).resolve().parent / "impl_examples"
 FAST = dict(mode="full")   # every entry, no directional repeat: one result per input
 

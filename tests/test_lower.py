@@ -52,7 +52,10 @@ def _mlp3_loss(v, p):
 
 @pytest.fixture(scope="module")
 def lowered():
-    return {name: api.lower_recipe(name) for name in RECIPES}
+    from conftest import sharing_derivations  # the module's tests that tamper do not use it
+
+    with sharing_derivations():
+        return {name: api.lower_recipe(name) for name in RECIPES}
 
 
 def import_file(path):
@@ -247,7 +250,7 @@ def test_upstream_keyword_is_the_recipes(lowered):
 
 
 @pytest.mark.parametrize("name", RECIPES)
-def test_docstring_states_recipe_forward_formulas_and_verification(lowered, name):
+def test_docstring_states_recipe_forward_formulas_and_verification(lowered, name, shared_derivations):
     d = api.derive_recipe(name)
     mod = module.load_module(lowered[name])
     doc = mod.__doc__

@@ -26,6 +26,9 @@ OFFLINE_SIGNS = ("Could not find a version that satisfies the requirement hatchl
                  "Network is unreachable", "ProxyError", "ConnectTimeout")
 RECIPE_NAMES = sorted(p.stem for p in RECIPES.glob("*.toml"))
 
+# One pytest-xdist worker runs this module's tests, so the wheel is built (and installed) once.
+pytestmark = pytest.mark.xdist_group("wheel")
+
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:

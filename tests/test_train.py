@@ -16,6 +16,9 @@ from derivkit.render.train_render import loss_chart
 from derivkit.errors import DerivkitError
 from derivkit.train import last_layer, make_task, train
 
+# No test here changes how derivkit derives: derivations are shared across the session (conftest).
+pytestmark = pytest.mark.usefixtures("shared_derivations")
+
 
 @pytest.fixture(scope="module")
 def mlp3():

@@ -19,6 +19,9 @@ from derivkit.audit.claims import ClaimScope, is_index_claim, parse_index_claim
 from derivkit.cli.app import app
 from derivkit.errors import DerivkitError, ExpressionError
 
+# No test here changes how derivkit derives: derivations are shared across the session (conftest).
+pytestmark = pytest.mark.usefixtures("shared_derivations")
+
 
 def verify(name, wrt, claim, **kw):
     return api.verify_recipe(name, claim, wrt=[wrt], **kw)
