@@ -198,7 +198,8 @@ def make_linear_derivation(*, matrix_verified: bool = True, with_matrix: bool = 
 
 def make_softmax_derivation() -> Derivation:
     sizes = ({"n": 2}, {"n": 3}, {"n": 4})
-    index = Form("p[i]*(delta(i,j) - p[j])", "p[i]⋅(δ[i,j] - p[j])", r"p_{i} \left(\delta_{i j} - p_{j}\right)",
+    index = Form("p[i]*(delta(i,j) - p[j])", "p[i]⋅(δ[i,j] - p[j])",
+                 r"p_{i} \left(\delta_{i j} - p_{j}\right)",
                  verified_at(*sizes))
     matrix = Form("diag(p) - outer(p, p)", "diag(p) - p⋅pᵀ", r"\operatorname{diag}(p) - p p^{T}",
                   verified_at(*sizes))

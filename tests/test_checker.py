@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from derivkit import api
-from derivkit.lang import recipes
 from derivkit.check import runner
 from derivkit.errors import DerivkitError
+from derivkit.lang import recipes
 
 RECIPES = [r.name for r in recipes.load_all()]
 

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import RECIPES
+
 from derivkit.cli.app import app
 
 ANSI = "\x1b["
@@ -82,6 +82,7 @@ def test_every_command_has_help_text():
 def test_unknown_command_is_a_usage_error(runner):
     result = runner.invoke(app, ["frobnicate"])
     assert result.exit_code == 2
+    assert "No such command 'frobnicate'" in _one_error_line(result)
 
 
 def test_python_dash_m(tmp_path):
@@ -197,6 +198,8 @@ def test_derive_recipe_rejects_shape(runner):
 def test_derive_bad_form_is_a_usage_error(runner):
     result = runner.invoke(app, ["derive", "softmax", "--form", "pretty"])
     assert result.exit_code == 2
+    line = _one_error_line(result)
+    assert "--form" in line and "'pretty' is not one of" in line
 
 
 # ---------------------------------------------------------------------------- derive: engine

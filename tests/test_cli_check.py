@@ -601,8 +601,8 @@ def test_engine_gate_fails_on_a_wrong_rule_and_shows_it(runner, monkeypatch, tmp
     """The real checker with a linear-layer VJP whose entry [1, 2] is 0.1 % off: exit 1, the
     entry named in the table, the JSON and the JUnit failure."""
     import derivkit.api as api
-    from derivkit.lang import recipes
     from derivkit.check import runner as check_runner
+    from derivkit.lang import recipes
 
     def vjp_w(X, W, b, G):
         out = X.T @ G

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from derivkit import api
-from derivkit.lang import recipes
 from derivkit.check import runner
 from derivkit.errors import DerivkitError, RecipeError
+from derivkit.lang import recipes
 
 # No test here changes how derivkit derives: derivations (mlp3's and the two-layer recipe's) are
 # shared across the session (conftest).

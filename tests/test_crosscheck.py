@@ -8,13 +8,14 @@ import pytest
 import sympy as sp
 
 from derivkit import api
-from derivkit.lower import forms
 from derivkit.derive import elementwise as functions
-from derivkit.lang import ir, recipes
-from derivkit.derive import engine, vjp as vjp_mod
-from derivkit.derive.index import index_symbol
+from derivkit.derive import engine
+from derivkit.derive import vjp as vjp_mod
 from derivkit.derive.crosscheck import IndexForm, Problem, Verifier
+from derivkit.derive.index import index_symbol
+from derivkit.lang import ir, recipes
 from derivkit.lang.program import program
+from derivkit.lower import forms
 
 
 def _verifier(name: str, wrt: str) -> tuple[Verifier, recipes.Recipe]:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from derivkit import api
-from derivkit.lower import forms
 from derivkit.lang import recipes
+from derivkit.lower import forms
 
 RECIPES = [r.name for r in recipes.load_all()]
 
@@ -76,8 +76,10 @@ REFERENCE = {
         ("vjp", "b"): lambda v, G, p: G.sum(axis=0),
     },
     "softmax": {
-        ("jacobian", "z"): lambda v, g, p: np.diag(_softmax(v["z"])) - np.outer(_softmax(v["z"]), _softmax(v["z"])),
-        ("vjp", "z"): lambda v, g, p: (np.diag(_softmax(v["z"])) - np.outer(_softmax(v["z"]), _softmax(v["z"]))).T @ g,
+        ("jacobian", "z"): lambda v, g, p: (np.diag(_softmax(v["z"]))
+                                            - np.outer(_softmax(v["z"]), _softmax(v["z"]))),
+        ("vjp", "z"): lambda v, g, p: (np.diag(_softmax(v["z"]))
+                                       - np.outer(_softmax(v["z"]), _softmax(v["z"]))).T @ g,
     },
     "relu": {
         ("jacobian", "x"): lambda v, g, p: np.diag((v["x"] > 0).astype(float)),
@@ -231,8 +233,8 @@ def test_scalar_rules_keep_float_constants_exact():
     """A float in an elementwise derivative (e.g. 0.5) is lowered as 0.5, not rounded."""
     import sympy as sp
 
-    from derivkit.lang import ir
     from derivkit.derive.vjp import from_scalar_sympy
+    from derivkit.lang import ir
 
     t = sp.Symbol("t", real=True)
     x = ir.Var("x", ("n",))

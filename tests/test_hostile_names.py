@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from derivkit import api
-from derivkit.lower.backward import backward_function
-from derivkit.lower import emit, module
 from derivkit.check.runner import check
 from derivkit.derive.engine import derive
 from derivkit.errors import DerivkitError, RecipeError
 from derivkit.lang.recipes import parse_recipe
+from derivkit.lower import emit, module
+from derivkit.lower.backward import backward_function
 
 # No test here changes how derivkit derives: derivations are shared across the session (conftest).
 pytestmark = pytest.mark.usefixtures("shared_derivations")
@@ -82,7 +82,8 @@ COLLIDING = [
 ]
 
 
-@pytest.mark.parametrize("names", COLLIDING, ids=lambda n: ",".join(sorted(set(n.values()) - set(DEFAULT.values()))))
+@pytest.mark.parametrize("names", COLLIDING,
+                         ids=lambda n: ",".join(sorted(set(n.values()) - set(DEFAULT.values()))))
 def test_colliding_names_derive_lower_check_and_backprop_right(names):
     _exercise(names)
 

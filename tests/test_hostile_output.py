@@ -11,7 +11,6 @@ sequence of its own: any ESC in the output came from user text.
 from __future__ import annotations
 
 import json
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 

@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from derivkit import api
-from derivkit.lang import recipes
+from derivkit.audit.diagnose import LOW_PRECISION
+from derivkit.audit.impl import check as check_impl
 from derivkit.check import runner as check_runner
 from derivkit.cli.app import app
-from derivkit.audit.diagnose import LOW_PRECISION
 from derivkit.errors import DerivkitError
-from derivkit.audit.impl import check as check_impl
+from derivkit.lang import recipes
 
 # No test here changes how derivkit derives: derivations are shared across the session (conftest).
 pytestmark = pytest.mark.usefixtures("shared_derivations")
@@ -295,8 +295,8 @@ def _with_wrt(w: str):
 # ---------------------------------------------------------------------------- no guessing
 
 def test_diagnose_says_nothing_for_the_true_value_or_for_noise():
-    from derivkit.derive.engine import derive
     from derivkit.audit.diagnose import Point, diagnose, true_value
+    from derivkit.derive.engine import derive
 
     recipe = recipes.load("linear")
     dv = next(d for d in derive(recipe).derivatives if d.wrt == "W")

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from derivkit import api
-from derivkit.lang import ir, printing
 from derivkit.errors import DerivkitError, ExpressionError
+from derivkit.lang import ir, printing
 from derivkit.lang.parse import Scope, parse
 
 SCOPE = Scope({"x": ("n",), "y": ("n",), "A": ("n", "n"), "X": ("m", "n"), "W": ("n", "k")},

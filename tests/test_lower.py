@@ -17,10 +17,10 @@ import pytest
 from test_engine import REFERENCE, _inputs, _sig, _softmax
 
 from derivkit import api
-from derivkit.lower import module
-from derivkit.lang import recipes
 from derivkit.cli.app import app
 from derivkit.errors import DerivkitError
+from derivkit.lang import recipes
+from derivkit.lower import module
 from derivkit.results import Verification
 
 RECIPES = [r.name for r in recipes.load_all()]
@@ -406,6 +406,7 @@ def test_cli_usage_errors_exit_2_one_line(runner, args, words):
 def test_cli_output_is_a_folder(runner, tmp_path):
     result = runner.invoke(app, ["lower", "linear", "-o", str(tmp_path)])
     assert result.exit_code == 2
+    assert "is a directory" in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_lower_help_is_light(tmp_path):

@@ -260,7 +260,7 @@ def test_force_never_replaces_a_link_to_something_other_than_a_file(tmp_path, ta
         dest = Path(target)
     link = tmp_path / "out.py"
     link.symlink_to(dest)
-    with pytest.raises(DerivkitError, match="symbolic link to .*replaces only links to regular files"):
+    with pytest.raises(DerivkitError, match=r"symbolic link to .*replaces only links to regular files"):
         write_output(link, "x = 1\n", force=True)
     assert link.is_symlink() and os.readlink(link) == str(dest)
     assert leftovers(tmp_path) == []

@@ -17,7 +17,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import RECIPES, REPO
 
 OFFLINE_SIGNS = ("Could not find a version that satisfies the requirement hatchling",

@@ -9,11 +9,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from conftest import RECIPES
-from derivkit.lang import recipes
+
 from derivkit.cli.app import app
 from derivkit.errors import RecipeError, UnknownRecipeError
+from derivkit.lang import recipes
 
 GOOD = '''name = "{name}"
 summary = "Twice x"

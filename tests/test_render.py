@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import make_linear_derivation
 from rich.console import Console
 
-from conftest import make_linear_derivation
 from derivkit.lang.shapes import fmt_size_list as format_sizes
 from derivkit.render import FORMS, form_selection
 from derivkit.render.json_render import derivation_data, dumps, recipes_data

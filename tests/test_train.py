@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from derivkit.lang import recipes
 from derivkit.cli.app import app
-from derivkit.render.train_render import loss_chart
 from derivkit.errors import DerivkitError
+from derivkit.lang import recipes
+from derivkit.render.train_render import loss_chart
 from derivkit.train import last_layer, make_task, train
 
 # No test here changes how derivkit derives: derivations are shared across the session (conftest).
