@@ -420,7 +420,7 @@ def _refuse_singular(target: _Target, values: dict[str, np.ndarray]) -> None:
 
     inputs = {i.name: i.shape for i in target.recipe.inputs}
     for n in [n for n in ir.walk(target.out) if type(n) in NEEDS_INVERTIBLE]:  # inner first
-        operand = n.args[0]   # inv and det have one operand
+        operand = n.args[0]   # a matrix function needing an invertible operand has one
         src = function_source("arg", list(inputs), operand, inputs, {}, target.params)
         try:
             a = np.asarray(compile_function("arg", src)(**values), dtype=np.float64)
