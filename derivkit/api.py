@@ -38,17 +38,41 @@ def derive_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
 def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
                            params: dict[str, float] | None = None,
                            domains: dict[str, str] | None = None) -> _recipes.Recipe:
-    """A one-off recipe for `--expr`: inputs are the names given shapes; params are scalars."""
-    data = {"name": "expr", "summary": " ".join(str(expr).split())[:200], "forward": expr,
-            "inputs": dict(shapes), "params": dict(params or {}), "wrt": list(wrt)}
-    inferred = _natural_domains(expr, shapes, params)
-    inferred.update(domains or {})
-    if inferred:
-        data["domain"] = inferred
+    """A one-off recipe for `--expr`: inputs are the names given shapes; params are scalars.
+    `S = X @ W; H = tanh(S); sum(H)` declares named steps (a composite recipe) before the
+    output's expression."""
+    from .lang.parse import split_statements
+    from .lang.shapes import parse_shape
+
     if not shapes:
         raise DerivkitError("--expr needs the shape of every input", "e.g. --shape X=n,n")
     if not wrt:
         raise DerivkitError("--expr needs --wrt naming the input(s) to differentiate")
+    data: dict[str, Any] = {"name": "expr", "summary": " ".join(str(expr).split())[:200],
+                            "inputs": dict(shapes), "params": dict(params or {}), "wrt": list(wrt)}
+    assignments, result = split_statements(expr) if isinstance(expr, str) else ([], expr)
+    if assignments:
+        dims: set[str] = set()
+        for text in shapes.values():
+            try:
+                dims |= {d for d in parse_shape(text) if isinstance(d, str)}
+            except DerivkitError:
+                pass   # the recipe reports it, with its context
+        taken = set(shapes) | set(params or {}) | {n for n, _ in assignments} | dims
+        output = _recipes.unused_name("f", taken)
+        data["steps"] = [{"name": n, "expr": e} for n, e in assignments + [(output, result)]]
+    else:
+        data["forward"] = expr
+    recipe = _build_expression_recipe(data)
+    inferred = _natural_domains(recipe)
+    inferred.update(domains or {})
+    if not inferred:
+        return recipe
+    data["domain"] = inferred
+    return _build_expression_recipe(data)
+
+
+def _build_expression_recipe(data: dict[str, Any]) -> _recipes.Recipe:
     try:   # the output is f (fout, ... where a declared name is f), the upstream g (gout, ...)
         return _recipes.parse_recipe(data, "--expr", default_output="f")
     except _recipes.RecipeError as exc:
@@ -64,18 +88,16 @@ def derive_expression(expr: str, wrt: list[str], shapes: dict[str, str],
     return derive(recipe)
 
 
-def _natural_domains(expr: str, shapes: dict[str, str],
-                     params: dict[str, float] | None) -> dict[str, str]:
+def _natural_domains(recipe: _recipes.Recipe) -> dict[str, str]:
     """Sampling domains implied by the expression: an input passed straight to log or sqrt is
     sampled positive, one passed straight to a kink (relu, leaky_relu, abs) away from 0 (the
     op table's `domain` and `kink`)."""
     from .lang import ir
     from .lang.ops import ELEMENTWISE
-    from .lang.parse import Scope, parse
-    from .lang.shapes import parse_shape
+    from .lang.program import program
 
     try:
-        node = parse(expr, Scope({k: parse_shape(v) for k, v in shapes.items()}, dict(params or {})))
+        node = program(recipe).out
     except BudgetExceeded:
         raise
     except DerivkitError:

@@ -17,6 +17,7 @@ Grammar (NumPy meaning on arrays of the declared shapes):
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -349,6 +350,45 @@ class _Builder:
             term = ir.const(d) if isinstance(d, int) else ir.DimSize(d)
             count = term if count is None else ir.mul(count, term)
         return count if count is not None else ir.ONE
+
+
+_ASSIGNMENT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)(.*)\Z", re.S)
+
+
+def split_statements(text: str) -> tuple[list[tuple[str, str]], str]:
+    """`S = Q @ K.T; P = softmax(S); sum(P * G)` -> ([("S", "Q @ K.T"), ("P", "softmax(S)")],
+    "sum(P * G)"): named steps separated by `;`, then the output's expression. Each part is
+    parsed later by `parse` like any expression; the names are checked as user names where the
+    steps are declared. Text without `;` is one expression."""
+    if ";" not in text:
+        return [], text
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == ";" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    if parts and not parts[-1].strip():
+        parts.pop()                      # a trailing ';'
+    steps: list[tuple[str, str]] = []
+    for k, part in enumerate(parts):
+        if not part.strip():
+            raise ExpressionError("an empty statement between ';'", hint="write e.g. "
+                                  "'S = Q @ K.T; P = softmax(S); sum(P * G)'")
+        match = _ASSIGNMENT.match(part)
+        last = k == len(parts) - 1
+        if match and last:
+            raise ExpressionError(f"the last statement assigns {match.group(1)}: it must be the "
+                                  f"output's expression", hint=f"end with e.g. '; sum({match.group(1)})'")
+        if not match and not last:
+            raise ExpressionError(f"'{' '.join(part.split())[:40]}' is not an assignment: every "
+                                  f"statement but the last names a value",
+                                  hint="write NAME = expression; ...; output expression")
+        if match:
+            steps.append((match.group(1), match.group(2).strip()))
+    return steps, parts[-1].strip()
 
 
 def syntax_tree(text: str, what: str = "expression", limits: bool = True) -> ast.expr:

@@ -133,7 +133,7 @@ def _ident(value: str, what: str, where: str, key: str | None = None) -> str:
     return value
 
 
-def _unused(base: str, taken: set[str]) -> str:
+def unused_name(base: str, taken: set[str]) -> str:
     """A default name (the output's y, the upstream's g) that no declared name has taken."""
     for suffix in ("", "out", "bar", *map(str, range(2, 10_000))):
         if base + suffix not in taken:
@@ -197,7 +197,7 @@ def parse_recipe(data: dict[str, Any], where: str, path: str | None = None, *,
                               f"(inputs: {', '.join(raw_inputs)})", key="wrt")
     in_use = (set(raw_inputs) | set(raw_params) | {n for n, _ in steps}
                | {d for spec in inputs for d in spec.shape if isinstance(d, str)})
-    output = _ident(data.get("output", steps[-1][0] if steps else _unused(default_output, in_use)),
+    output = _ident(data.get("output", steps[-1][0] if steps else unused_name(default_output, in_use)),
                     "output name", where, "output")
     if steps and output != steps[-1][0]:
         raise RecipeError(f"{where}: output {output!r} must be the last step's name "
@@ -206,7 +206,7 @@ def parse_recipe(data: dict[str, Any], where: str, path: str | None = None, *,
         if step_name in raw_inputs or step_name in raw_params:
             raise RecipeError(f"{where}: step {step_name!r} has the name of an input or parameter",
                               key=f"steps.{i}.name")
-    upstream = _ident(data.get("upstream", _unused("g", in_use | {output})),
+    upstream = _ident(data.get("upstream", unused_name("g", in_use | {output})),
                       "upstream-gradient name", where, "upstream")
     names = {**{n: "input" for n in raw_inputs}, **{n: "parameter" for n in raw_params},
              **{n: "step" for n, _ in steps}, output: "output", upstream: "upstream gradient"}
