@@ -97,3 +97,34 @@ def test_bad_steps_are_one_line_input_errors(runner, expr, words):
     assert result.exit_code == 2, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("derivkit: error: ")
     assert words in result.stderr and "Traceback" not in result.output
+
+
+def test_attention_backward_lines_are_flashattentions_and_run_as_hand_written_numpy():
+    """ΔP = G Vᵀ, ΔS = P ⊙ (ΔP − (P ⊙ ΔP)𝟙), ΔQ = ΔS K/√d, ΔK = ΔSᵀ Q/√d, ΔV = Pᵀ G, each line
+    verified, and the lowered backward pass equals the same written by hand in NumPy."""
+    from derivkit.derive.chain import backward_chain
+    from derivkit.lower.backward import backward_function
+
+    recipe = api.recipe_from_expression(ATTENTION, ["Q", "K", "V"], SHAPES)
+    lines = {c.lhs: c for c in backward_chain(recipe)}
+    assert {k: c.form.text for k, c in lines.items()} == {
+        "ΔP": "G @ V.T",
+        "ΔS": "P * (ΔP - sum(P * ΔP, axis=1, keepdims=True))",
+        "∂f/∂Q": "ΔS @ K / sqrt(d)",
+        "∂f/∂K": "ΔS.T @ Q / sqrt(d)",
+        "∂f/∂V": "P.T @ G",
+    }
+    assert all(c.form.verification.verified for c in lines.values())
+
+    rng = np.random.default_rng(3)
+    t, d = 5, 3
+    Q, K, V, G = (rng.standard_normal((t, d)) for _ in range(4))
+    S = Q @ K.T / np.sqrt(d)
+    P = np.exp(S - S.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    dP = G @ V.T
+    dS = P * (dP - (P * dP).sum(axis=1, keepdims=True))
+    got = backward_function(recipe)(Q=Q, K=K, V=V, G=G)
+    np.testing.assert_allclose(got["∂f/∂Q"], dS @ K / np.sqrt(d), rtol=1e-12)
+    np.testing.assert_allclose(got["∂f/∂K"], dS.T @ Q / np.sqrt(d), rtol=1e-12)
+    np.testing.assert_allclose(got["∂f/∂V"], P.T @ G, rtol=1e-12)

@@ -60,7 +60,8 @@ def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node]]:
             local = vjp(node, seed, var)
             if local is None:
                 continue
-            local = simplify(local, {node: s})
+            named = {node: s, **({node.expansion: s} if isinstance(node, ir.Macro) else {})}
+            local = simplify(local, named)
             contributions.setdefault(var.name, []).append((local, s))
     for w in recipe.wrt:
         parts = contributions.get(w, [])
