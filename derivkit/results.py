@@ -73,6 +73,8 @@ class ChainStep:
     kind: str            # "delta" (an intermediate) | "gradient" (a differentiated input)
     shape_text: str
     form: Form
+    name: str = ""       # the left-hand side as a name of the language: dP for ΔP, dW for ∂f/∂W
+    name_text: str = ""  # form.text with every Δ written as its name (ASCII: parses back)
 
 
 @dataclass(frozen=True)

@@ -128,3 +128,31 @@ def test_attention_backward_lines_are_flashattentions_and_run_as_hand_written_nu
     np.testing.assert_allclose(got["∂f/∂Q"], dS @ K / np.sqrt(d), rtol=1e-12)
     np.testing.assert_allclose(got["∂f/∂K"], dS.T @ Q / np.sqrt(d), rtol=1e-12)
     np.testing.assert_allclose(got["∂f/∂V"], P.T @ G, rtol=1e-12)
+
+
+def test_json_chain_lines_carry_ascii_names_that_parse_back(runner):
+    import json
+
+    from derivkit.lang.parse import Scope, parse
+    from derivkit.lang.shapes import parse_shape
+
+    result = runner.invoke(app, ["derive", "--expr", "dH = tanh(X @ W); sum(dH * T)", "--wrt", "W",
+                                 "--shape", "X=m,n", "--shape", "W=n,k", "--shape", "T=m,k", "--json"])
+    assert result.exit_code == 0, result.output
+    chain = {c["lhs"]: c for c in json.loads(result.stdout)["chain"]}
+    assert chain["ΔdH"]["name"] == "ddH" and chain["∂f/∂W"]["name"] == "dW"
+    assert chain["∂f/∂W"]["text"].count("ΔdH") == 1
+    text = chain["∂f/∂W"]["name_text"]
+    assert "Δ" not in text and "ddH" in text
+    shapes = {"X": "m,n", "W": "n,k", "T": "m,k", "dH": "m,k", "ddH": "m,k"}
+    node = parse(text, Scope({k: parse_shape(v) for k, v in shapes.items()}, {}))
+    assert node.shape == ("n", "k")
+
+
+def test_ascii_names_avoid_the_recipes_names():
+    from derivkit.derive.chain import backward_chain
+
+    recipe = api.recipe_from_expression("H = tanh(X @ W); dH = H * 2; sum(dH)", ["W"],
+                                        {"X": "m,n", "W": "n,k"})
+    names = {c.lhs: c.name for c in backward_chain(recipe)}
+    assert names["ΔH"] == "dH2" and names["ΔdH"] == "ddH" and names["∂f/∂W"] == "dW"

@@ -78,13 +78,35 @@ def backward_chain(recipe: Recipe) -> tuple[ChainStep, ...]:
     steps = program(recipe).definitions
     inputs = {i.name: (i.shape, i.domain) for i in recipe.inputs}
     params = tuple(p.name for p in recipe.params)
+    lines = chain_lines(recipe)
+    ascii_names = _ascii_names(recipe, lines)
     out = []
-    for lhs, target, kind, node in chain_lines(recipe):
+    for lhs, target, kind, node in lines:
         shape = steps[target].shape if target in steps else recipe.input(target).shape
+        ascii_node = ir.substitute(node, {v: ir.Var(ascii_names[v.name], v.shape, v.role)
+                                          for v in ir.walk(node)
+                                          if isinstance(v, ir.Var) and v.name in ascii_names})
         out.append(ChainStep(lhs, target, kind, fmt_shape(shape),
                              Form(language(node), pretty(node), f"{_latex_lhs(lhs)} = {latex(node)}",
-                                  _verify_line(node, target, kind, steps, inputs, params, recipe))))
+                                  _verify_line(node, target, kind, steps, inputs, params, recipe)),
+                             ascii_names[lhs], language(ascii_node)))
     return tuple(out)
+
+
+def _ascii_names(recipe: Recipe, lines: list[tuple[str, str, str, ir.Node]]) -> dict[str, str]:
+    """{ΔP: dP, ∂f/∂W: dW}: a name of the expression language for every line's left-hand side,
+    clashing with no name of the recipe (dP2, dP3, ... where dP is taken)."""
+    taken = ({i.name for i in recipe.inputs} | {p.name for p in recipe.params}
+             | set(program(recipe).definitions) | program(recipe).scope.dims | {recipe.upstream})
+    out: dict[str, str] = {}
+    for lhs, target, _, _ in lines:
+        base, k = f"d{target}", 2
+        name = base
+        while name in taken:
+            name, k = f"{base}{k}", k + 1
+        taken.add(name)
+        out[lhs] = name
+    return out
 
 
 def _latex_lhs(lhs: str) -> str:
