@@ -141,7 +141,7 @@ def memory_estimate(recipe: Recipe, sizes: Mapping[str, int]) -> int:
     from .lang import ir
     from .lang.program import program
 
-    _, out = program(recipe).scope, program(recipe).out
+    out = program(recipe).out
 
     def entries(shape: Shape) -> int:
         return math.prod(_concrete(shape, sizes))

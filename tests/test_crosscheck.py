@@ -20,7 +20,8 @@ from derivkit.lower import forms
 
 def _verifier(name: str, wrt: str) -> tuple[Verifier, recipes.Recipe]:
     recipe = recipes.load(name)
-    scope, out = program(recipe).scope, program(recipe).out
+    prog = program(recipe)
+    scope, out = prog.scope, prog.out
     up = None if out.rank == 0 else ir.Var(recipe.upstream, out.shape, "upstream")
     problem = Problem(out, {i.name: (i.shape, i.domain) for i in recipe.inputs},
                       tuple(p.name for p in recipe.params), {recipe.output: out}, scope.var(wrt), up)
@@ -62,7 +63,8 @@ def test_transposed_form_is_caught_because_sizes_are_distinct_and_entries_symbol
     d = api.derive_expression("trace(A @ X)", ["X"], {"A": "n,n", "X": "n,n"})
     assert d.derivatives[0].matrix.text == "A.T"
     recipe = api.recipe_from_expression("trace(A @ X)", ["X"], {"A": "n,n", "X": "n,n"})
-    scope, out = program(recipe).scope, program(recipe).out
+    prog = program(recipe)
+    scope, out = prog.scope, prog.out
     verifier = Verifier(Problem(out, {"A": (("n", "n"), "real"), "X": (("n", "n"), "real")}, (),
                                 {"f": out}, scope.var("X"), None))
     assert not verifier.check_matrix("gradient", scope.var("A")).verified  # A instead of Aᵀ

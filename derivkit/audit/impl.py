@@ -330,7 +330,7 @@ def check(recipe: Recipe, impl: str | UserFunction | Callable[..., Any], *,
         user = impl
     else:
         user = UserFunction(impl, getattr(impl, "__name__", "implementation"), None)
-    _, out = program(recipe).scope, program(recipe).out
+    out = program(recipe).out
     scalar = out.rank == 0
     bound = Implementation(user, recipe, tuple(full_wrt or recipe.wrt), scalar)
     derivation = _derivation(recipe)

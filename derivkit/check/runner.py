@@ -195,7 +195,8 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
     for name, value in (("--rtol", rtol), ("--atol", atol)):
         if value is not None and not (value >= 0 and math.isfinite(value)):
             raise DerivkitError(f"{name} must be a finite number ≥ 0, got {value}")
-    scope, out = program(recipe).scope, program(recipe).out
+    prog = program(recipe)
+    scope, out = prog.scope, prog.out
     dims = sorted(scope.dims)
     all_params = {p.name: p.default for p in recipe.params}
     for name, value in (params or {}).items():
@@ -747,7 +748,7 @@ def check_all(*, recipe_dirs: list[str | Path] | None = None,
             if recipe.name != name:
                 raise DerivkitError(f"{path}: field 'name' is {recipe.name!r} but the file is "
                                     f"{path.name}")
-            scope, _ = program(recipe).scope, program(recipe).out
+            scope = program(recipe).scope
             mine = {k: v for k, v in (sizes or {}).items() if k in scope.dims}
             targets.append(check(recipe, sizes=mine, **options))
         except BudgetExceeded:     # the command's --timeout: stop, do not fail one target

@@ -45,7 +45,7 @@ def form_function(recipe: Recipe, text: str, fname: str = "form") -> Callable[..
     """A NumPy function of keyword arguments (inputs, upstream gradient, parameters) for text
     derivkit printed (a derived form, or an accepted claim printed back)."""
     node, named, _ = parse_form(recipe, text, derived=True)
-    _, out = program(recipe).scope, program(recipe).out
+    out = program(recipe).out
     inputs = {i.name: i.shape for i in recipe.inputs}
     args = list(inputs)
     if out.rank and any(isinstance(n, ir.Var) and n.name == recipe.upstream for n in ir.walk(node)):
@@ -66,7 +66,7 @@ def call_form(fn: Callable[..., Any], values: Mapping[str, Any], params: Mapping
 
 
 def forward_function(recipe: Recipe) -> Callable[..., Any]:
-    _, out = program(recipe).scope, program(recipe).out
+    out = program(recipe).out
     inputs = {i.name: i.shape for i in recipe.inputs}
     params = {p.name: p.default for p in recipe.params}
     source = lower.function_source("forward", list(inputs), out, inputs, {}, params)

@@ -60,8 +60,8 @@ class _Function:
 # ---------------------------------------------------------------------------- entry points
 def lower(recipe: Recipe, derivation: Derivation) -> Lowered:
     """The module for `derivation` (derived from `recipe`) as a `Lowered` result."""
-
-    scope, out = program(recipe).scope, program(recipe).out
+    prog = program(recipe)
+    scope, out = prog.scope, prog.out
     _check_names(recipe, scope.dims)
     functions = _plan(recipe, derivation, out)
     source, helpers = _assemble(recipe, derivation, functions, out, _alias(recipe, scope.dims))
