@@ -22,19 +22,22 @@ def derive_confirmed(recipe: Recipe) -> Derivation:
 
 def confirm(recipe: Recipe, derivation: Derivation) -> Derivation:
     """`derivation` with every form whose verification is `PENDING` checked numerically."""
-    pending = [dv for dv in derivation.derivatives
-               if dv.matrix is not None and dv.matrix.verification.method == PENDING]
-    if not pending:
+    if not any(_pending(dv) for dv in derivation.derivatives):
         return derivation
     started = time.perf_counter()
-    done: dict[int, Derivative] = {}
-    for dv in pending:
-        assert dv.matrix is not None
-        ver = _confirm_form(recipe, derivation, dv)
-        done[id(dv)] = replace(dv, matrix=replace(dv.matrix, verification=ver))
-    derivatives = tuple(done.get(id(dv), dv) for dv in derivation.derivatives)
+    derivatives = tuple(_confirmed(recipe, derivation, dv) if _pending(dv) else dv
+                        for dv in derivation.derivatives)
     return replace(derivation, derivatives=derivatives,
                    elapsed_s=derivation.elapsed_s + time.perf_counter() - started)
+
+
+def _pending(dv: Derivative) -> bool:
+    return dv.matrix is not None and dv.matrix.verification.method == PENDING
+
+
+def _confirmed(recipe: Recipe, derivation: Derivation, dv: Derivative) -> Derivative:
+    assert dv.matrix is not None
+    return replace(dv, matrix=replace(dv.matrix, verification=_confirm_form(recipe, derivation, dv)))
 
 
 def _confirm_form(recipe: Recipe, derivation: Derivation, dv: Derivative) -> Verification:
