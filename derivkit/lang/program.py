@@ -18,12 +18,11 @@ from .recipes import Recipe
 
 @dataclass(frozen=True, eq=False)
 class Program:
-    """recipe: what was parsed (its `wrt` left empty); scope: what its names mean; out: the
-    forward as one IR tree (steps inlined); definitions: {step: IR over inputs and earlier
-    steps as named variables} in order ({output: forward} for a plain recipe); inlined: {step:
-    IR with earlier steps substituted} (empty for a plain recipe)."""
+    """scope: what the recipe's names mean; out: the forward as one IR tree (steps inlined);
+    definitions: {step: IR over inputs and earlier steps as named variables} in order ({output:
+    forward} for a plain recipe); inlined: {step: IR with earlier steps substituted} (empty for
+    a plain recipe)."""
 
-    recipe: Recipe
     scope: Scope
     out: ir.Node
     definitions: dict[str, ir.Node]
@@ -31,9 +30,11 @@ class Program:
 
 
 def program(recipe: Recipe) -> Program:
-    """Parse `recipe`, once per recipe: later calls with a recipe that differs only in what it
-    differentiates (`wrt`) return the same Program."""
-    return _parse(replace(recipe, wrt=()) if recipe.wrt else recipe)
+    """Parse `recipe`, once per recipe: later calls with a recipe that differs only in what
+    parsing does not read (what it differentiates, where inputs are sampled) return the same
+    Program."""
+    inputs = tuple(replace(i, domain="real") for i in recipe.inputs)
+    return _parse(replace(recipe, wrt=(), inputs=inputs))
 
 
 @lru_cache(maxsize=256)
@@ -58,4 +59,4 @@ def _parse(recipe: Recipe) -> Program:
         if name:
             inlined[name] = node
     assert node is not None
-    return Program(recipe, scope, node, definitions, inlined)
+    return Program(scope, node, definitions, inlined)
