@@ -42,7 +42,6 @@ def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
     `S = X @ W; H = tanh(S); sum(H)` declares named steps (a composite recipe) before the
     output's expression."""
     from .lang.parse import split_statements
-    from .lang.shapes import parse_shape
 
     if not shapes:
         raise DerivkitError("--expr needs the shape of every input", "e.g. --shape X=n,n")
@@ -51,30 +50,23 @@ def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
     data: dict[str, Any] = {"name": "expr", "summary": " ".join(str(expr).split())[:200],
                             "inputs": dict(shapes), "params": dict(params or {}), "wrt": list(wrt)}
     assignments, result = split_statements(expr) if isinstance(expr, str) else ([], expr)
+    output_expr = result if assignments else None   # named steps, then the output's expression
     if assignments:
-        dims: set[str] = set()
-        for text in shapes.values():
-            try:
-                dims |= {d for d in parse_shape(text) if isinstance(d, str)}
-            except DerivkitError:
-                pass   # the recipe reports it, with its context
-        taken = set(shapes) | set(params or {}) | {n for n, _ in assignments} | dims
-        output = _recipes.unused_name("f", taken)
-        data["steps"] = [{"name": n, "expr": e} for n, e in assignments + [(output, result)]]
+        data["steps"] = [{"name": n, "expr": e} for n, e in assignments]
     else:
         data["forward"] = expr
-    recipe = _build_expression_recipe(data)
+    recipe = _build_expression_recipe(data, output_expr)
     inferred = _natural_domains(recipe)
     inferred.update(domains or {})
     if not inferred:
         return recipe
     data["domain"] = inferred
-    return _build_expression_recipe(data)
+    return _build_expression_recipe(data, output_expr)
 
 
-def _build_expression_recipe(data: dict[str, Any]) -> _recipes.Recipe:
+def _build_expression_recipe(data: dict[str, Any], output_expr: str | None) -> _recipes.Recipe:
     try:   # the output is f (fout, ... where a declared name is f), the upstream g (gout, ...)
-        return _recipes.parse_recipe(data, "--expr", default_output="f")
+        return _recipes.parse_recipe(data, "--expr", default_output="f", output_expr=output_expr)
     except _recipes.RecipeError as exc:
         raise DerivkitError(exc.message.replace("--expr: ", ""), exc.hint) from None
 

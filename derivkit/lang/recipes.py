@@ -142,7 +142,9 @@ def unused_name(base: str, taken: set[str]) -> str:
 
 
 def parse_recipe(data: dict[str, Any], where: str, path: str | None = None, *,
-                 default_output: str = "y") -> Recipe:
+                 default_output: str = "y", output_expr: str | None = None) -> Recipe:
+    """`output_expr`: the output's expression after `data`'s steps (an expression's named
+    steps), as a last step named like a default output."""
     name = _need(data, "name", str, where)
     if not NAME_RE.match(name):
         raise RecipeError(f"{where}: name {name!r} must be lower-case letters, digits and '-'",
@@ -197,6 +199,9 @@ def parse_recipe(data: dict[str, Any], where: str, path: str | None = None, *,
                               f"(inputs: {', '.join(raw_inputs)})", key="wrt")
     in_use = (set(raw_inputs) | set(raw_params) | {n for n, _ in steps}
                | {d for spec in inputs for d in spec.shape if isinstance(d, str)})
+    if output_expr is not None:
+        steps += ((unused_name(default_output, in_use), output_expr),)
+        forward = "; ".join(f"{n} = {e}" for n, e in steps)
     output = _ident(data.get("output", steps[-1][0] if steps else unused_name(default_output, in_use)),
                     "output name", where, "output")
     if steps and output != steps[-1][0]:
