@@ -173,3 +173,23 @@ def test_a_wrong_vjp_rule_of_each_matrix_function_fails_the_check(name, monkeypa
     expr, wrt = USES[name]
     tc = api.check_expression(expr, wrt, SHAPES, mode="full", seed=1, sizes={"n": 4})
     assert not tc.passed
+
+
+@pytest.mark.parametrize("printer", [printing.PrettyPrinter, printing.LatexPrinter,
+                                     printing.LanguagePrinter], ids=lambda p: p.__name__)
+def test_templates_print_each_operand_once(printer):
+    """A template using both `{x}` and `{x_atom}` (or `{a}` and `{a_postfix}`) must not print its
+    operand twice: nested 24 deep, that would be 2²⁴ prints."""
+    node: ir.Node = ir.Var("A", ("n", "n"))
+    for k in range(24):
+        node = ir.apply("sqrt", node) if k % 2 else ir.inv(node)
+    calls = 0
+
+    class Counting(printer):
+        def p(self, n: ir.Node) -> tuple[str, int]:
+            nonlocal calls
+            calls += 1
+            return super().p(n)
+
+    Counting()(node)
+    assert calls <= 2 * 25

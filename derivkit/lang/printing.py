@@ -53,14 +53,25 @@ class _Printer:
 
     def template(self, n: ir.Node, rule: tuple[str, str]) -> tuple[str, int]:
         """A matrix function's (template, precedence) from the op table, filled in."""
-        text, prec = rule
-        names = dict(zip("ab", n.args))
-        values = {k: self(v) for k, v in names.items()}
-        values.update({f"{k}_postfix": self.wrap(v, POSTFIX) for k, v in names.items()})
-        return text.format(**values), PRECEDENCE[prec]
+        template, prec = rule
+        values: dict[str, str] = {}
+        for name, operand in zip("ab", n.args):
+            text, q = self.p(operand)          # printed once, used plain or bracketed
+            values[name] = text
+            values[f"{name}_postfix"] = self.bracket(text, q, POSTFIX)
+        return template.format(**values), PRECEDENCE[prec]
+
+    def elementwise(self, n: ir.Apply, template: str) -> tuple[str, int]:
+        """An elementwise function by its op-table template (the argument printed once)."""
+        x, q = self.p(n.a)
+        return render(template, ELEMENTWISE[n.fn], x, [self(p) for p in n.params],
+                      x_atom=self.bracket(x, q, ATOM)), ATOM
 
     def wrap(self, node: ir.Node, prec: int, strict: bool = False) -> str:
-        text, q = self.p(node)
+        return self.bracket(*self.p(node), prec, strict)
+
+    def bracket(self, text: str, q: int, prec: int, strict: bool = False) -> str:
+        """`text` (of precedence q) in parentheses where it binds less tightly than `prec`."""
         if q < prec or (strict and q == prec):
             return self.paren(text)
         return text
@@ -234,9 +245,7 @@ class PrettyPrinter(_Printer):
         return f"{self.wrap(n.a, POSTFIX)}ᵀ", POSTFIX
 
     def _Apply(self, n: ir.Apply) -> tuple[str, int]:
-        fn = ELEMENTWISE[n.fn]
-        return render(fn.pretty, fn, self(n.a), [self(p) for p in n.params],
-                      x_atom=self.wrap(n.a, ATOM)), ATOM
+        return self.elementwise(n, ELEMENTWISE[n.fn].pretty)
 
     def _Compare(self, n: ir.Compare) -> tuple[str, int]:
         return f"{self.wrap(n.a, ADD)} {CMP_PRETTY[n.op]} {self.wrap(n.b, ADD)}", 5
@@ -359,9 +368,7 @@ class LatexPrinter(_Printer):
         return f"{{{self.wrap(n.a, POSTFIX)}}}^{{\\top}}", POSTFIX
 
     def _Apply(self, n: ir.Apply) -> tuple[str, int]:
-        fn = ELEMENTWISE[n.fn]
-        return render(fn.latex, fn, self(n.a), [self(p) for p in n.params],
-                      x_atom=self.wrap(n.a, ATOM)), ATOM
+        return self.elementwise(n, ELEMENTWISE[n.fn].latex)
 
     def _Compare(self, n: ir.Compare) -> tuple[str, int]:
         return f"{self.wrap(n.a, ADD)} {CMP_LATEX[n.op]} {self.wrap(n.b, ADD)}", 5
