@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from .errors import DerivkitError
 from .lang.recipes import InputSpec, Recipe
+from .lang.shapes import fmt_sizes
 from .limits import phase, with_timeout
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ def memory_estimate(recipe: Recipe, sizes: Mapping[str, int]) -> int:
 def _refuse_large(recipe: Recipe, sizes: Mapping[str, int]) -> None:
     need = memory_estimate(recipe, sizes)
     if need > MAX_TRAIN_BYTES:
-        shown = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        shown = fmt_sizes(sizes)
         raise DerivkitError(f"training {recipe.name!r} at {shown} needs about "
                             f"{need / 2**30:,.1f} GiB of memory (the data, the weights and every "
                             f"layer's activations and gradients); the limit is "
@@ -283,7 +284,7 @@ def train(recipe: Recipe, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
                                 f"epoch(s) at --lr {lr}", "use a smaller --lr")
         return value
 
-    shown = ", ".join(f"{k}={v}" for k, v in task.sizes.items())
+    shown = fmt_sizes(task.sizes)
     with phase(f"training {recipe.name!r} for {epochs} epochs at {shown}"):   # for --timeout
         for epoch in range(1, epochs + 1):
             loss = loss_at(params)

@@ -264,7 +264,7 @@ def _finite_differences(t: _Target, kind: str, form: ir.Node, seed: int
     results = [r for r in tc.results if r.kind == kind]
     if not results:  # pragma: no cover - every kind the reading produces is checked
         return None
-    sizes = ", ".join(f"{k} = {v}" for k, v in tc.sizes.items()) or "the declared sizes"
+    sizes = fmt_sizes(tc.sizes, spaced=True, empty=DECLARED)
     worst = max(results, key=lambda r: r.max_rel_error)
     if all(r.passed for r in results):
         return True, (f"equal to finite differences ({worst.method}, every entry, max relative "

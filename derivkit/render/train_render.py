@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
+from ..lang.shapes import fmt_sizes
 from .json_doc import dumps
 from .text import visible_data
 
@@ -63,7 +64,7 @@ def render_train(console: Console, result: TrainResult) -> None:
 
     result = visible_data(result)   # names come from recipe files and options: shown visibly
 
-    sizes = ", ".join(f"{k}={v}" for k, v in result.sizes.items())
+    sizes = fmt_sizes(result.sizes)
     plural = "s" if result.epochs != 1 else ""
     console.print(Text(f"train {result.recipe}: {result.epochs} epoch{plural}, lr {result.lr:g}, "
                        f"seed {result.seed}, sizes {sizes}", style="bold"))
