@@ -30,7 +30,7 @@ def derive_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                   wrt: list[str] | None = None) -> Derivation:
     """Derive every derivative a recipe declares (or only `wrt`), verified element-wise."""
     recipe = _load_with_wrt(name, recipe_dirs, wrt)
-    from .check.confirm import derive_confirmed as derive
+    from .derive.engine import derive
 
     return derive(recipe)
 
@@ -75,7 +75,7 @@ def _build_expression_recipe(data: dict[str, Any], output_expr: str | None) -> _
 def derive_expression(expr: str, wrt: list[str], shapes: dict[str, str],
                       params: dict[str, float] | None = None) -> Derivation:
     recipe = recipe_from_expression(expr, wrt, shapes, params)
-    from .check.confirm import derive_confirmed as derive
+    from .derive.engine import derive
 
     return derive(recipe)
 
@@ -195,7 +195,7 @@ def lower_expression(expr: str, wrt: list[str], shapes: dict[str, str],
 
 
 def _lower(recipe: _recipes.Recipe) -> Lowered:
-    from .check.confirm import derive_confirmed as derive
+    from .derive.engine import derive
     from .lower.module import lower
 
     return lower(recipe, derive(recipe))

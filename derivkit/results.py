@@ -5,18 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-PENDING = "pending"   # Verification.method of a form awaiting numerical confirmation
-
 
 @dataclass(frozen=True)
 class Verification:
-    """How a printed form was confirmed against the element-wise derivation.
+    """How a printed form was confirmed; `detail` is the sentence shown with it.
 
-    `method` is "symbolic" (exact equality at every size in `sizes`), "numeric" (equal to 1e-20
-    at random points with 40-digit arithmetic, where exact simplification was inconclusive),
-    "finite-differences" (every entry against finite differences at every size in `sizes`, where
-    element-wise verification is too large), or "none" (could not be confirmed; `detail` says
-    why). `PENDING` marks a form the engine left to `derivkit.check.confirm` (`detail`: why)."""
+    Every verified form agrees with the oracle (the forward differentiated numerically at 60
+    digits, `derivkit.derive.oracle`) at every size in `sizes`. `method` is "symbolic" when it
+    also equals the element-wise SymPy derivation exactly, "numeric" when that equality was
+    decided at random points with 40-digit arithmetic, "oracle" when the element-wise
+    comparison was too large or did not finish in its budget, "finite-differences" for a
+    claim judged numerically (`derivkit verify`), or "none" (not confirmed; `detail` says why)."""
 
     verified: bool
     method: str

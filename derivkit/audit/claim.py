@@ -30,9 +30,9 @@ from typing import Any, TypedDict
 import numpy as np
 import sympy as sp
 
-from ..check.confirm import derive_confirmed as derive
 from ..derive import elementwise
 from ..derive.crosscheck import IndexForm, Mismatch, Problem, Verifier, index_entries, make_lookup
+from ..derive.engine import derive
 from ..derive.explicit import Explicit, _sample, value_at, witness
 from ..derive.index import index_symbol
 from ..errors import DerivkitError

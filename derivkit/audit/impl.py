@@ -308,7 +308,7 @@ def _type_text(item: object) -> str:
 # ---------------------------------------------------------------- the check
 @lru_cache(maxsize=32)
 def _derivation(recipe: Recipe) -> Derivation:
-    from ..check.confirm import derive_confirmed as derive
+    from ..derive.engine import derive
 
     return derive(recipe)
 

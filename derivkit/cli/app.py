@@ -120,7 +120,8 @@ app = typer.Typer(
     name="derivkit",
     cls=_DerivkitGroup,
     help="Derive matrix-calculus gradients symbolically from a forward definition, check every "
-         "printed form against an independent element-wise derivation, and print them in index "
+         "printed form against the forward differentiated numerically at 60 digits (and "
+         "symbolically where that finishes), and print them in index "
          "form, matrix form and LaTeX.",
     epilog="Examples:\n\n"
            "derivkit list\n\n"
@@ -161,7 +162,7 @@ def _root(
         help="Print derivkit's version and exit.")] = False,
 ) -> None:
     """Derive matrix-calculus gradients symbolically from a forward definition, check every
-    printed form against an independent element-wise derivation, and print them."""
+    printed form against the forward differentiated numerically at 60 digits, and print them."""
 
 
 JsonOption = Annotated[bool, typer.Option(
@@ -216,8 +217,9 @@ def derive_command(
 ) -> None:
     """Derive a recipe's or an expression's gradients, verified, in index/matrix/LaTeX form.
 
-    Every printed form is compared with an independent element-wise derivation at several small
-    sizes; a form that could not be confirmed is labelled NOT VERIFIED."""
+    Every printed form is compared with the forward differentiated numerically at 60 digits at
+    three or more small sizes, and element-wise symbolically where that finishes; a form that
+    could not be confirmed is labelled NOT VERIFIED."""
     from .values import parse_target
 
     names, shapes, params = parse_target(

@@ -29,6 +29,7 @@ from .simplify import _TimeUp, time_limit
 MAX_ENTRIES = 400  # n_out * n_in per size assignment
 MAX_COST = 20_000  # estimated SymPy nodes in the explicit forward at the smallest sizes
 BUDGET_S = 30.0     # per form; sizes not reached in time are reported as skipped
+UNFINISHED = "NOT VERIFIED: the element-wise comparison did not finish"
 
 #: One size assignment's evaluation: sizes, env, ex (Explicit), out, x, and the truths (vjp, jac)
 _Context = dict[str, Any]
@@ -236,8 +237,8 @@ class Verifier:
                                     f"NOT VERIFIED: the forward is undefined at "
                                     f"{fmt_sizes(self.assignments[k], spaced=True, empty=DECLARED)}: {exc}")
         if not done:
-            return Verification(False, "none", (), f"NOT VERIFIED: the element-wise comparison did "
-                                f"not finish within the {self.budget_s:g} s budget")
+            return Verification(False, "none", (), f"{UNFINISHED} within the {self.budget_s:.2g} s "
+                                                   f"budget")
         method = EXACT if all(m == EXACT for m in methods) else "numeric"
         detail = describe_sizes(done, method)
         if len(done) < len(self.assignments):

@@ -19,12 +19,14 @@ from ..lang.printing import GREEK, language, latex, pretty
 from ..lang.program import program
 from ..lang.recipes import Recipe
 from ..lang.shapes import fmt_shape
-from ..results import PENDING, ChainStep, Derivation, Derivative, Form, InputInfo, Verification
+from ..results import ChainStep, Derivation, Derivative, Form, InputInfo, Verification
 from . import elementwise
 from . import index as ix
-from .crosscheck import IndexForm, Problem, Verifier
+from .crosscheck import IndexForm, Problem, Verifier, size_assignments
 from .jacobian import jacobian
+from .oracle import Oracle
 from .simplify import Simplifier, is_zero
+from .verify import Budget, index_check, matrix_check
 from .vjp import vjp
 
 OUT_LETTERS = "ijkl"
@@ -70,6 +72,10 @@ def derive(recipe: Recipe) -> Derivation:
     inputs = {i.name: (i.shape, i.domain) for i in recipe.inputs}
     derivatives: list[Derivative] = []
     warnings: list[str] = []
+    dims = sorted(ir.dims_used(out) | {d for i in recipe.inputs for d in i.shape if isinstance(d, str)})
+    oracle = Oracle(out, inputs, {p.name: p.default for p in recipe.params}, named_defs, upstream,
+                    size_assignments(dims))
+    budget = Budget()
 
     for w in recipe.wrt:
         x = scope.var(w)
@@ -89,7 +95,8 @@ def derive(recipe: Recipe) -> Derivation:
         too_large = None if verifier.feasible else (
             f"too large to verify symbolically element-wise (about {verifier.cost:,} operations "
             f"at the smallest sizes)")
-        index_form = _index_form(cot, upstream, oi, ii, taken, verifier) if not too_large else None
+        index_form = (_index_form(cot, upstream, oi, ii, taken, verifier, oracle, budget, w)
+                      if not too_large else None)
         if scalar:
             lhs_p, lhs_l = f"∂{_sub(recipe.output, [], True)}/∂{_sub(w, [], True)}", \
                 rf"\frac{{\partial {_latex_name(recipe.output)}}}{{\partial {_latex_name(w)}}}"
@@ -124,10 +131,8 @@ def derive(recipe: Recipe) -> Derivation:
                 lhs_l = rf"\frac{{\partial L}}{{\partial {_latex_name(w)}}}"
             matrix = None
             if form is not None:
-                if too_large:   # confirmed numerically after derivation: derivkit.check.confirm
-                    ver = Verification(False, PENDING, tuple(verifier.assignments), too_large)
-                else:
-                    ver = verifier.check_matrix(kind, form)
+                ver = matrix_check(oracle, None if too_large else verifier, budget, kind, w, form,
+                                   upstream)
                 matrix = Form(language(form), pretty(form), f"{lhs_l} = {latex(form)}", ver)
             notes: tuple[str, ...] = ()
             if kind == "vjp":
@@ -184,7 +189,8 @@ def _forward_text(recipe: Recipe, out: ir.Node, printer: Callable[[ir.Node], str
 
 
 def _index_form(cot: ir.Node, upstream: ir.Var | None, oi: list[str], ii: list[str],
-                taken: set[str], verifier: Verifier) -> tuple[str, str, str, Verification]:
+                taken: set[str], verifier: Verifier, oracle: Oracle, budget: Budget, wrt: str
+                ) -> tuple[str, str, str, Verification]:
     out_syms = tuple(ix.index_symbol(c) for c in oi)
     in_syms = tuple(ix.index_symbol(c) for c in ii)
     ev = ix.IndexEvaluator(taken | set(oi) | set(ii), upstream, out_syms)
@@ -192,7 +198,7 @@ def _index_form(cot: ir.Node, upstream: ir.Var | None, oi: list[str], ii: list[s
         expr = ix.canonical(ix.contract(ev.ev(cot, in_syms)), list(out_syms + in_syms))
     except (NotImplementedError, TypeError, ValueError) as exc:  # pragma: no cover - defensive
         raise DerivkitError(f"could not build the index form: {exc}") from None
-    ver = verifier.check_index(IndexForm(expr, out_syms, in_syms, ev.opaque))
+    ver = index_check(oracle, verifier, budget, wrt, IndexForm(expr, out_syms, in_syms, ev.opaque), upstream)
     return ix.to_text(expr), ix.to_pretty(expr), ix.to_latex(expr), ver
 
 

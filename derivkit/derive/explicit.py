@@ -53,6 +53,9 @@ class Explicit:
     """Evaluate IR on object arrays. `env` maps variable names to arrays; `named` maps the
     names of named nodes (outputs) to their IR definitions."""
 
+    ZERO: ClassVar[Any] = sp.Integer(0)
+    ONE: ClassVar[Any] = sp.Integer(1)
+
     def __init__(self, sizes: dict[str, int], env: dict[str, np.ndarray],
                  named: dict[str, ir.Node] | None = None) -> None:
         self.sizes = sizes
@@ -87,16 +90,13 @@ class Explicit:
 
     def _Eye(self, n: ir.Eye) -> np.ndarray:
         k = self.dim(n.n)
-        out = np.empty((k, k), dtype=object)
+        out = np.full((k, k), self.ZERO, dtype=object)
         for i in range(k):
-            for j in range(k):
-                out[i, j] = sp.Integer(1 if i == j else 0)
+            out[i, i] = self.ONE
         return out
 
     def _Ones(self, n: ir.Ones) -> np.ndarray:
-        out = np.empty(self.shape(n.shape), dtype=object)
-        out[...] = sp.Integer(1)
-        return out
+        return np.full(self.shape(n.shape), self.ONE, dtype=object)
 
     def _Binary(self, n: ir.Binary) -> np.ndarray:
         a, b = self.ev(n.a), self.ev(n.b)
@@ -164,8 +164,7 @@ class Explicit:
     def _Diag(self, n: ir.Diag) -> np.ndarray:
         a = self.ev(n.a)
         if a.ndim == 1:
-            out = np.empty((a.shape[0],) * 2, dtype=object)
-            out[...] = sp.Integer(0)
+            out = np.full((a.shape[0],) * 2, self.ZERO, dtype=object)
             for i in range(a.shape[0]):
                 out[i, i] = a[i]
             return out

@@ -86,7 +86,7 @@ def verification_text(v: Verification) -> Text:
     if detail.upper().startswith("NOT VERIFIED"):
         detail = detail[len("NOT VERIFIED"):].lstrip(" :")
     line = Text("✗ NOT VERIFIED", style="bold red")
-    line.append(f": {detail or 'this form could not be confirmed against the element-wise derivation'}",
+    line.append(f": {detail or 'this form could not be confirmed'}",
                 style="red")
     line.append(" (do not rely on it)", style="red")
     return line
@@ -227,11 +227,11 @@ def summary_line(r: Derivation) -> Text:
     if not r.verified:
         return Text("✗ NOT VERIFIED: a derivative has no form that could be confirmed.",
                     style="bold red")
-    numeric = [f for f in forms if f.verification.method == "finite-differences"]
-    how = ("an independent element-wise derivation" if not numeric else
-           "finite differences" if len(numeric) == len(forms) else
-           "an independent element-wise derivation or finite differences")
-    return Text(f"✓ All {len(forms)} form(s) verified against {how}.", style="bold green")
+    symbolic = sum(f.verification.method in ("symbolic", "numeric") for f in forms)
+    also = ("" if not symbolic else "; all of them also element-wise symbolically"
+            if symbolic == len(forms) else f"; {symbolic} also element-wise symbolically")
+    return Text(f"✓ All {len(forms)} form(s) verified against the forward differentiated "
+                f"numerically at 60 digits{also}.", style="bold green")
 
 
 __all__ = [

@@ -1,0 +1,306 @@
+"""A high-precision numerical oracle that shares nothing with the derivation.
+
+The forward alone is evaluated at `DPS` = 60 significant digits (mpmath numbers in NumPy object
+arrays, with NumPy's semantics: the element-wise evaluator of `explicit` over numbers instead of
+symbols) and differentiated by central differences with step h = 10⁻²⁰:
+
+    ∂f/∂x_e ≈ (f(x + h e) − f(x − h e)) / 2h,   error ≈ h² |f'''| + 10⁻⁶⁰/h ≈ 10⁻⁴⁰.
+
+A form agrees when every entry is within `TOL` = 10⁻²⁵ of the oracle relative to the largest
+oracle entry: a wrong form is off by far more (a dropped term, a transpose, a factor 1.001). The
+step is so small that it straddles a kink only if an input lies within 10⁻²⁰ of it.
+
+Each input is sampled at random rationals in its domain (real, positive, nonzero) at each size
+assignment; a point where the forward is undefined or complex (log of a negative, a singular
+matrix) is redrawn. With many entries the oracle compares directional derivatives along random
+directions instead of every entry (`MAX_ENTRY_EVALS`), and says so.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import mpmath
+import numpy as np
+
+from ..lang import ir
+from ..lang.ops import ELEMENTWISE
+from ..lang.shapes import DECLARED, fmt_size_list, fmt_sizes
+from ..results import Verification
+from .explicit import Explicit
+
+DPS = 60
+STEP = "1e-20"
+TOL = "1e-25"
+MAX_ENTRY_EVALS = 160     # forward evaluations per size assignment before switching to directions
+DIRECTIONS = 4
+TRIES = 12                # sample points tried per size assignment before the forward is undefined
+ORACLE = "oracle"         # Verification.method
+
+
+class OracleUndefined(Exception):
+    """The forward is undefined (or not real) at every point tried."""
+
+
+def _piecewise(*pieces: tuple[Any, Any]) -> Any:
+    return next(value for value, cond in pieces if cond)
+
+
+#: The `sympy` interface the op table's definitions use, over mpmath numbers: a definition
+#: f(sp, t, *params) called with this namespace evaluates f numerically.
+MP = SimpleNamespace(exp=mpmath.exp, log=mpmath.log, sqrt=mpmath.sqrt, Abs=abs, sign=mpmath.sign,
+                     tanh=mpmath.tanh, sin=mpmath.sin, cos=mpmath.cos, Piecewise=_piecewise)
+
+
+@cache
+def _scalar_fn(fn: str) -> Callable[..., Any]:
+    return lambda t, *params: ELEMENTWISE[fn].definition(MP, t, *params)
+
+
+def as_mp(v: Any) -> Any:
+    """A number as an mpmath number (a piecewise branch may return a Python int)."""
+    return mpmath.mpf(v) if isinstance(v, (int, float)) else v
+
+
+def _mpf(v: Any) -> Any:
+    return mpmath.mpf(v.numerator) / v.denominator if hasattr(v, "denominator") else mpmath.mpf(v)
+
+
+class Numeric(Explicit):
+    """`Explicit` on mpmath numbers: constants, functions and matrix functions numerically."""
+
+    def _Const(self, n: ir.Const) -> Any:
+        return _mpf(n.value)
+
+    def _DimSize(self, n: ir.DimSize) -> Any:
+        return mpmath.mpf(self.dim(n.name))
+
+    def _Apply(self, n: ir.Apply) -> np.ndarray:
+        params = [self.ev(p).item() for p in n.params]
+        f = _scalar_fn(n.fn)
+        return np.frompyfunc(lambda v: as_mp(f(v, *params)), 1, 1)(self.ev(n.a))
+
+    def _Compare(self, n: ir.Compare) -> np.ndarray:
+        op = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+              "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}[n.op]
+        return np.frompyfunc(op, 2, 1)(self.ev(n.a), self.ev(n.b))
+
+    def _Where(self, n: ir.Where) -> np.ndarray:
+        return np.frompyfunc(lambda c, a, b: a if c else b, 3, 1)(
+            self.ev(n.cond), self.ev(n.a), self.ev(n.b))
+
+    def _Det(self, n: ir.Det) -> Any:
+        return mpmath.det(mpmath.matrix(self.ev(n.a).tolist()))
+
+    def _Inv(self, n: ir.Inv) -> np.ndarray:
+        m = mpmath.matrix(self.ev(n.a).tolist())
+        # singular to working precision: |det| tiny against Hadamard's bound Π ‖row‖
+        bound = mpmath.fprod(mpmath.norm(m[i, :]) for i in range(m.rows))
+        if abs(mpmath.det(m)) <= mpmath.mpf(10) ** (-DPS // 2) * bound:
+            raise ZeroDivisionError("singular matrix")   # the point is redrawn
+        return np.array((m ** -1).tolist(), dtype=object)
+
+    ZERO: ClassVar[Any] = mpmath.mpf(0)
+    ONE: ClassVar[Any] = mpmath.mpf(1)
+    RULES: ClassVar[dict[type, Callable[..., Any]]] = {
+        **Explicit.RULES, ir.Const: _Const, ir.DimSize: _DimSize, ir.Apply: _Apply,
+        ir.Compare: _Compare, ir.Where: _Where, ir.Det: _Det, ir.Inv: _Inv}
+
+
+def _real(arr: np.ndarray) -> bool:
+    return all(isinstance(v, mpmath.mpf) and mpmath.isfinite(v) for v in np.asarray(arr).ravel())
+
+
+def _sample(shape: tuple[int, ...], domain: str, rng: random.Random) -> np.ndarray:
+    out = np.empty(shape, dtype=object)
+    for idx in np.ndindex(*shape):
+        k = rng.randint(10, 190) if domain == "positive" else rng.randint(-190, 190)
+        if domain == "nonzero" and abs(k) < 10:
+            k = 10 if k >= 0 else -10
+        out[idx] = mpmath.mpf(k) / 100
+    return out
+
+
+@dataclass
+class Point:
+    """One sampled point at one size assignment: `env` maps every input (and the upstream
+    gradient) to an object array of mpmath numbers."""
+
+    sizes: dict[str, int]
+    env: dict[str, np.ndarray]
+    positive: bool = False    # every input sampled positive (the declared domains gave no point)
+
+
+class Oracle:
+    """The gradient of `out` (or of ⟨G, out⟩ for the upstream G) with respect to any input,
+    or any named intermediate, at sampled points of several size assignments."""
+
+    def __init__(self, out: ir.Node, inputs: dict[str, tuple[ir.Shape, str]],
+                 param_values: dict[str, float], named: dict[str, ir.Node],
+                 upstream: ir.Var | None, assignments: list[dict[str, int]], seed: int = 0) -> None:
+        self.out, self.inputs, self.named, self.upstream = out, inputs, named, upstream
+        self.param_values = param_values
+        self.assignments = assignments
+        self.seed = seed
+        self._points: dict[int, Point] = {}
+
+    # ------------------------------------------------------------------ evaluation
+    def _ev(self, point: Point, node: ir.Node, overrides: dict[str, np.ndarray] | None = None
+            ) -> np.ndarray:
+        env = {**point.env, **(overrides or {})}
+        return Numeric(point.sizes, env, self.named).ev(node)
+
+    def _loss(self, point: Point, overrides: dict[str, np.ndarray]) -> Any:
+        value = self._ev(point, self.out, overrides)
+        if self.upstream is None:
+            return value.item() if isinstance(value, np.ndarray) else value
+        return mpmath.fsum((point.env[self.upstream.name] * value).ravel().tolist())
+
+    def point(self, k: int) -> Point:
+        """The sampled point at assignment k (redrawn until the forward is real and finite)."""
+        if k in self._points:
+            return self._points[k]
+        sizes = self.assignments[k]
+        why = set()
+        with mpmath.workdps(DPS):
+            for attempt in range(TRIES):
+                # the declared domains first; then every input positive (x**0.5, log(X @ W))
+                positive = attempt >= TRIES // 2
+                rng = random.Random(f"{self.seed}/{k}/{attempt}")
+                env: dict[str, np.ndarray] = {}
+                for name, (shape, domain) in self.inputs.items():
+                    env[name] = _sample(self._concrete(shape, sizes),
+                                        "positive" if positive else domain, rng)
+                for name, value in self.param_values.items():
+                    env[name] = np.asarray(mpmath.mpf(repr(float(value))), dtype=object)
+                if self.upstream is not None:
+                    env[self.upstream.name] = _sample(self._concrete(self.upstream.shape, sizes),
+                                                      "real", rng)
+                p = Point(sizes, env, positive)
+                try:
+                    if _real(self._ev(p, self.out)):
+                        self._points[k] = p
+                        return p
+                    why.add("it is not real there (a log, square root or power of a negative)")
+                except ZeroDivisionError:
+                    why.add("it divides by zero or inverts a singular matrix there")
+                except (ValueError, OverflowError) as exc:
+                    why.add(f"it cannot be evaluated there ({exc})")
+        raise OracleUndefined(f"the forward is undefined at every point tried at "
+                              f"{fmt_sizes(sizes, spaced=True, empty=DECLARED)}: "
+                              f"{'; '.join(sorted(why))}")
+
+    @staticmethod
+    def _concrete(shape: ir.Shape, sizes: dict[str, int]) -> tuple[int, ...]:
+        return tuple(d if isinstance(d, int) else sizes[d] for d in shape)
+
+    def value(self, k: int, node: ir.Node, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """`node` (a form over inputs, named values and `extra` arrays) at point k."""
+        with mpmath.workdps(DPS):
+            return self._ev(self.point(k), node, extra)
+
+    # ------------------------------------------------------------------ differentiation
+    def base(self, k: int, name: str) -> np.ndarray:
+        """The value of input or named intermediate `name` at point k."""
+        p = self.point(k)
+        if name in p.env:
+            return p.env[name]
+        return self.value(k, self.named[name])
+
+    def gradient(self, k: int, name: str) -> np.ndarray:
+        """∂L/∂name at point k, every entry by central differences (2 evaluations each)."""
+        x = np.asarray(self.base(k, name))
+        p = self.point(k)
+        h = mpmath.mpf(STEP)
+        with mpmath.workdps(DPS):
+            grad = np.empty(x.shape, dtype=object)
+            for e in np.ndindex(*x.shape):
+                plus, minus = x.copy(), x.copy()
+                plus[e] += h
+                minus[e] -= h
+                grad[e] = (self._loss(p, {name: plus}) - self._loss(p, {name: minus})) / (2 * h)
+        return grad
+
+    def directional(self, k: int, name: str, directions: int = DIRECTIONS
+                    ) -> list[tuple[np.ndarray, Any]]:
+        """[(v, ∂L/∂name · v)] along random directions v at point k."""
+        x = np.asarray(self.base(k, name))
+        p = self.point(k)
+        h = mpmath.mpf(STEP)
+        rng = random.Random(f"{self.seed}/{k}/{name}/directions")
+        out = []
+        with mpmath.workdps(DPS):
+            for _ in range(directions):
+                v = _sample(x.shape, "real", rng)
+                d = (self._loss(p, {name: x + h * v}) - self._loss(p, {name: x - h * v})) / (2 * h)
+                out.append((v, d))
+        return out
+
+    def entry_wise(self, name: str, k: int = 0) -> bool:
+        size = int(np.prod(np.shape(self.base(k, name))))
+        return 2 * size <= MAX_ENTRY_EVALS
+
+    # ------------------------------------------------------------------ comparing a form
+    def compare(self, name: str, form: Callable[[int], np.ndarray]) -> Verification:
+        """Compare `form(k)` (the claimed ∂L/∂name at point k, an object array) with the
+        oracle at every size assignment."""
+        worst = mpmath.mpf(0)
+        modes = set()
+        done: list[dict[str, int]] = []
+        tol = mpmath.mpf(TOL)
+        try:
+            for k, sizes in enumerate(self.assignments):
+                with mpmath.workdps(DPS):
+                    claimed = np.asarray(form(k), dtype=object)
+                    shape = np.shape(self.base(k, name))
+                    claimed = np.broadcast_to(claimed, shape)
+                    if not _real(claimed):
+                        return self._failed(done, sizes, "the form is not real and finite there")
+                    if self.entry_wise(name, k):
+                        truth = self.gradient(k, name)
+                        scale = max([abs(v) for v in truth.ravel()] + [mpmath.mpf(1)])
+                        for e in np.ndindex(*shape):
+                            err = abs(claimed[e] - truth[e]) / scale
+                            if err > tol:
+                                return self._failed(done, sizes, f"entry {list(e)}: form "
+                                                    f"{mpmath.nstr(claimed[e], 8)}, oracle "
+                                                    f"{mpmath.nstr(truth[e], 8)} (relative "
+                                                    f"error {mpmath.nstr(err, 2)})")
+                            worst = max(worst, err)
+                        modes.add("every entry")
+                    else:
+                        for v, d in self.directional(k, name):
+                            got = mpmath.fsum((claimed * v).ravel().tolist())
+                            scale = max(abs(d), mpmath.mpf(1))
+                            err = abs(got - d) / scale
+                            if err > tol:
+                                return self._failed(done, sizes, f"along a random direction: "
+                                                    f"form {mpmath.nstr(got, 8)}, oracle "
+                                                    f"{mpmath.nstr(d, 8)}")
+                            worst = max(worst, err)
+                        modes.add(f"{DIRECTIONS} random directions")
+                done.append(sizes)
+        except OracleUndefined as exc:
+            return Verification(False, "none", tuple(done), f"NOT VERIFIED: {exc}")
+        positive = any(self.point(k).positive for k in range(len(done)))
+        return Verification(True, ORACLE, tuple(done), describe(done, modes, worst, positive))
+
+    def _failed(self, done: list[dict[str, int]], sizes: dict[str, int], what: str) -> Verification:
+        return Verification(False, "none", tuple(done + [sizes]),
+                            f"NOT VERIFIED: disagrees with the forward differentiated numerically "
+                            f"at {fmt_sizes(sizes, spaced=True, empty=DECLARED)}: {what}")
+
+
+def describe(done: list[dict[str, int]], modes: set[str], worst: Any, positive: bool = False) -> str:
+    """'verified numerically: …' — what the oracle did, where, and how closely it agreed."""
+    at = fmt_size_list(done) if done and done[0] else "the declared sizes"
+    how = " and ".join(sorted(modes))
+    agree = "exactly" if worst == 0 else f"to {mpmath.nstr(worst, 1)}"
+    where = " (inputs positive: the forward is not real elsewhere)" if positive else ""
+    return (f"verified numerically at {at}{where}: agrees {agree} with the forward "
+            f"differentiated at {DPS} digits ({how})")

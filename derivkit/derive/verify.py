@@ -1,0 +1,207 @@
+"""How a printed form is verified, and the sentence that says so.
+
+Every form is compared with the high-precision oracle (`oracle`: the forward alone,
+differentiated numerically at 60 digits) at every size assignment, distinct per dimension;
+where the element-wise SymPy derivation is small enough (`crosscheck`), the form is also
+compared with it symbolically, within a time budget. A form is verified when the oracle agrees
+and the symbolic comparison found no disagreement; the label names both, with their sizes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from ..lang import ir
+from ..results import Verification
+from .crosscheck import UNFINISHED, IndexForm, Verifier
+from .index import Where
+from .oracle import DPS, ORACLE, Numeric, Oracle, as_mp
+
+SYMBOLIC_BUDGET_S = 2.0   # per derivation, shared by its forms' element-wise symbolic comparisons
+
+
+class Budget:
+    """Seconds left for the symbolic comparisons of one derivation."""
+
+    def __init__(self, seconds: float = SYMBOLIC_BUDGET_S) -> None:
+        self.seconds = seconds
+        self.deadline: float | None = None   # set by the first comparison
+
+    def give(self, verifier: Verifier | None) -> Verifier | None:
+        """`verifier` with the time left as its budget, or None when none is left."""
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.seconds
+        left = self.deadline - time.monotonic()
+        if verifier is None or left < 0.05:
+            return None
+        verifier.budget_s = left
+        return verifier
+
+
+def combine(numeric: Verification, symbolic: Verification | None) -> Verification:
+    """One verdict from the oracle's and (where it ran) the symbolic comparison's."""
+    if not numeric.verified:
+        return numeric
+    if symbolic is None or symbolic.detail.startswith(UNFINISHED):
+        return numeric   # not run, or not finished at any size within the budget
+    if not symbolic.verified:
+        return symbolic
+    sizes = tuple(symbolic.sizes) + tuple(s for s in numeric.sizes if s not in symbolic.sizes)
+    return Verification(True, symbolic.method, sizes, f"{symbolic.detail}; {numeric.detail}")
+
+
+def matrix_check(oracle: Oracle, verifier: Verifier | None, budget: Budget, kind: str, wrt: str,
+                 form: ir.Node, upstream: ir.Var | None) -> Verification:
+    """A matrix form (gradient, VJP or vector Jacobian) against the oracle and, if given, the
+    element-wise derivation."""
+    if kind == "jacobian":
+        assert upstream is not None   # a Jacobian is of a vector output
+        numeric = oracle.compare(wrt, lambda k: _dot(oracle.point(k).env[upstream.name],
+                                                     oracle.value(k, form)))
+    else:
+        numeric = oracle.compare(wrt, lambda k: oracle.value(k, form))
+    verifier = budget.give(verifier) if numeric.verified else None
+    symbolic = verifier.check_matrix(kind, form) if verifier is not None else None
+    return combine(numeric, symbolic)
+
+
+def index_check(oracle: Oracle, verifier: Verifier | None, budget: Budget, wrt: str, form: IndexForm,
+                upstream: ir.Var | None) -> Verification:
+    """An index form (∂L/∂x_e, or the Jacobian entry ∂out_o/∂x_e contracted with the upstream
+    G) against the oracle, then the element-wise derivation."""
+    fn = _index_function(form)
+
+    def value(k: int) -> np.ndarray:
+        point = oracle.point(k)
+        ex = Numeric(point.sizes, point.env, oracle.named)
+        x_shape = np.shape(oracle.base(k, wrt))
+        out_shape = np.shape(ex.ev(oracle.out)) if upstream is not None else ()
+        opaque = {str(getattr(b, "label", b)): n for b, n in form.opaque.items()}
+
+        def array(name: str) -> Any:
+            if name in point.env:
+                return point.env[name]
+            value = ex.ev(oracle.named[name] if name in oracle.named else opaque[name])
+            return value if value.ndim else value.item()
+
+        args = [array(str(getattr(a, "label", a))) for a in fn.arrays]
+        dims = [point.sizes[str(d)] for d in fn.dims]
+        numbers = np.empty(tuple(out_shape) + tuple(x_shape), dtype=object)
+        for o in np.ndindex(*out_shape):
+            for e in np.ndindex(*x_shape):
+                numbers[o + e] = as_mp(fn.call(*o, *e, *dims, *args))
+        if upstream is None:
+            return numbers
+        g = point.env[upstream.name]
+        return np.tensordot(g, numbers, axes=g.ndim) if g.ndim else g.item() * numbers
+
+    try:
+        numeric = oracle.compare(wrt, value)
+    except _CannotEvaluate:   # symbolically only, with the time left
+        given = budget.give(verifier)
+        return given.check_index(form) if given is not None else Verification(
+            False, "none", (), f"{UNFINISHED}, and the oracle cannot evaluate this index form")
+    given = budget.give(verifier) if numeric.verified else None
+    symbolic = given.check_index(form) if given is not None else None
+    return combine(numeric, symbolic)
+
+
+class _IndexFunction:
+    """An index form evaluated entry by entry over mpmath numbers, its sums as loops (a walk
+    of the SymPy tree: nothing is compiled or executed)."""
+
+    def __init__(self, form: IndexForm) -> None:
+        self.expr = form.expr
+        self.idx = (*form.out_idx, *form.in_idx)
+        self.data: dict[str, Any] = {}
+        labels = {b.label for b in form.expr.atoms(sp.IndexedBase)}
+        bases = sorted(form.expr.atoms(sp.IndexedBase), key=str)
+        free = {s for s in form.expr.free_symbols
+                if isinstance(s, sp.Symbol) and s not in labels and s not in self.idx}
+        self.dims = sorted((s for s in free if s.is_integer and s.is_positive), key=str)
+        self.arrays = [*bases, *sorted(free - set(self.dims), key=str)]
+
+    def call(self, *values: Any) -> Any:
+        names = [*self.idx, *self.dims]
+        bound: dict[Any, Any] = dict(zip(names, values[:len(names)]))
+        self.data = {str(getattr(a, "label", a)): v for a, v in zip(self.arrays, values[len(names):])}
+        for a in self.arrays:
+            if isinstance(a, sp.Symbol):
+                bound[a] = self.data[a.name]
+        return self.ev(self.expr, bound)
+
+    def ev(self, e: Any, b: dict[Any, Any]) -> Any:
+        if e.is_Integer:
+            return int(e)
+        if e.is_Rational:
+            return mpmath.mpf(e.p) / e.q
+        if e.is_Number or e.is_NumberSymbol:
+            return mpmath.mpf(sp.Float(e, DPS)._mpf_)
+        if isinstance(e, sp.Symbol):
+            return b[e]
+        if isinstance(e, sp.Indexed):
+            return self.data[str(e.base.label)][tuple(self.ev(i, b) for i in e.indices)]
+        if isinstance(e, sp.Add):
+            return mpmath.fsum(self.ev(a, b) for a in e.args)
+        if isinstance(e, sp.Mul):
+            out: Any = 1
+            for a in e.args:
+                out = out * self.ev(a, b)
+            return out
+        if isinstance(e, sp.Pow):
+            base, exp = self.ev(e.base, b), self.ev(e.exp, b)
+            return (mpmath.mpf(base) if isinstance(base, int) else base) ** exp
+        if isinstance(e, sp.Sum):
+            return self._sum(e.function, list(e.limits), b)
+        if isinstance(e, sp.KroneckerDelta):
+            return 1 if self.ev(e.args[0], b) == self.ev(e.args[1], b) else 0
+        if isinstance(e, sp.Piecewise):
+            return next(self.ev(v, b) for v, c in e.args if self.ev(c, b))
+        if isinstance(e, Where):
+            return self.ev(e.args[1], b) if self.ev(e.args[0], b) else self.ev(e.args[2], b)
+        if e is sp.true or e is sp.false:
+            return bool(e)
+        if isinstance(e, sp.core.relational.Relational):
+            return _RELATIONS[e.rel_op](self.ev(e.lhs, b), self.ev(e.rhs, b))
+        fn = _FUNCTIONS.get(type(e).__name__)
+        if fn is None:
+            raise _CannotEvaluate(type(e).__name__)
+        return fn(*(self.ev(a, b) for a in e.args))
+
+    def _sum(self, body: Any, limits: list[Any], b: dict[Any, Any]) -> Any:
+        if not limits:
+            return self.ev(body, b)
+        (k, lo, hi), rest = limits[0], limits[1:]
+        terms = []
+        for v in range(int(self.ev(lo, b)), int(self.ev(hi, b)) + 1):
+            terms.append(self._sum(body, rest, {**b, k: v}))
+        return mpmath.fsum(terms)
+
+
+class _CannotEvaluate(Exception):
+    """An index form holds a function the walk does not know (checked the slow way)."""
+
+
+_RELATIONS: dict[str, Callable[[Any, Any], bool]] = {
+    ">": lambda a, c: a > c, ">=": lambda a, c: a >= c, "<": lambda a, c: a < c,
+    "<=": lambda a, c: a <= c, "==": lambda a, c: a == c, "!=": lambda a, c: a != c}
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "exp": mpmath.exp, "log": mpmath.log, "tanh": mpmath.tanh, "sin": mpmath.sin,
+    "cos": mpmath.cos, "Abs": abs, "sign": mpmath.sign}
+
+
+def _index_function(form: IndexForm) -> _IndexFunction:
+    return _IndexFunction(form)
+
+
+def _dot(g: np.ndarray, jac: np.ndarray) -> np.ndarray:
+    return np.tensordot(g, jac, axes=np.ndim(g))
+
+
+__all__ = ["ORACLE", "SYMBOLIC_BUDGET_S", "Budget", "combine", "index_check", "matrix_check"]
