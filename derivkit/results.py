@@ -104,7 +104,10 @@ class Derivation:
     references: tuple[str, ...] = ()
     elapsed_s: float = 0.0
     warnings: tuple[str, ...] = field(default=())
-    chain: tuple[ChainStep, ...] = ()   # composite recipes: the backward pass, step by step
+    chain: tuple[ChainStep, ...] = ()   # the backward pass, step by step (a program of steps)
+    # the named values forms may use, in forward order: (name, definition in the expression
+    # language over the inputs and earlier names), e.g. ("P", "softmax(S)")
+    intermediates: tuple[tuple[str, str], ...] = ()
 
     @property
     def verified(self) -> bool:

@@ -32,7 +32,7 @@ def delta_var(name: str, shape: ir.Shape) -> ir.Var:
 def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node]]:
     """[(lhs, target (the step or input it is the Δ or gradient of), kind "delta" | "gradient",
     IR of the line)], in backward order."""
-    if not recipe.steps:
+    if not program(recipe).steps:
         raise DerivkitError(f"recipe {recipe.name!r} has no steps: its backward pass is one line "
                             "(see 'derivkit derive')")
     steps = program(recipe).definitions
@@ -144,14 +144,16 @@ def _verify_line(node: ir.Node, target: str, kind: str, steps: dict[str, ir.Node
                                       if isinstance(v, ir.Var) and v.role == "upstream"})
     free.update(deltas)
     target_var = ir.Var(target, tuple(free[target][0]), "input")
-    # A line may name the value of a step it differentiates (tanh: ΔZ ⊙ (1 − H²) for H = tanh(Z));
-    # there that name stands for the step's definition, not for a free operand.
-    own: dict[ir.Node, ir.Node] = {ir.Var(s, n.shape, "named"): n for s, n in steps.items()
+    # A line may name the value of a step it differentiates (tanh: ΔZ ⊙ (1 − H²) for H = tanh(Z);
+    # layer norm: H = √(mean(U²) + ε) in ΔU); that name is a constant operand of the other steps
+    # and a function of the target in its own: after differentiating, it is its definition.
+    own = {s: ir.substitute(n, {ir.Var(k, v.shape, "named"): ir.Var(k, v.shape, "input")
+                                for k, v in steps.items()})
+           for s, n in steps.items()
            if s != loss and any(isinstance(v, ir.Var) and v.name == target for v in ir.walk(n))}
-    node = ir.substitute(node, own)
     line = ir.substitute(node, {v: ir.Var(v.name, v.shape, "input") for v in ir.walk(node)
                                 if isinstance(v, ir.Var) and v.role in ("named", "upstream")})
-    verifier = Verifier(Problem(renamed, free, params, {}, target_var, None))
+    verifier = Verifier(Problem(renamed, free, params, {}, target_var, None, consistent=own))
     ver = verifier.check_matrix("gradient", line)
     from dataclasses import replace
 

@@ -54,6 +54,10 @@ class Problem:
     wrt: ir.Var
     upstream: ir.Var | None          # None for scalar outputs
     param_values: dict[str, float] = field(default_factory=dict)   # bound parameters (else symbols)
+    # inputs that stand for a value of the other inputs (a backward line's H = √(mean(U²) + ε),
+    # held constant where it is an operand, a function where it is differentiated): their
+    # symbols are replaced by that value after differentiation, in truth and form alike
+    consistent: dict[str, ir.Node] = field(default_factory=dict)
 
 
 def size_assignments(dims: list[str], heavy: bool = False) -> list[dict[str, int]]:
@@ -192,7 +196,7 @@ class Verifier:
             for e in np.ndindex(*x.shape):
                 self._tick()
                 truth[e] = sp.diff(s, x[e])
-            ctx["vjp"] = truth
+            ctx["vjp"] = np.asarray(self._consistent(ctx, truth), dtype=object)
         return ctx["vjp"]
 
     def _jac_truth(self, ctx: _Context) -> np.ndarray:
@@ -270,8 +274,22 @@ class Verifier:
                 worst = verdict
         return worst
 
+    def _consistent(self, ctx: _Context, values: np.ndarray) -> np.ndarray:
+        if not self.p.consistent:
+            return values
+        if "consistent" not in ctx:
+            mapping = {}
+            for name, definition in self.p.consistent.items():
+                for sym, val in zip(np.asarray(ctx["env"][name]).ravel(),
+                                    np.asarray(ctx["ex"].ev(definition)).ravel()):
+                    mapping[sym] = val
+            ctx["consistent"] = mapping
+        mapping = ctx["consistent"]
+        out = np.frompyfunc(lambda v: sp.sympify(v, strict=True).xreplace(mapping), 1, 1)(values)
+        return np.asarray(out, dtype=object)
+
     def _matrix_at(self, ctx: _Context, kind: str, form: ir.Node) -> str:
-        value = ctx["ex"].ev(form)
+        value = self._consistent(ctx, ctx["ex"].ev(form))
         if kind == "jacobian":
             truth = self._jac_truth(ctx)
             value = np.broadcast_to(value, truth.shape)

@@ -165,12 +165,14 @@ def derive(recipe: Recipe) -> Derivation:
         derivatives=tuple(derivatives), conventions=tuple(_conventions(out, recipe, upstream)),
         notes=recipe.notes, references=recipe.references,
         elapsed_s=time.perf_counter() - started, warnings=tuple(warnings),
-        chain=_chain(recipe))
+        chain=_chain(recipe),
+        intermediates=tuple((name, language(node)) for name, node in prog.definitions.items()
+                            if name != recipe.output))
 
 
 def _chain(recipe: Recipe) -> tuple[ChainStep, ...]:
-    """The backward pass line by line, for composite recipes whose last step is a scalar loss."""
-    if not recipe.steps:
+    """The backward pass line by line, for a program of named steps whose last is a scalar loss."""
+    if not program(recipe).steps:
         return ()
     from .chain import backward_chain
 
@@ -182,7 +184,7 @@ def _chain(recipe: Recipe) -> tuple[ChainStep, ...]:
 
 def _forward_text(recipe: Recipe, out: ir.Node, printer: Callable[[ir.Node], str], sep: str) -> str:
     """'y = f(x)', or for a composite every step 'Z1 = …; A1 = …; …'."""
-    if not recipe.steps:
+    if not program(recipe).steps:
         return f"{printer(ir.Var(recipe.output, ()))} = {printer(out)}"
     return sep.join(f"{printer(ir.Var(name, ()))} = {printer(node)}"
                     for name, node in program(recipe).definitions.items())

@@ -52,6 +52,10 @@ class Simplifier:
         self.named: dict[ir.Node, ir.Var] = {}
         for node, name in (named or {}).items():
             self.named[node] = ir.Var(name, node.shape, "named")
+        self.defined: dict[ir.Node, ir.Node] = {}   # a name -> its definition (the macro, if one)
+        for node, v in self.named.items():
+            if isinstance(node, ir.Macro) or v not in self.defined:
+                self.defined[v] = node
         self.memo: dict[ir.Node, ir.Node] = {}
         self.leaf_syms: dict[ir.Node, sp.Symbol] = {}
         self.sym_nodes: dict[sp.Symbol, ir.Node] = {}
@@ -59,7 +63,12 @@ class Simplifier:
 
     # ------------------------------------------------------------------ entry
     def __call__(self, node: ir.Node) -> ir.Node:
-        return self.simp(node)
+        out = self.simp(node)
+        # sums the elementwise algebra rebuilt over a softmax's name: Σ_j P_j = 1
+        ones: dict[ir.Node, ir.Node] = {
+            n: (ir.broadcast_to(ir.ONE, n.shape) if n.shape else ir.ONE) for n in ir.walk(out)
+            if isinstance(n, ir.Sum) and _sums_softmax_to_one(n, self.defined.get(n.a, n.a))}
+        return self.simp(ir.substitute(out, ones)) if ones else out
 
     def simp(self, node: ir.Node) -> ir.Node:
         if node in self.named:
@@ -179,6 +188,8 @@ class Simplifier:
             return ir.mul(a.a, self._count(a.shape))
         if isinstance(a, ir.Ones) and n.axis is None and not n.keepdims:
             return self._count(a.shape)
+        if _sums_softmax_to_one(n, self.defined.get(a, a)):   # Σ_j softmax(z)_j = 1
+            return ir.broadcast_to(ir.ONE, n.shape) if n.shape else ir.ONE
         if isinstance(a, ARITH):
             expr = self.to_sym(a)
             coeff, factors = expr.as_coeff_mul()
@@ -343,6 +354,18 @@ class Simplifier:
 
     def _from(self, e: sp.Expr) -> ir.Node:
         return to_ir(e, self.sym_nodes)
+
+def _sums_softmax_to_one(n: ir.Sum, a: ir.Node) -> bool:
+    """`n` sums `a`, a softmax (its operand, or the name of one), over the axis it normalises
+    (the whole vector, or a matrix's axis with keepdims)."""
+    if not (isinstance(a, ir.Macro) and a.fn == "softmax"):
+        return False
+    if a.rank == 1:
+        return n.axis in (None, 0)
+    axis = dict(a.kwargs).get("axis", -1)
+    assert isinstance(axis, int)
+    return n.keepdims and n.axis is not None and n.axis % a.rank == axis % a.rank
+
 
 def is_zero(n: ir.Node) -> bool:
     return ir.is_const(n, 0) or (isinstance(n, ir.Broadcast) and ir.is_const(n.a, 0))

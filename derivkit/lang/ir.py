@@ -483,6 +483,33 @@ def walk(node: Node) -> list[Node]:
     return order
 
 
+#: nodes that are not operations when counting a form's length (leaves; broadcasting, which
+#: NumPy does implicitly)
+_FREE = (Var, Const, DimSize, Eye, Ones, Broadcast, ExpandDims)
+
+
+def operations(node: Node) -> int:
+    """The length of a form in operations (calls, operators, transposes, reductions), each
+    distinct subexpression counted once, as a person names a value used twice; a named
+    function (softmax, mean) is one operation whatever its definition."""
+    seen: set[Node] = set()
+    count = 0
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if isinstance(n, Macro):
+            count += 1
+            stack.extend(n.operands)
+            continue
+        if not isinstance(n, _FREE):
+            count += 1
+        stack.extend(n.args)
+    return count
+
+
 def depends_on(node: Node, var: Node) -> bool:
     return any(n == var for n in walk(node))
 

@@ -2,7 +2,8 @@
 
 For a composite recipe with steps s₁ … s_K, each step is parsed once over the inputs, the
 parameters and the earlier steps (as named variables of role "named"); the forward is the last
-step with every earlier one substituted in. A plain recipe is one step, its output.
+step with every earlier one substituted in. A plain recipe's forward is split into the values
+a person would name (`naming`: S = Q Kᵀ/√d, P = softmax(S), …), which then act as its steps.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from functools import lru_cache
 
 from ..errors import ExpressionError
 from . import ir
+from .naming import name_values
 from .parse import Scope, parse
 from .recipes import Recipe
 
@@ -20,13 +22,20 @@ from .recipes import Recipe
 class Program:
     """scope: what the recipe's names mean; out: the forward as one IR tree (steps inlined);
     definitions: {step: IR over inputs and earlier steps as named variables} in order ({output:
-    forward} for a plain recipe); inlined: {step: IR with earlier steps substituted} (empty for
-    a plain recipe)."""
+    forward} for a plain recipe with nothing worth naming); inlined: {step: IR with earlier steps
+    substituted}, every step but the last; `named`: whether a plain recipe's values were named
+    by derivkit (`naming`) rather than by the recipe's steps."""
 
     scope: Scope
     out: ir.Node
     definitions: dict[str, ir.Node]
     inlined: dict[str, ir.Node]
+    named: bool = False
+
+    @property
+    def steps(self) -> list[str]:
+        """The names of the steps, the output last (empty for a single expression)."""
+        return list(self.definitions) if len(self.definitions) > 1 else []
 
 
 def program(recipe: Recipe) -> Program:
@@ -59,4 +68,26 @@ def _parse(recipe: Recipe) -> Program:
         if name:
             inlined[name] = node
     assert node is not None
-    return Program(scope, node, definitions, inlined)
+    if recipe.steps:
+        return Program(scope, node, definitions, inlined)
+    taken = set(scope.inputs) | set(scope.params) | scope.dims | {recipe.output, recipe.upstream}
+    definitions = name_values(node, recipe.output, taken)
+    inlined = {}
+    for name, raw in list(definitions.items())[:-1]:
+        inlined[name] = ir.substitute(raw, {ir.Var(k, v.shape, "named"): v for k, v in inlined.items()})
+    return Program(scope, node, definitions, inlined, named=len(definitions) > 1)
+
+
+def length(text: str, scope: Scope, intermediates: dict[str, str] | None = None) -> int:
+    """The length of a printed form in operations (`ir.operations`): `text` over `scope` and the
+    named `intermediates` (name -> definition over earlier names), each counted once."""
+    nodes: dict[str, ir.Node] = {}
+    for name, definition in (intermediates or {}).items():
+        local = Scope(scope.inputs, scope.params, {**scope.named, **{k: v.shape for k, v in nodes.items()}})
+        nodes[name] = _inline(parse(definition, local, limits=False), nodes)
+    local = Scope(scope.inputs, scope.params, {**scope.named, **{k: v.shape for k, v in nodes.items()}})
+    return ir.operations(_inline(parse(text, local, limits=False), nodes))
+
+
+def _inline(node: ir.Node, nodes: dict[str, ir.Node]) -> ir.Node:
+    return ir.substitute(node, {ir.Var(k, v.shape, "named"): v for k, v in nodes.items()})

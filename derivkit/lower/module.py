@@ -99,7 +99,7 @@ def _check_names(recipe: Recipe, dims: set[str]) -> None:
 
 def _alias(recipe: Recipe, dims: set[str]) -> str:
     return emit.numpy_alias({i.name for i in recipe.inputs} | {p.name for p in recipe.params}
-                            | {recipe.output, recipe.upstream} | {s for s, _ in recipe.steps} | dims)
+                            | {recipe.output, recipe.upstream} | set(program(recipe).definitions) | dims)
 
 
 def _plan(recipe: Recipe, derivation: Derivation, out: ir.Node) -> list[_Function]:
@@ -287,7 +287,7 @@ def _function_source(f: _Function, recipe: Recipe, out: ir.Node, alias: str) -> 
         inputs[recipe.upstream] = tuple(out.shape)
     params = {p.name: p.default for p in recipe.params}
     taken = _lower.user_names(inputs, params, {recipe.output, recipe.upstream},
-                              {s for s, _ in recipe.steps}, {alias})
+                              set(program(recipe).definitions), {alias})
     body, named = _cse(f.body, f.named, taken)
     doc = [f.equation] + list(f.doc)
     if len(doc) == 1 and len(doc[0]) <= WIDTH - 10 and "\n" not in doc[0]:

@@ -73,6 +73,7 @@ def derivation_data(r: Derivation) -> dict:
         "target": r.target,
         "summary": r.summary,
         "forward": r.forward,
+        "intermediates": dict(r.intermediates),
         "forward_pretty": r.forward_pretty,
         "forward_latex": r.forward_latex,
         "output": r.output,

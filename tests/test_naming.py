@@ -1,0 +1,104 @@
+"""A plain forward becomes a program of the values a person names (S, P, H, U, A), its backward
+program is shown line by line, and forms use those names (listed as `intermediates`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from derivkit import api
+from derivkit.lang.parse import Scope
+from derivkit.lang.program import length, program
+from derivkit.lower import module
+
+ATTENTION = ("sum((softmax(Q @ K.T / sqrt(d)) @ V) * G)", {"Q": "m,d", "K": "n,d", "V": "n,e", "G": "m,e"})
+
+
+def _names(expr: str, shapes: dict[str, str]) -> dict[str, str]:
+    from derivkit.lang.printing import language
+
+    r = api.recipe_from_expression(expr, [next(iter(shapes))], shapes)
+    return {k: language(v) for k, v in program(r).definitions.items()}
+
+
+def test_attention_is_named_as_in_the_flashattention_paper():
+    assert _names(*ATTENTION) == {"S": "Q @ K.T / sqrt(d)", "P": "softmax(S)", "f": "sum(P @ V * G)"}
+
+
+def test_stacked_layers_chains_and_shared_values_get_names():
+    assert list(_names("sum(tanh(tanh(X @ W1) @ W2))", {"X": "m,n", "W1": "n,a", "W2": "a,b"})) == [
+        "H", "H2", "f"]
+    assert list(_names("sum(X @ W1 @ W2 @ W3)", {"X": "m,a", "W1": "a,b", "W2": "b,c", "W3": "c,d"})) == [
+        "A", "A2", "f"]
+    assert _names("sum((x - mean(x)) * (x - mean(x)))", {"x": "n"}) == {
+        "U": "x - mean(x)", "f": "sum(U * U)"}
+
+
+def test_a_function_of_an_input_alone_stays_inline():
+    assert list(_names("sum(exp(x) * y)", {"x": "n", "y": "n"})) == ["f"]
+    assert list(_names("sum(X @ W + b)", {"X": "m,n", "W": "n,k", "b": "k"})) == ["f"]
+
+
+def test_names_clash_with_nothing_declared():
+    names = _names("sum(softmax(P @ H) * S)", {"P": "m,n", "H": "n,k", "S": "m,k"})
+    assert list(names) == ["S2", "P2", "f"] and names["P2"] == "softmax(S2)"
+
+
+def test_the_backward_program_of_attention_is_the_textbook_one():
+    d = api.derive_expression(ATTENTION[0], ["Q", "K", "V"], ATTENTION[1])
+    lines = {c.name: c.name_text for c in d.chain}
+    assert lines == {"dP": "G @ V.T", "dS": "P * (dP - sum(P * dP, axis=1, keepdims=True))",
+                     "dQ": "dS @ K / sqrt(d)", "dK": "dS.T @ Q / sqrt(d)", "dV": "P.T @ G"}
+    assert all(c.form.verification.verified for c in d.chain) and d.verified
+    assert dict(d.intermediates) == {"S": "Q @ K.T / sqrt(d)", "P": "softmax(S)"}
+
+
+def _length(text: str, shapes: dict[str, str], intermediates: dict[str, str]) -> int:
+    return length(text, Scope({n: tuple(s.split(",")) for n, s in shapes.items()}, {}), intermediates)
+
+
+@pytest.mark.parametrize("expr, shapes, wrt, textbook", [
+    ("-sum(T * log(softmax(Z)))", {"T": "m,n", "Z": "m,n"}, "Z",
+     "softmax(Z) * sum(T, axis=1, keepdims=True) - T"),
+    (*ATTENTION, "V", "softmax(Q @ K.T / sqrt(d)).T @ G"),
+    (*ATTENTION, "Q", "(softmax(Q @ K.T / sqrt(d)) * (G @ V.T - sum(softmax(Q @ K.T / sqrt(d)) * (G @ V.T), "
+                      "axis=1, keepdims=True))) @ K / sqrt(d)"),
+])
+def test_printed_forms_are_no_longer_than_the_textbook_and_equal_to_numpy(expr, shapes, wrt, textbook):
+    d = api.derive_expression(expr, [wrt], shapes)
+    (dv,) = d.derivatives
+    inter = dict(d.intermediates)
+    assert _length(dv.matrix.text, shapes, inter) <= _length(textbook, shapes, {})
+    # the lowered form against hand-written NumPy
+    rng = np.random.default_rng(0)
+    sizes = {"m": 3, "n": 4, "d": 2, "e": 5}
+    vals = {k: rng.normal(size=tuple(sizes[c] for c in s.split(","))) for k, s in shapes.items()}
+    got = module.load(api.lower_expression(expr, [wrt], shapes))[f"grad_{wrt}"](**vals)
+
+    def softmax(z):
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    if "T" in vals:
+        want = softmax(vals["Z"]) * vals["T"].sum(axis=1, keepdims=True) - vals["T"]
+    else:
+        Q, K, V, G = (vals[k] for k in "QKVG")
+        P = softmax(Q @ K.T / np.sqrt(2))
+        dP = G @ V.T
+        dS = P * (dP - (P * dP).sum(axis=1, keepdims=True))
+        want = {"Q": dS @ K / np.sqrt(2), "V": P.T @ G}[wrt]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_a_softmax_summed_over_its_axis_is_one():
+    d = api.derive_expression("sum(softmax(x))", ["x"], {"x": "n"})
+    assert any("zero everywhere" in w for w in d.warnings)
+
+
+def test_a_line_naming_a_value_of_its_own_step_is_verified():
+    """Layer norm: ΔU = (g + ΔH·U/n)/H uses H = √(mean(U²) + ε) both as an operand (held
+    constant) and as the step it differentiates."""
+    d = api.derive_expression("sum(((x - mean(x)) / sqrt(mean((x - mean(x))**2) + eps)) * g)", ["x"],
+                              {"x": "n", "g": "n"}, params={"eps": 1e-5})
+    assert [c.lhs for c in d.chain] == ["ΔH", "ΔU", "∂f/∂x"]
+    assert all(c.form.verification.verified for c in d.chain), [c.form.verification for c in d.chain]
