@@ -11,6 +11,8 @@ NumPy.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import DerivkitError
 from ..lang import ir
 from ..lang.printing import language, latex, pretty
@@ -18,8 +20,10 @@ from ..lang.program import program
 from ..lang.recipes import Recipe
 from ..lang.shapes import fmt_shape
 from ..results import ChainStep, Form, Verification
-from .crosscheck import Problem, Verifier
+from .crosscheck import Problem, Verifier, size_assignments
+from .oracle import Oracle
 from .simplify import simplify
+from .verify import LINES_BUDGET_S, Budget, matrix_check
 from .vjp import vjp
 
 DELTA = "Δ"
@@ -77,9 +81,9 @@ def backward_chain(recipe: Recipe) -> tuple[ChainStep, ...]:
     """The backward pass, each line verified element-wise as a function of its own operands."""
     steps = program(recipe).definitions
     inputs = {i.name: (i.shape, i.domain) for i in recipe.inputs}
-    params = tuple(p.name for p in recipe.params)
     lines = chain_lines(recipe)
     ascii_names = _ascii_names(recipe, lines)
+    budget = Budget(LINES_BUDGET_S)   # the symbolic comparisons of all lines share one
     out = []
     for lhs, target, kind, node in lines:
         shape = steps[target].shape if target in steps else recipe.input(target).shape
@@ -88,7 +92,7 @@ def backward_chain(recipe: Recipe) -> tuple[ChainStep, ...]:
                                           if isinstance(v, ir.Var) and v.name in ascii_names})
         out.append(ChainStep(lhs, target, kind, fmt_shape(shape),
                              Form(language(node), pretty(node), f"{_latex_lhs(lhs)} = {latex(node)}",
-                                  _verify_line(node, target, kind, steps, inputs, params, recipe)),
+                                  _verify_line(node, target, steps, inputs, recipe, budget)),
                              ascii_names[lhs], language(ascii_node)))
     return tuple(out)
 
@@ -115,9 +119,9 @@ def _latex_lhs(lhs: str) -> str:
     return lhs.replace("∂", r"\partial ")
 
 
-def _verify_line(node: ir.Node, target: str, kind: str, steps: dict[str, ir.Node],
-                 inputs: dict[str, tuple[ir.Shape, str]], params: tuple[str, ...],
-                 recipe: Recipe) -> Verification:
+def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
+                 inputs: dict[str, tuple[ir.Shape, str]], recipe: Recipe,
+                 budget: Budget) -> Verification:
     """A line ΔX = f(Δ_next, operands) is the VJP of the steps that use X; verify it as such:
     the same expression in terms of the local forward (each later step's Δ as an upstream)."""
     # Treat every step name as a free input of its shape (the local view of the chain), and
@@ -153,9 +157,15 @@ def _verify_line(node: ir.Node, target: str, kind: str, steps: dict[str, ir.Node
            if s != loss and any(isinstance(v, ir.Var) and v.name == target for v in ir.walk(n))}
     line = ir.substitute(node, {v: ir.Var(v.name, v.shape, "input") for v in ir.walk(node)
                                 if isinstance(v, ir.Var) and v.role in ("named", "upstream")})
+    params = tuple(p.name for p in recipe.params)
     verifier = Verifier(Problem(renamed, free, params, {}, target_var, None, consistent=own))
-    ver = verifier.check_matrix("gradient", line)
-    from dataclasses import replace
-
+    dims = sorted({d for shape, _ in free.values() for d in shape if isinstance(d, str)}
+                  | ir.dims_used(renamed))
+    oracle = Oracle(renamed, free, {p.name: p.default for p in recipe.params}, {}, None,
+                    size_assignments(dims), consistent=own)
+    ver = matrix_check(oracle, verifier if verifier.feasible else None, budget, "gradient", target,
+                       line, None)
+    if not ver.verified:
+        return ver
     return replace(ver, detail=f"each line {ver.detail} as the VJP of the steps that use it "
-                               f"(their operands and Δs free)" if ver.verified else ver.detail)
+                               f"(their operands and Δs free)")

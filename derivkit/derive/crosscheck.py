@@ -224,8 +224,9 @@ class Verifier:
         done: list[dict[str, int]] = []
         for k in range(len(self.assignments)):
             try:
-                ctx = self._context(k)
-                methods.append(at(ctx))
+                with time_limit(max(0.01, self.deadline - time.monotonic())):
+                    ctx = self._context(k)
+                    methods.append(at(ctx))
                 done.append(self.assignments[k])
             except _Mismatch as exc:
                 if exc.derived is not None:
@@ -234,7 +235,7 @@ class Verifier:
                 return Verification(False, "none", tuple(self.assignments[:k + 1]),
                                     f"NOT VERIFIED: disagrees with the element-wise derivation at "
                                     f"{fmt_sizes(self.assignments[k], spaced=True, empty=DECLARED)}: {exc}")
-            except _OutOfTime:
+            except (_OutOfTime, _TimeUp):
                 break
             except Undefined as exc:
                 return Verification(False, "none", tuple(self.assignments[:k + 1]),

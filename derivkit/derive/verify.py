@@ -23,7 +23,8 @@ from .crosscheck import UNFINISHED, IndexForm, Verifier
 from .index import Where
 from .oracle import DPS, ORACLE, Numeric, Oracle, as_mp
 
-SYMBOLIC_BUDGET_S = 2.0   # per derivation, shared by its forms' element-wise symbolic comparisons
+SYMBOLIC_BUDGET_S = 1.5   # per derivation, shared by its forms' element-wise symbolic comparisons
+LINES_BUDGET_S = 1.0      # per backward program, shared by its lines' symbolic comparisons
 
 
 class Budget:
@@ -204,4 +205,5 @@ def _dot(g: np.ndarray, jac: np.ndarray) -> np.ndarray:
     return np.tensordot(g, jac, axes=np.ndim(g))
 
 
-__all__ = ["ORACLE", "SYMBOLIC_BUDGET_S", "Budget", "combine", "index_check", "matrix_check"]
+__all__ = ["LINES_BUDGET_S", "ORACLE", "SYMBOLIC_BUDGET_S", "Budget", "combine", "index_check",
+           "matrix_check"]
