@@ -95,8 +95,11 @@ def main() -> None:
             if dv["kind"] != "gradient" or dv["wrt"] not in e.get("textbook", {}):
                 continue
             book = length(e["textbook"][dv["wrt"]], e["shapes"], e.get("params", {}), {})
-            mine = (length(dv["matrix_form"], e["shapes"], e.get("params", {}),
-                           doc.get("intermediates", {})) if dv.get("matrix_form") else None)
+            named = dict(doc.get("intermediates", {}))
+            if ";" not in doc["forward"]:   # a form may name the output (p for softmax)
+                named[doc["output"]] = doc["forward"]
+            mine = (length(dv["matrix_form"], e["shapes"], e.get("params", {}), named)
+                    if dv.get("matrix_form") else None)
             if mine is not None:
                 ours, theirs = ours + mine, theirs + book
             counts.append(f"{dv['wrt']} {mine if mine is not None else '—'}/{book}")

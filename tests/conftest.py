@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from derivkit.derive import verify as verify_module
 from derivkit.results import Derivation, Derivative, Form, InputInfo, Verification
 
 # Hypothesis profiles. "ci", the default, makes `python -m pytest` the same run on every machine
@@ -22,6 +23,24 @@ from derivkit.results import Derivation, Derivative, Form, InputInfo, Verificati
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
 settings.register_profile("explore", derandomize=False, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# The element-wise symbolic comparison runs within a wall-clock budget (0.5 s per derivation for
+# users), so on a loaded machine a label may say "verified numerically" where it would say
+# "verified symbolically". Tests compare labels of small derivations (well under 0.5 s alone);
+# under xdist on 2 cores they get 4× the budget, so those labels are the same on every run.
+# Tests that derive many large random expressions and assert no label use `user_budgets`.
+USER_BUDGETS = (verify_module.SYMBOLIC_BUDGET_S, verify_module.LINES_BUDGET_S)
+verify_module.SYMBOLIC_BUDGET_S *= 4
+verify_module.LINES_BUDGET_S *= 4
+
+
+@contextlib.contextmanager
+def user_budgets():
+    """Within the block, the symbolic comparison has the budgets users get."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(verify_module, "SYMBOLIC_BUDGET_S", USER_BUDGETS[0])
+        mp.setattr(verify_module, "LINES_BUDGET_S", USER_BUDGETS[1])
+        yield
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 
@@ -204,28 +202,14 @@ _expr = st.recursive(
     max_leaves=4)
 
 
-# The element-wise symbolic cross-check's time budget while the property below derives its random
-# expressions. derivkit gives each form up to 30 s (derive/crosscheck.py, BUDGET_S), and a few of
-# these expressions (relu or leaky_relu of a matrix product, w.r.t. x) use all of it, for the
-# matrix and for the index form: a minute per example, most of this module's time. The property
-# is about the numerical checker, which checks the derived matrix forms; those come from the VJP
-# rules and the simplifier, not from the cross-check (derive/engine.py), so with a shorter budget
-# the very same forms are checked (and the examples whose cross-check takes under a second per
-# form, most of them, are still cross-checked in full).
-CROSSCHECK_BUDGET_S = 1.0
-
-
-@contextlib.contextmanager
+# The property below is about the numerical checker, which checks the derived matrix forms;
+# those come from the VJP rules and the simplifier, not from the element-wise symbolic
+# comparison, so its random expressions are derived with the budgets users get (the test
+# session's are 4× longer, for stable labels: conftest.py).
 def _short_crosscheck_budget():
-    from derivkit.derive import crosscheck, engine
+    from conftest import user_budgets
 
-    class Verifier(crosscheck.Verifier):
-        def __init__(self, problem, budget_s=CROSSCHECK_BUDGET_S, assignments=None):
-            super().__init__(problem, budget_s, assignments)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(engine, "Verifier", Verifier)
-        yield
+    return user_budgets()
 
 
 @pytest.mark.parametrize("template", ["sum({} * y)", "sum({})"])

@@ -7,11 +7,32 @@ import numpy as np
 import pytest
 
 from derivkit import api
+from derivkit.lang import ir
 from derivkit.lang.parse import Scope
 from derivkit.lang.program import length, program
 from derivkit.lower import module
 
 ATTENTION = ("sum((softmax(Q @ K.T / sqrt(d)) @ V) * G)", {"Q": "m,d", "K": "n,d", "V": "n,e", "G": "m,e"})
+
+
+_DERIVED: dict[tuple[str, tuple[str, ...]], tuple] = {}
+
+
+def _derive_and_lower(expr: str, wrt: list[str], shapes: dict[str, str]):
+    """(derivation, lowered module) of `expr`, once per module (with the budgets users get: no
+    symbolic label is compared here)."""
+    from conftest import user_budgets
+
+    from derivkit.derive.engine import derive
+    from derivkit.lower.module import lower
+
+    key = (expr, tuple(wrt))
+    if key not in _DERIVED:
+        with user_budgets():
+            recipe = api.recipe_from_expression(expr, wrt, shapes)
+            d = derive(recipe)
+            _DERIVED[key] = (d, lower(recipe, d))
+    return _DERIVED[key]
 
 
 def _names(expr: str, shapes: dict[str, str]) -> dict[str, str]:
@@ -45,7 +66,7 @@ def test_names_clash_with_nothing_declared():
 
 
 def test_the_backward_program_of_attention_is_the_textbook_one():
-    d = api.derive_expression(ATTENTION[0], ["Q", "K", "V"], ATTENTION[1])
+    d, _ = _derive_and_lower(ATTENTION[0], ["Q", "K", "V"], ATTENTION[1])
     lines = {c.name: c.name_text for c in d.chain}
     assert lines == {"dP": "G @ V.T", "dS": "P * (dP - sum(P * dP, axis=1, keepdims=True))",
                      "dQ": "dS @ K / sqrt(d)", "dK": "dS.T @ Q / sqrt(d)", "dV": "P.T @ G"}
@@ -61,19 +82,22 @@ def _length(text: str, shapes: dict[str, str], intermediates: dict[str, str]) ->
     ("-sum(T * log(softmax(Z)))", {"T": "m,n", "Z": "m,n"}, "Z",
      "softmax(Z) * sum(T, axis=1, keepdims=True) - T"),
     (*ATTENTION, "V", "softmax(Q @ K.T / sqrt(d)).T @ G"),
+    (*ATTENTION, "K", "(softmax(Q @ K.T / sqrt(d)) * (G @ V.T - sum(softmax(Q @ K.T / sqrt(d)) * (G @ V.T), "
+                      "axis=1, keepdims=True))).T @ Q / sqrt(d)"),
     (*ATTENTION, "Q", "(softmax(Q @ K.T / sqrt(d)) * (G @ V.T - sum(softmax(Q @ K.T / sqrt(d)) * (G @ V.T), "
                       "axis=1, keepdims=True))) @ K / sqrt(d)"),
 ])
 def test_printed_forms_are_no_longer_than_the_textbook_and_equal_to_numpy(expr, shapes, wrt, textbook):
-    d = api.derive_expression(expr, [wrt], shapes)
-    (dv,) = d.derivatives
+    every = ["Q", "K", "V"] if "Q" in shapes else [wrt]
+    d, lowered = _derive_and_lower(expr, every, shapes)
+    (dv,) = [dv for dv in d.derivatives if dv.wrt == wrt]
     inter = dict(d.intermediates)
     assert _length(dv.matrix.text, shapes, inter) <= _length(textbook, shapes, {})
     # the lowered form against hand-written NumPy
     rng = np.random.default_rng(0)
     sizes = {"m": 3, "n": 4, "d": 2, "e": 5}
     vals = {k: rng.normal(size=tuple(sizes[c] for c in s.split(","))) for k, s in shapes.items()}
-    got = module.load(api.lower_expression(expr, [wrt], shapes))[f"grad_{wrt}"](**vals)
+    got = module.load(lowered)[f"grad_{wrt}"](**vals)
 
     def softmax(z):
         e = np.exp(z - z.max(axis=-1, keepdims=True))
@@ -86,7 +110,7 @@ def test_printed_forms_are_no_longer_than_the_textbook_and_equal_to_numpy(expr, 
         P = softmax(Q @ K.T / np.sqrt(2))
         dP = G @ V.T
         dS = P * (dP - (P * dP).sum(axis=1, keepdims=True))
-        want = {"Q": dS @ K / np.sqrt(2), "V": P.T @ G}[wrt]
+        want = {"Q": dS @ K / np.sqrt(2), "K": dS.T @ Q / np.sqrt(2), "V": P.T @ G}[wrt]
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
@@ -102,3 +126,36 @@ def test_a_line_naming_a_value_of_its_own_step_is_verified():
                               {"x": "n", "g": "n"}, params={"eps": 1e-5})
     assert [c.lhs for c in d.chain] == ["ΔH", "ΔU", "∂f/∂x"]
     assert all(c.form.verification.verified for c in d.chain), [c.form.verification for c in d.chain]
+
+
+def _mutated(monkeypatch, node_type, mutate):
+    from derivkit.derive import vjp as vjp_mod
+
+    good = vjp_mod.RULES[node_type]
+    monkeypatch.setitem(vjp_mod.RULES, node_type, lambda n, g: mutate(n, g, good(n, g)))
+
+
+@pytest.mark.parametrize("mutation", ["factor", "dropped-term"])
+def test_a_wrong_local_rule_names_the_failing_backward_line(monkeypatch, mutation):
+    """A MatMul rule off by 0.1 % makes ΔP = G Vᵀ wrong; a quotient rule that drops the
+    denominator's term gives the classic softmax mistake ΔS = P ⊙ ΔP. Either way derive says
+    which line is NOT VERIFIED, and check fails."""
+    from fractions import Fraction
+
+    if mutation == "factor":
+        _mutated(monkeypatch, ir.MatMul, lambda n, g, cts: [
+            (c, ir.mul(ir.const(Fraction(1001, 1000)), t)) for c, t in cts])
+        bad = "ΔP"
+    else:
+        _mutated(monkeypatch, ir.Binary, lambda n, g, cts: cts[:1] if n.op == "/" else cts)
+        bad = "ΔS"
+    from conftest import user_budgets
+
+    with user_budgets():
+        d = api.derive_expression(ATTENTION[0], ["Q", "K", "V"], ATTENTION[1])
+    lines = {c.lhs: c.form.verification for c in d.chain}
+    assert not lines[bad].verified and "NOT VERIFIED" in lines[bad].detail
+    assert not d.verified
+    with user_budgets():
+        result = api.check_expression(ATTENTION[0], ["Q"], ATTENTION[1])
+    assert not result.passed

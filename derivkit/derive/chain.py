@@ -20,10 +20,11 @@ from ..lang.program import program
 from ..lang.recipes import Recipe
 from ..lang.shapes import fmt_shape
 from ..results import ChainStep, Form, Verification
+from . import verify
 from .crosscheck import Problem, Verifier, size_assignments
 from .oracle import Oracle
 from .simplify import simplify
-from .verify import LINES_BUDGET_S, Budget, matrix_check
+from .verify import Budget, matrix_check
 from .vjp import vjp
 
 DELTA = "Δ"
@@ -83,7 +84,7 @@ def backward_chain(recipe: Recipe) -> tuple[ChainStep, ...]:
     inputs = {i.name: (i.shape, i.domain) for i in recipe.inputs}
     lines = chain_lines(recipe)
     ascii_names = _ascii_names(recipe, lines)
-    budget = Budget(LINES_BUDGET_S)   # the symbolic comparisons of all lines share one
+    budget = Budget(verify.LINES_BUDGET_S)   # the symbolic comparisons of all lines share one
     out = []
     for lhs, target, kind, node in lines:
         shape = steps[target].shape if target in steps else recipe.input(target).shape
@@ -161,8 +162,13 @@ def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
     verifier = Verifier(Problem(renamed, free, params, {}, target_var, None, consistent=own))
     dims = sorted({d for shape, _ in free.values() for d in shape if isinstance(d, str)}
                   | ir.dims_used(renamed))
+    # numerically at the forward's own points: inputs sampled, every step's value computed from
+    # them (so log(1 − σ(z)) stays real), the Δs sampled freely
+    forward = {s: ir.substitute(n, {ir.Var(k, v.shape, "named"): ir.Var(k, v.shape, "input")
+                                    for k, v in steps.items()})
+               for s, n in steps.items() if s != loss}
     oracle = Oracle(renamed, free, {p.name: p.default for p in recipe.params}, {}, None,
-                    size_assignments(dims), consistent=own)
+                    size_assignments(dims), consistent=forward)
     ver = matrix_check(oracle, verifier if verifier.feasible else None, budget, "gradient", target,
                        line, None)
     if not ver.verified:

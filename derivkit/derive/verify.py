@@ -23,15 +23,15 @@ from .crosscheck import UNFINISHED, IndexForm, Verifier
 from .index import Where
 from .oracle import DPS, ORACLE, Numeric, Oracle, as_mp
 
-SYMBOLIC_BUDGET_S = 1.5   # per derivation, shared by its forms' element-wise symbolic comparisons
-LINES_BUDGET_S = 1.0      # per backward program, shared by its lines' symbolic comparisons
+SYMBOLIC_BUDGET_S = 0.5   # per derivation, shared by its forms' element-wise symbolic comparisons
+LINES_BUDGET_S = 0.5      # per backward program, shared by its lines' symbolic comparisons
 
 
 class Budget:
     """Seconds left for the symbolic comparisons of one derivation."""
 
-    def __init__(self, seconds: float = SYMBOLIC_BUDGET_S) -> None:
-        self.seconds = seconds
+    def __init__(self, seconds: float | None = None) -> None:
+        self.seconds = SYMBOLIC_BUDGET_S if seconds is None else seconds
         self.deadline: float | None = None   # set by the first comparison
 
     def give(self, verifier: Verifier | None) -> Verifier | None:
