@@ -57,8 +57,8 @@ def derivative(fn: str) -> DerivativeRule:
     uses_value = False
     if not f.has(sp.Piecewise, sp.Abs, sp.sign):
         for candidate in _in_terms_of_value(f, fprime, t):
-            if uses_value and candidate is _SOLVED:
-                break  # a proven direct rewrite exists; skip solving s = f(t)
+            if candidate is _SOLVED and (uses_value or sp.count_ops(fprime) <= 2):
+                break  # a proven direct rewrite exists, or f' is already short (1/t, −sin t)
             if candidate is _SOLVED:
                 continue
             if sp.count_ops(candidate) < sp.count_ops(best) and _proved_equal(

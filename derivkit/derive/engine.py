@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from ..errors import DerivkitError
 from ..lang import ir
 from ..lang.printing import GREEK, language, latex, pretty
-from ..lang.program import program
+from ..lang.program import Program, program
 from ..lang.recipes import Recipe
 from ..lang.shapes import fmt_shape
 from ..results import ChainStep, Derivation, Derivative, Form, InputInfo, Verification
@@ -107,14 +107,15 @@ def derive(recipe: Recipe) -> Derivation:
             ilhs_l = (rf"\frac{{\partial {_latex_name(recipe.output, oi)}}}"
                       rf"{{\partial {_latex_name(w, ii)}}}")
         kinds: list[tuple[str, ir.Node | None]] = []
+        closed = _closed_form(raw, cot, prog, recipe.output, x.shape) if prog.named else cot
         if scalar:
-            kinds.append(("gradient", cot))
+            kinds.append(("gradient", closed))
         else:
             assert upstream is not None   # not scalar
             if out.rank == 1 and x.rank == 1:
                 jac = jacobian(cot, upstream)
                 kinds.append(("jacobian", simplifier(jac) if jac is not None else None))
-            kinds.append(("vjp", cot))
+            kinds.append(("vjp", closed))
         if not independent and is_zero(cot):
             warnings.append(f"∂{recipe.output}/∂{w} is zero everywhere: {recipe.output} does not "
                             f"change with {w} (its dependence cancels)")
@@ -180,6 +181,33 @@ def _chain(recipe: Recipe) -> tuple[ChainStep, ...]:
         return backward_chain(recipe)
     except DerivkitError:
         return ()  # e.g. a vector-valued last step: no loss to propagate from
+
+
+def _closed_form(raw: ir.Node, cot: ir.Node, prog: Program, output: str, shape: ir.Shape) -> ir.Node:
+    """The form to print: `cot` (over the values derivkit named) or, when it reads no longer
+    than `cot` with the definitions it uses, the closed form over the inputs alone."""
+    used = _names_used(cot, prog)
+    if not used:
+        return cot
+    own = {prog.out: output, **({prog.out.expansion: output} if isinstance(prog.out, ir.Macro) else {})}
+    plain = Simplifier(own)(raw)
+    if plain.shape != shape:
+        plain = ir.broadcast_to(plain, shape)
+    named_length = ir.count_ops(cot) + sum(ir.count_ops(prog.definitions[n]) for n in used)
+    return plain if ir.count_ops(plain) <= named_length else cot
+
+
+def _names_used(node: ir.Node, prog: Program) -> set[str]:
+    """The named intermediates `node` uses, directly or through their definitions."""
+    used: set[str] = set()
+    todo = [node]
+    while todo:
+        for v in ir.walk(todo.pop()):
+            if isinstance(v, ir.Var) and v.role == "named" and v.name in prog.inlined \
+                    and v.name not in used:
+                used.add(v.name)
+                todo.append(prog.definitions[v.name])
+    return used
 
 
 def _forward_text(recipe: Recipe, out: ir.Node, printer: Callable[[ir.Node], str], sep: str) -> str:

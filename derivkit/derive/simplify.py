@@ -27,6 +27,7 @@ from typing import ClassVar
 import sympy as sp
 
 from ..lang import ir
+from ..lang.parse import softmax
 from ..limits import _TimeUp, time_limit
 from .to_ir import Unmappable, to_ir
 
@@ -68,7 +69,10 @@ class Simplifier:
         ones: dict[ir.Node, ir.Node] = {
             n: (ir.broadcast_to(ir.ONE, n.shape) if n.shape else ir.ONE) for n in ir.walk(out)
             if isinstance(n, ir.Sum) and _sums_softmax_to_one(n, self.defined.get(n.a, n.a))}
-        return self.simp(ir.substitute(out, ones)) if ones else out
+        if ones:
+            out = self.simp(ir.substitute(out, ones))
+        rewritten = _identities(out)
+        return self.simp(rewritten) if rewritten != out else out
 
     def simp(self, node: ir.Node) -> ir.Node:
         if node in self.named:
@@ -354,6 +358,37 @@ class Simplifier:
 
     def _from(self, e: sp.Expr) -> ir.Node:
         return to_ir(e, self.sym_nodes)
+
+def _identities(node: ir.Node) -> ir.Node:
+    """The identities a person uses, applied where they shorten a form:
+    exp(z) / Σ exp(z) = softmax(z) (over the last axis, or all of a vector), and
+    A C + B C = (A + B) C, C A + C B = C (A + B)."""
+    mapping: dict[ir.Node, ir.Node] = {}
+    for n in ir.walk(node):
+        if isinstance(n, ir.Binary) and n.op == "/" and _is_softmax(n.a, n.b):
+            assert isinstance(n.a, ir.Apply)
+            mapping[n] = softmax(n.a.a)
+        elif isinstance(n, ir.Binary) and n.op == "+" and isinstance(n.a, ir.MatMul) \
+                and isinstance(n.b, ir.MatMul) and n.a.shape == n.b.shape:
+            a, b = n.a, n.b
+            if a.b == b.b and a.a.shape == b.a.shape:
+                mapping[n] = ir.matmul(ir.add(a.a, b.a), a.b)
+            elif a.a == b.a and a.b.shape == b.b.shape:
+                mapping[n] = ir.matmul(a.a, ir.add(a.b, b.b))
+    return ir.substitute(node, mapping) if mapping else node
+
+
+def _is_softmax(num: ir.Node, den: ir.Node) -> bool:
+    """num / den is exp(z) / Σ exp(z) over the axis softmax normalises."""
+    while isinstance(den, ir.Broadcast):
+        den = den.a
+    if not (isinstance(num, ir.Apply) and num.fn == "exp" and isinstance(den, ir.Sum)
+            and den.a == num and num.rank >= 1):
+        return False
+    if num.rank == 1:
+        return den.axis in (None, 0)
+    return den.keepdims and den.axis is not None and den.axis % num.rank == num.rank - 1
+
 
 def _sums_softmax_to_one(n: ir.Sum, a: ir.Node) -> bool:
     """`n` sums `a`, a softmax (its operand, or the name of one), over the axis it normalises

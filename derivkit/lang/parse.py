@@ -126,6 +126,18 @@ _CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<="}
 _BIN = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 
 
+def softmax(x: ir.Node, axis: int = -1, *, explicit_axis: bool = False) -> ir.Node:
+    """softmax(x) = exp(x) / Σ exp(x) along `axis` (a vector: all of it), as a macro printed by
+    name; `explicit_axis`: the axis is printed."""
+    e = ir.apply("exp", x)
+    if x.rank == 1:
+        ir.sum_(x, axis)  # validates the axis
+        s = ir.sum_(e)
+    else:
+        s = ir.sum_(e, axis, keepdims=True)
+    return ir.macro("softmax", (x,), ir.div(e, s), (("axis", axis),) if explicit_axis else ())
+
+
 @dataclass(frozen=True)
 class Scope:
     """What names mean: inputs (arrays), params (scalars with defaults), dims (from shapes)."""
@@ -310,14 +322,7 @@ class _Builder:
             if x.rank == 0:
                 raise self.fail(node, "softmax() needs a vector or a matrix")
             axis = self._int_kw(kws["axis"], fn, "axis") if "axis" in kws else -1
-            e = ir.apply("exp", x)
-            if x.rank == 1:
-                ir.sum_(x, axis)  # validates the axis
-                s = ir.sum_(e)
-            else:
-                s = ir.sum_(e, axis, keepdims=True)
-            kwargs = (("axis", axis),) if "axis" in kws else ()
-            return ir.macro("softmax", (x,), ir.div(e, s), kwargs)
+            return softmax(x, axis, explicit_axis="axis" in kws)
         if fn in MATRIX_OPS:
             op = MATRIX_OPS[fn]
             arity(op.arity, op.arity)
