@@ -6,14 +6,14 @@ symbols) and differentiated by central differences with step h = 10⁻²⁰:
 
     ∂f/∂x_e ≈ (f(x + h e) − f(x − h e)) / 2h,   error ≈ h² |f'''| + 10⁻⁶⁰/h ≈ 10⁻⁴⁰.
 
-A form agrees when every entry is within `TOL` = 10⁻²⁵ of the oracle relative to the largest
-oracle entry: a wrong form is off by far more (a dropped term, a transpose, a factor 1.001). The
-step is so small that it straddles a kink only if an input lies within 10⁻²⁰ of it.
+A form agrees when, along `DIRECTIONS` random directions v, ⟨form, v⟩ is within `TOL` = 10⁻²⁵
+of the directional derivative (relative to it, or absolute below 1): a wrong form is off by far
+more (a dropped term, a transpose, a factor 1.001); a disagreement is then located entry by
+entry where that is cheap. A point where a function is within 10⁻⁹ of its kink is redrawn.
 
 Each input is sampled at random rationals in its domain (real, positive, nonzero) at each size
 assignment; a point where the forward is undefined or complex (log of a negative, a singular
-matrix) is redrawn. With many entries the oracle compares directional derivatives along random
-directions instead of every entry (`MAX_ENTRY_EVALS`), and says so.
+matrix) is redrawn, then every input is tried positive.
 """
 
 from __future__ import annotations
@@ -159,6 +159,7 @@ class Oracle:
         inputs (a backward line's named value), not sampled."""
         self.out, self.inputs, self.named, self.upstream = out, inputs, named, upstream
         self.consistent = consistent or {}
+        self.report_error = True   # the label states the largest disagreement (else the tolerance)
         self.param_values = param_values
         self.assignments = assignments[:ASSIGNMENTS]
         self.seed = seed
@@ -316,7 +317,8 @@ class Oracle:
         except OracleUndefined as exc:
             return Verification(False, "none", tuple(done), f"NOT VERIFIED: {exc}")
         positive = any(self.point(k).positive for k in range(len(done)))
-        return Verification(True, ORACLE, tuple(done), describe(done, worst, positive))
+        return Verification(True, ORACLE, tuple(done),
+                            describe(done, worst if self.report_error else None, positive))
 
     def _where(self, k: int, name: str, claimed: np.ndarray, got: Any, d: Any) -> str:
         """The first entry where `claimed` disagrees (entry by entry, when that is cheap)."""
@@ -341,7 +343,8 @@ def describe(done: list[dict[str, int]], worst: Any, positive: bool = False) -> 
     """'verified numerically: …' — what the oracle did, where, and how closely it agreed."""
     at = fmt_size_list(done) if done and done[0] else "the declared sizes"
     how = f"along {DIRECTIONS} random directions"
-    agree = "exactly" if worst == 0 else f"to {mpmath.nstr(worst, 1)}"
+    agree = (f"within {TOL}" if worst is None else "exactly" if worst == 0
+             else f"to {mpmath.nstr(worst, 1)}")
     where = " (inputs positive: the forward is not real elsewhere)" if positive else ""
     return (f"verified numerically at {at}{where}: agrees {agree} with the forward "
             f"differentiated at {DPS} digits ({how})")
