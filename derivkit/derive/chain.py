@@ -155,18 +155,18 @@ def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
     own = {s: ir.substitute(n, {ir.Var(k, v.shape, "named"): ir.Var(k, v.shape, "input")
                                 for k, v in steps.items()})
            for s, n in steps.items()
-           if s != loss and any(isinstance(v, ir.Var) and v.name == target for v in ir.walk(n))}
+           if s == loss or any(isinstance(v, ir.Var) and v.name == target for v in ir.walk(n))}
     line = ir.substitute(node, {v: ir.Var(v.name, v.shape, "input") for v in ir.walk(node)
                                 if isinstance(v, ir.Var) and v.role in ("named", "upstream")})
     params = tuple(p.name for p in recipe.params)
     verifier = Verifier(Problem(renamed, free, params, {}, target_var, None, consistent=own))
     dims = sorted({d for shape, _ in free.values() for d in shape if isinstance(d, str)}
                   | ir.dims_used(renamed))
-    # numerically at the forward's own points: inputs sampled, every step's value computed from
-    # them (so log(1 − σ(z)) stays real), the Δs sampled freely
+    # numerically at the forward's own points: inputs sampled, every step's value (the loss's
+    # too: a line may name it, as in ΔH = −f/H) computed from them, the Δs sampled freely
     forward = {s: ir.substitute(n, {ir.Var(k, v.shape, "named"): ir.Var(k, v.shape, "input")
                                     for k, v in steps.items()})
-               for s, n in steps.items() if s != loss}
+               for s, n in steps.items()}
     oracle = Oracle(renamed, free, {p.name: p.default for p in recipe.params}, {}, None,
                     size_assignments(dims), consistent=forward)
     oracle.report_error = False   # one sentence for all the lines

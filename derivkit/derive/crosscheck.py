@@ -30,6 +30,7 @@ MAX_ENTRIES = 400  # n_out * n_in per size assignment
 MAX_COST = 20_000  # estimated SymPy nodes in the explicit forward at the smallest sizes
 BUDGET_S = 30.0     # per form; sizes not reached in time are reported as skipped
 UNFINISHED = "NOT VERIFIED: the element-wise comparison did not finish"
+UNDEFINED = "NOT VERIFIED: the forward is undefined at"
 
 #: One size assignment's evaluation: sizes, env, ex (Explicit), out, x, and the truths (vjp, jac)
 _Context = dict[str, Any]
@@ -239,7 +240,7 @@ class Verifier:
                 break
             except Undefined as exc:
                 return Verification(False, "none", tuple(self.assignments[:k + 1]),
-                                    f"NOT VERIFIED: the forward is undefined at "
+                                    f"{UNDEFINED} "
                                     f"{fmt_sizes(self.assignments[k], spaced=True, empty=DECLARED)}: {exc}")
         if not done:
             return Verification(False, "none", (), f"{UNFINISHED} within the {self.budget_s:.2g} s "
@@ -279,11 +280,12 @@ class Verifier:
         if not self.p.consistent:
             return values
         if "consistent" not in ctx:
-            mapping = {}
+            mapping: dict[Any, Any] = {}
             for name, definition in self.p.consistent.items():
                 for sym, val in zip(np.asarray(ctx["env"][name]).ravel(),
                                     np.asarray(ctx["ex"].ev(definition)).ravel()):
-                    mapping[sym] = val
+                    # in forward order: a later value's definition may use an earlier one
+                    mapping[sym] = sp.sympify(val, strict=True).xreplace(mapping)
             ctx["consistent"] = mapping
         mapping = ctx["consistent"]
         out = np.frompyfunc(lambda v: sp.sympify(v, strict=True).xreplace(mapping), 1, 1)(values)

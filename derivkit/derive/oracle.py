@@ -161,7 +161,7 @@ class Oracle:
         self.consistent = consistent or {}
         self.report_error = True   # the label states the largest disagreement (else the tolerance)
         self.param_values = param_values
-        self.assignments = assignments[:ASSIGNMENTS]
+        self.assignments = _with_alternatives(assignments)
         self.seed = seed
         self._gradients: dict[tuple[int, str], np.ndarray] = {}
         self._directions: dict[tuple[int, str], list[tuple[np.ndarray, Any]]] = {}
@@ -299,26 +299,37 @@ class Oracle:
         directional derivative; a disagreement is then located entry by entry."""
         worst = mpmath.mpf(0)
         done: list[dict[str, int]] = []
+        undefined: list[tuple[dict[str, int], str]] = []   # sizes where the forward is undefined
         tol = mpmath.mpf(TOL)
-        try:
-            for k, sizes in enumerate(self.assignments):
-                with mpmath.workdps(DPS):
-                    shape = np.shape(self.base(k, name))
-                    claimed = np.broadcast_to(np.asarray(form(k), dtype=object), shape)
-                    if not _real(claimed):
-                        return self._failed(done, sizes, "the form is not real and finite there")
-                    for v, d in self.directional(k, name):
-                        got = mpmath.fsum(np.ravel(np.asarray(claimed * v, dtype=object)).tolist())
-                        err = abs(got - d) / max(abs(d), mpmath.mpf(1))
-                        if err > tol:
-                            return self._failed(done, sizes, self._where(k, name, claimed, got, d))
-                        worst = max(worst, err)
-                done.append(sizes)
-        except OracleUndefined as exc:
-            return Verification(False, "none", tuple(done), f"NOT VERIFIED: {exc}")
-        positive = any(self.point(k).positive for k in range(len(done)))
-        return Verification(True, ORACLE, tuple(done),
-                            describe(done, worst if self.report_error else None, positive))
+        for k, sizes in enumerate(self.assignments):
+            if len(done) == ASSIGNMENTS:
+                break
+            try:
+                self.point(k)
+            except OracleUndefined as exc:
+                undefined.append((sizes, str(exc)))
+                continue
+            with mpmath.workdps(DPS):
+                shape = np.shape(self.base(k, name))
+                claimed = np.broadcast_to(np.asarray(form(k), dtype=object), shape)
+                if not _real(claimed):
+                    return self._failed(done, sizes, "the form is not real and finite there")
+                for v, d in self.directional(k, name):
+                    got = mpmath.fsum(np.ravel(np.asarray(claimed * v, dtype=object)).tolist())
+                    err = abs(got - d) / max(abs(d), mpmath.mpf(1))
+                    if err > tol:
+                        return self._failed(done, sizes, self._where(k, name, claimed, got, d))
+                    worst = max(worst, err)
+            done.append(sizes)
+        if not done:
+            return Verification(False, "none", (), f"NOT VERIFIED: {undefined[0][1]}")
+        positive = any(self.point(k).positive for k, s in enumerate(self.assignments) if s in done)
+        detail = describe(done, worst if self.report_error else None, positive)
+        skipped = [s for s, _ in undefined if s not in done]
+        if skipped:
+            detail += (f" (not at {'; '.join(fmt_sizes(s, spaced=True) for s in skipped)}: "
+                       f"the forward is undefined there)")
+        return Verification(True, ORACLE, tuple(done), detail)
 
     def _where(self, k: int, name: str, claimed: np.ndarray, got: Any, d: Any) -> str:
         """The first entry where `claimed` disagrees (entry by entry, when that is cheap)."""
@@ -337,6 +348,20 @@ class Oracle:
         return Verification(False, "none", tuple(done + [sizes]),
                             f"NOT VERIFIED: disagrees with the forward differentiated numerically "
                             f"at {fmt_sizes(sizes, spaced=True, empty=DECLARED)}: {what}")
+
+
+def _with_alternatives(assignments: list[dict[str, int]]) -> list[dict[str, int]]:
+    """`assignments`, then the same sizes rotated the other way (for a forward that is
+    undefined at some, such as log det(XᵀX) where n < k)."""
+    out = list(assignments)
+    if assignments and len(assignments[0]) > 1:
+        dims = list(assignments[0])
+        values = [assignments[t][dims[0]] for t in range(len(assignments))]
+        for t in range(len(values)):
+            alt = {d: values[(t - i) % len(values)] for i, d in enumerate(dims)}
+            if alt not in out:
+                out.append(alt)
+    return out
 
 
 def describe(done: list[dict[str, int]], worst: Any, positive: bool = False) -> str:

@@ -19,7 +19,7 @@ import sympy as sp
 
 from ..lang import ir
 from ..results import Verification
-from .crosscheck import UNFINISHED, IndexForm, Verifier
+from .crosscheck import UNDEFINED, UNFINISHED, IndexForm, Verifier
 from .index import Where
 from .oracle import DPS, ORACLE, Numeric, Oracle, as_mp
 
@@ -49,8 +49,9 @@ def combine(numeric: Verification, symbolic: Verification | None) -> Verificatio
     """One verdict from the oracle's and (where it ran) the symbolic comparison's."""
     if not numeric.verified:
         return numeric
-    if symbolic is None or symbolic.detail.startswith(UNFINISHED):
-        return numeric   # not run, or not finished at any size within the budget
+    if symbolic is None or symbolic.detail.startswith((UNFINISHED, UNDEFINED)):
+        return numeric   # not run, not finished within the budget, or at sizes where the
+                         # forward is undefined (the oracle chose sizes where it is defined)
     if not symbolic.verified:
         return symbolic
     sizes = tuple(symbolic.sizes) + tuple(s for s in numeric.sizes if s not in symbolic.sizes)
