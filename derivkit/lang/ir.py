@@ -8,6 +8,7 @@ backends (printing, index form, explicit evaluation, NumPy lowering) walk it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import Field, dataclass, fields
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -462,6 +463,27 @@ def macro(fn: str, operands: tuple[Node, ...], expansion: Node,
 
 
 # ---------------------------------------------------------------- traversal
+def postorder(roots: list[Node], children: Callable[[Node], tuple[Node, ...]] | None = None
+              ) -> list[Node]:
+    """Every distinct subtree of `roots`, children before parents, where `children(n)` are the
+    subtrees of n to visit (default: its operands, a macro's expansion)."""
+    kids = children or (lambda n: n.args)
+    seen: set[Node] = set()
+    post: list[Node] = []
+    stack = [(r, False) for r in reversed(roots)]
+    while stack:
+        n, expanded = stack.pop()
+        if expanded:
+            post.append(n)
+            continue
+        if n in seen:
+            continue
+        seen.add(n)
+        stack.append((n, True))
+        stack.extend((c, False) for c in reversed(kids(n)) if c not in seen)
+    return post
+
+
 def walk(node: Node) -> list[Node]:
     """Every distinct subtree, children before parents (post-order, deduplicated)."""
     seen: set[Node] = set()

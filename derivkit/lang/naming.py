@@ -33,22 +33,11 @@ def _computed(n: ir.Node) -> bool:
 
 def _kinds(out: ir.Node) -> dict[ir.Node, str]:
     """Each node to name, with what it is (a key of LETTERS)."""
-    order: list[ir.Node] = []
-    seen: set[ir.Node] = set()
+    order = ir.postorder([out], _children)
     parents: Counter[ir.Node] = Counter()
-    stack: list[tuple[ir.Node, bool]] = [(out, False)]
-    while stack:
-        n, done = stack.pop()
-        if done:
-            order.append(n)
-            continue
-        if n in seen:
-            continue
-        seen.add(n)
-        stack.append((n, True))
+    for n in order:
         for c in _children(n):   # x·x uses x twice
             parents[c] += 1
-            stack.append((c, False))
     kinds: dict[ir.Node, str] = {}
     for n in order:
         if n is out:

@@ -208,20 +208,7 @@ def _worth_naming(n: ir.Node) -> bool:
 
 def _order(roots: list[ir.Node]) -> list[ir.Node]:
     """Distinct subtrees, parents before children."""
-    seen: set[ir.Node] = set()
-    post: list[ir.Node] = []
-    stack = [(r, False) for r in reversed(roots)]
-    while stack:
-        n, expanded = stack.pop()
-        if expanded:
-            post.append(n)
-            continue
-        if n in seen:
-            continue
-        seen.add(n)
-        stack.append((n, True))
-        stack.extend((c, False) for c in reversed(_children(n)) if c not in seen)
-    return post[::-1]
+    return ir.postorder(roots, _children)[::-1]
 
 
 def _occurrences(roots: list[ir.Node]) -> dict[ir.Node, int]:
