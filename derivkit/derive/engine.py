@@ -75,7 +75,6 @@ def derive(recipe: Recipe) -> Derivation:
     dims = sorted(ir.dims_used(out) | {d for i in recipe.inputs for d in i.shape if isinstance(d, str)})
     oracle = Oracle(out, inputs, {p.name: p.default for p in recipe.params}, named_defs, upstream,
                     size_assignments(dims))
-    budget = Budget()
 
     for w in recipe.wrt:
         x = scope.var(w)
@@ -90,13 +89,12 @@ def derive(recipe: Recipe) -> Derivation:
             cot = ir.broadcast_to(cot, x.shape)
         problem = Problem(out, inputs, tuple(p.name for p in recipe.params), named_defs, x, upstream)
         verifier = Verifier(problem)
+        budget = Budget()   # for this input's forms
 
         oi, ii = _letters(out.rank, x.rank, taken)
         too_large = None if verifier.feasible else (
             f"too large to verify symbolically element-wise (about {verifier.cost:,} operations "
             f"at the smallest sizes)")
-        index_form = (_index_form(cot, upstream, oi, ii, taken, verifier, oracle, budget, w)
-                      if not too_large else None)
         if scalar:
             lhs_p, lhs_l = f"∂{_sub(recipe.output, [], True)}/∂{_sub(w, [], True)}", \
                 rf"\frac{{\partial {_latex_name(recipe.output)}}}{{\partial {_latex_name(w)}}}"
@@ -123,6 +121,11 @@ def derive(recipe: Recipe) -> Derivation:
             warnings.append(f"simplifying ∂/∂{w} hit the {simplifier.budget_s:g} s time budget: "
                             f"its forms are shown less simplified than they could be (they are "
                             f"verified all the same)")
+        # the matrix forms first: they get the symbolic comparison's budget before the index form
+        checked = {kind: matrix_check(oracle, None if too_large else verifier, budget, kind, w, form,
+                                      upstream) for kind, form in kinds if form is not None}
+        index_form = (_index_form(cot, upstream, oi, ii, taken, verifier, oracle, budget, w)
+                      if not too_large else None)
         for kind, form in kinds:
             if kind == "jacobian":
                 lhs_p = f"∂{_sub(recipe.output, [], True)}/∂{_sub(w, [], True)}"
@@ -132,9 +135,7 @@ def derive(recipe: Recipe) -> Derivation:
                 lhs_l = rf"\frac{{\partial L}}{{\partial {_latex_name(w)}}}"
             matrix = None
             if form is not None:
-                ver = matrix_check(oracle, None if too_large else verifier, budget, kind, w, form,
-                                   upstream)
-                matrix = Form(language(form), pretty(form), f"{lhs_l} = {latex(form)}", ver)
+                matrix = Form(language(form), pretty(form), f"{lhs_l} = {latex(form)}", checked[kind])
             notes: tuple[str, ...] = ()
             if kind == "vjp":
                 assert upstream is not None   # a vjp has an upstream gradient

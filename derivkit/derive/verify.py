@@ -23,8 +23,8 @@ from .crosscheck import UNDEFINED, UNFINISHED, IndexForm, Verifier
 from .index import Where
 from .oracle import DPS, ORACLE, Numeric, Oracle, as_mp
 
-SYMBOLIC_BUDGET_S = 0.5   # per derivation, shared by its forms' element-wise symbolic comparisons
-LINES_BUDGET_S = 0.5      # per backward program, shared by its lines' symbolic comparisons
+SYMBOLIC_BUDGET_S = 0.6   # per input differentiated, shared by its forms' symbolic comparisons
+LINES_BUDGET_S = 0.3      # per backward program, shared by its lines' symbolic comparisons
 
 
 class Budget:
