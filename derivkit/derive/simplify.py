@@ -71,7 +71,7 @@ class Simplifier:
             if isinstance(n, ir.Sum) and _sums_softmax_to_one(n, self.defined.get(n.a, n.a))}
         if ones:
             out = self.simp(ir.substitute(out, ones))
-        rewritten = _identities(out)
+        rewritten = _identities(out, self.defined)
         return self.simp(rewritten) if rewritten != out else out
 
     def simp(self, node: ir.Node) -> ir.Node:
@@ -359,15 +359,18 @@ class Simplifier:
     def _from(self, e: sp.Expr) -> ir.Node:
         return to_ir(e, self.sym_nodes)
 
-def _identities(node: ir.Node) -> ir.Node:
+def _identities(node: ir.Node, defined: dict[ir.Node, ir.Node] | None = None) -> ir.Node:
     """The identities a person uses, applied where they shorten a form:
-    exp(z) / Σ exp(z) = softmax(z) (over the last axis, or all of a vector), and
+    exp(z) / Σ exp(z) = softmax(z) (over the last axis, or all of a vector),
+    r·e / (1 + e) = r·σ(z) for e = exp(z) (or a name for it), and
     A C + B C = (A + B) C, C A + C B = C (A + B)."""
     mapping: dict[ir.Node, ir.Node] = {}
     for n in ir.walk(node):
         if isinstance(n, ir.Binary) and n.op == "/" and _is_softmax(n.a, n.b):
             assert isinstance(n.a, ir.Apply)
             mapping[n] = softmax(n.a.a)
+        elif isinstance(n, ir.Binary) and n.op == "/" and (s := _sigmoid(n, defined or {})):
+            mapping[n] = s
         elif isinstance(n, ir.Binary) and n.op == "+" and isinstance(n.a, ir.MatMul) \
                 and isinstance(n.b, ir.MatMul) and n.a.shape == n.b.shape:
             a, b = n.a, n.b
@@ -376,6 +379,24 @@ def _identities(node: ir.Node) -> ir.Node:
             elif a.a == b.a and a.b.shape == b.b.shape:
                 mapping[n] = ir.matmul(a.a, ir.add(a.b, b.b))
     return ir.substitute(node, mapping) if mapping else node
+
+
+def _sigmoid(n: ir.Binary, defined: dict[ir.Node, ir.Node]) -> ir.Node | None:
+    """r·e / (1 + e) as r·σ(z), where e is exp(z) or a name defined as exp(z); else None."""
+    den = n.b
+    if not (isinstance(den, ir.Binary) and den.op == "+"):
+        return None
+    e = den.a if ir.is_const(den.b, 1) else den.b if ir.is_const(den.a, 1) else None
+    z = defined.get(e, e) if e is not None else None
+    if not (isinstance(z, ir.Apply) and z.fn == "exp"):
+        return None
+    sig = ir.apply("sigmoid", z.a)
+    if n.a == e:
+        return sig
+    if isinstance(n.a, ir.Binary) and n.a.op == "*" and e in (n.a.a, n.a.b):
+        rest = n.a.b if n.a.a == e else n.a.a
+        return ir.mul(rest, sig)
+    return None
 
 
 def _is_softmax(num: ir.Node, den: ir.Node) -> bool:
