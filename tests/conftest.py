@@ -29,9 +29,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # "verified symbolically". Tests compare labels of small derivations (well under 0.5 s alone);
 # under xdist on 2 cores they get 4× the budget, so those labels are the same on every run.
 # Tests that derive many large random expressions and assert no label use `user_budgets`.
-USER_BUDGETS = (verify_module.SYMBOLIC_BUDGET_S, verify_module.LINES_BUDGET_S)
+USER_BUDGETS = (verify_module.SYMBOLIC_BUDGET_S, verify_module.LINES_BUDGET_S,
+                verify_module.DERIVATION_BUDGET_S)
 verify_module.SYMBOLIC_BUDGET_S *= 4
 verify_module.LINES_BUDGET_S *= 4
+verify_module.DERIVATION_BUDGET_S *= 4
 
 
 @contextlib.contextmanager
@@ -40,6 +42,7 @@ def user_budgets():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(verify_module, "SYMBOLIC_BUDGET_S", USER_BUDGETS[0])
         mp.setattr(verify_module, "LINES_BUDGET_S", USER_BUDGETS[1])
+        mp.setattr(verify_module, "DERIVATION_BUDGET_S", USER_BUDGETS[2])
         yield
 
 REPO = Path(__file__).resolve().parent.parent

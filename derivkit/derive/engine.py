@@ -20,7 +20,7 @@ from ..lang.program import Program, program
 from ..lang.recipes import Recipe
 from ..lang.shapes import fmt_shape
 from ..results import ChainStep, Derivation, Derivative, Form, InputInfo, Verification
-from . import elementwise
+from . import elementwise, verify
 from . import index as ix
 from .crosscheck import IndexForm, Problem, Verifier, size_assignments
 from .jacobian import jacobian
@@ -72,6 +72,7 @@ def derive(recipe: Recipe) -> Derivation:
     inputs = {i.name: (i.shape, i.domain) for i in recipe.inputs}
     derivatives: list[Derivative] = []
     warnings: list[str] = []
+    symbolic_until = time.monotonic() + verify.DERIVATION_BUDGET_S   # all inputs together
     dims = sorted(ir.dims_used(out) | {d for i in recipe.inputs for d in i.shape if isinstance(d, str)})
     oracle = Oracle(out, inputs, {p.name: p.default for p in recipe.params}, named_defs, upstream,
                     size_assignments(dims))
@@ -89,7 +90,7 @@ def derive(recipe: Recipe) -> Derivation:
             cot = ir.broadcast_to(cot, x.shape)
         problem = Problem(out, inputs, tuple(p.name for p in recipe.params), named_defs, x, upstream)
         verifier = Verifier(problem)
-        budget = Budget()   # for this input's forms
+        budget = Budget(min(verify.SYMBOLIC_BUDGET_S, max(0.0, symbolic_until - time.monotonic())))
 
         oi, ii = _letters(out.rank, x.rank, taken)
         too_large = None if verifier.feasible else (

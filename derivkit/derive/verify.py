@@ -24,6 +24,7 @@ from .index import Where
 from .oracle import DPS, ORACLE, Numeric, Oracle, as_mp
 
 SYMBOLIC_BUDGET_S = 0.6   # per input differentiated, shared by its forms' symbolic comparisons
+DERIVATION_BUDGET_S = 1.5   # per derivation, all its inputs together
 LINES_BUDGET_S = 0.3      # per backward program, shared by its lines' symbolic comparisons
 
 
@@ -206,5 +207,5 @@ def _dot(g: np.ndarray, jac: np.ndarray) -> np.ndarray:
     return np.tensordot(g, jac, axes=np.ndim(g))
 
 
-__all__ = ["LINES_BUDGET_S", "ORACLE", "SYMBOLIC_BUDGET_S", "Budget", "combine", "index_check",
-           "matrix_check"]
+__all__ = ["DERIVATION_BUDGET_S", "LINES_BUDGET_S", "ORACLE", "SYMBOLIC_BUDGET_S", "Budget",
+           "combine", "index_check", "matrix_check"]
