@@ -27,13 +27,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # The element-wise symbolic comparison runs within a wall-clock budget (0.5 s per derivation for
 # users), so on a loaded machine a label may say "verified numerically" where it would say
 # "verified symbolically". Tests compare labels of small derivations (well under 0.5 s alone);
-# under xdist on 2 cores they get 4× the budget, so those labels are the same on every run.
+# under xdist on 2 cores they get 2× the budget, so those labels are the same on every run.
 # Tests that derive many large random expressions and assert no label use `user_budgets`.
 USER_BUDGETS = (verify_module.SYMBOLIC_BUDGET_S, verify_module.LINES_BUDGET_S,
                 verify_module.DERIVATION_BUDGET_S)
-verify_module.SYMBOLIC_BUDGET_S *= 4
-verify_module.LINES_BUDGET_S *= 4
-verify_module.DERIVATION_BUDGET_S *= 4
+verify_module.SYMBOLIC_BUDGET_S *= 2
+verify_module.LINES_BUDGET_S *= 2
+verify_module.DERIVATION_BUDGET_S *= 2
 
 
 @contextlib.contextmanager

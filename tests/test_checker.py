@@ -205,7 +205,7 @@ _expr = st.recursive(
 # The property below is about the numerical checker, which checks the derived matrix forms;
 # those come from the VJP rules and the simplifier, not from the element-wise symbolic
 # comparison, so its random expressions are derived with the budgets users get (the test
-# session's are 4× longer, for stable labels: conftest.py).
+# session's are 2× longer, for stable labels: conftest.py).
 def _short_crosscheck_budget():
     from conftest import user_budgets
 
