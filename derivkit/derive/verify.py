@@ -25,6 +25,10 @@ from .oracle import DPS, ORACLE, Numeric, Oracle, as_mp
 
 SYMBOLIC_BUDGET_S = 0.6   # per input differentiated, shared by its forms' symbolic comparisons
 DERIVATION_BUDGET_S = 1.5   # per derivation, all its inputs together
+# Above this estimated size of the element-wise forward (`crosscheck.explicit_cost`) the symbolic
+# comparison does not finish in such budgets (measured on benchmarks/expressions.toml: cost 989,
+# a ReLU MLP, over 10 s; 600, a layer of mlp3, 0.4 s): it is not started.
+SYMBOLIC_MAX_COST = 700
 LINES_BUDGET_S = 0.3      # per backward program, shared by its lines' symbolic comparisons
 
 
@@ -36,7 +40,10 @@ class Budget:
         self.deadline: float | None = None   # set by the first comparison
 
     def give(self, verifier: Verifier | None) -> Verifier | None:
-        """`verifier` with the time left as its budget, or None when none is left."""
+        """`verifier` with the time left as its budget, or None when none is left or its
+        problem is too large to finish in a budget this short."""
+        if verifier is None or verifier.cost > SYMBOLIC_MAX_COST:
+            return None
         if self.deadline is None:
             self.deadline = time.monotonic() + self.seconds
         left = self.deadline - time.monotonic()
