@@ -18,6 +18,7 @@ import numpy as np
 import sympy as sp
 
 from ..lang import ir
+from ..limits import _TimeUp
 from ..results import Verification
 from .crosscheck import UNDEFINED, UNFINISHED, IndexForm, Verifier
 from .index import Where
@@ -77,7 +78,7 @@ def matrix_check(oracle: Oracle, verifier: Verifier | None, budget: Budget, kind
     else:
         numeric = oracle.compare(wrt, lambda k: oracle.value(k, form))
     verifier = budget.give(verifier) if numeric.verified else None
-    symbolic = verifier.check_matrix(kind, form) if verifier is not None else None
+    symbolic = _symbolic(verifier.check_matrix, kind, form) if verifier is not None else None
     return combine(numeric, symbolic)
 
 
@@ -115,10 +116,10 @@ def index_check(oracle: Oracle, verifier: Verifier | None, budget: Budget, wrt: 
         numeric = oracle.compare(wrt, value)
     except _CannotEvaluate:   # symbolically only, with the time left
         given = budget.give(verifier)
-        return given.check_index(form) if given is not None else Verification(
+        return _symbolic(given.check_index, form) if given is not None else Verification(
             False, "none", (), f"{UNFINISHED}, and the oracle cannot evaluate this index form")
     given = budget.give(verifier) if numeric.verified else None
-    symbolic = given.check_index(form) if given is not None else None
+    symbolic = _symbolic(given.check_index, form) if given is not None else None
     return combine(numeric, symbolic)
 
 
@@ -208,6 +209,15 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 def _index_function(form: IndexForm) -> _IndexFunction:
     return _IndexFunction(form)
+
+
+def _symbolic(run: Callable[..., Verification], *args: Any) -> Verification:
+    """A symbolic comparison; a time limit that fires as it ends (its SIGALRM delivered after
+    the comparison's own handler) counts as not finished."""
+    try:
+        return run(*args)
+    except _TimeUp:
+        return Verification(False, "none", (), f"{UNFINISHED} within its budget")
 
 
 def _dot(g: np.ndarray, jac: np.ndarray) -> np.ndarray:
