@@ -251,7 +251,7 @@ class Verifier:
             skipped = [a for a in self.assignments if a not in done]
             left = "; ".join(fmt_sizes(a, spaced=True, empty=DECLARED) for a in skipped)
             detail += (f" (not checked at {left}: "
-                       f"{self.budget_s:g} s budget reached)")
+                       f"{self.budget_s:.1g} s budget reached)")
         return Verification(True, method, tuple(done), detail)
 
     def _tick(self) -> None:

@@ -209,8 +209,12 @@ def render_chain(console: Console, r: Derivation, form: str | None = None) -> No
         text = step.form.latex if form == "latex" else f"{step.lhs} = {step.form.pretty}"
         grid.add_row(Text(text), Text(step.shape_text), mark)
     console.print(Padding(grid, (0, 0, 0, 2), expand=False))
-    details = sorted({s.form.verification.detail for s in r.chain})
-    for detail in details:
+    groups: dict[str, list[str]] = {}
+    for s in r.chain:
+        groups.setdefault(s.form.verification.detail, []).append(s.lhs)
+    for detail, lines in groups.items():   # "each line …", or the lines it is about first
+        if len(groups) > 1:
+            detail = f"{', '.join(lines)}: {detail.removeprefix('each line ')}"
         console.print(Padding(Text(detail, style="dim"), (0, 0, 0, 2)))
 
 
