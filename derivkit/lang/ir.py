@@ -486,23 +486,12 @@ def postorder(roots: list[Node], children: Callable[[Node], tuple[Node, ...]] | 
 
 def walk(node: Node) -> list[Node]:
     """Every distinct subtree, children before parents (post-order, deduplicated)."""
-    seen: set[Node] = set()
-    order: list[Node] = []
-    stack: list[tuple[Node, bool]] = [(node, False)]
-    while stack:
-        n, expanded = stack.pop()
-        if expanded:
-            if n not in seen:
-                seen.add(n)
-                order.append(n)
-            continue
-        if n in seen:
-            continue
-        stack.append((n, True))
-        for c in reversed(n.args):
-            if c not in seen:
-                stack.append((c, False))
-    return order
+    return postorder([node])
+
+
+def printed_children(n: Node) -> tuple[Node, ...]:
+    """The operands a form shows (a macro shows its operands, not its expansion)."""
+    return n.operands if isinstance(n, Macro) else n.args
 
 
 #: nodes that are not operations when counting a form's length (leaves; broadcasting, which
@@ -514,22 +503,7 @@ def operations(node: Node) -> int:
     """The length of a form in operations (calls, operators, transposes, reductions), each
     distinct subexpression counted once, as a person names a value used twice; a named
     function (softmax, mean) is one operation whatever its definition."""
-    seen: set[Node] = set()
-    count = 0
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n in seen:
-            continue
-        seen.add(n)
-        if isinstance(n, Macro):
-            count += 1
-            stack.extend(n.operands)
-            continue
-        if not isinstance(n, _FREE):
-            count += 1
-        stack.extend(n.args)
-    return count
+    return sum(not isinstance(n, _FREE) for n in postorder([node], printed_children))
 
 
 def depends_on(node: Node, var: Node) -> bool:

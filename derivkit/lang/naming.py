@@ -17,10 +17,6 @@ from . import ir
 LETTERS = {"softmax": "P", "softmax-argument": "S", "function": "H", "shared": "U", "operand": "A"}
 
 
-def _children(n: ir.Node) -> tuple[ir.Node, ...]:
-    return n.operands if isinstance(n, ir.Macro) else n.args
-
-
 def _computed(n: ir.Node) -> bool:
     """A value worth a name: an operation (not a leaf, transpose or broadcast of one) that
     depends on an input."""
@@ -33,10 +29,10 @@ def _computed(n: ir.Node) -> bool:
 
 def _kinds(out: ir.Node) -> dict[ir.Node, str]:
     """Each node to name, with what it is (a key of LETTERS)."""
-    order = ir.postorder([out], _children)
+    order = ir.postorder([out], ir.printed_children)
     parents: Counter[ir.Node] = Counter()
     for n in order:
-        for c in _children(n):   # x·x uses x twice
+        for c in ir.printed_children(n):   # x·x uses x twice
             parents[c] += 1
     kinds: dict[ir.Node, str] = {}
     for n in order:

@@ -64,7 +64,7 @@ def _parse(recipe: Recipe) -> Program:
                      + (f"step {name!r}" if name else "forward"))
             raise ExpressionError(f"{where}: {exc.message}", hint=exc.hint) from None
         definitions[name or recipe.output] = raw
-        node = ir.substitute(raw, {ir.Var(k, v.shape, "named"): v for k, v in inlined.items()})
+        node = _inline(raw, inlined)
         if name:
             inlined[name] = node
     assert node is not None
@@ -74,7 +74,7 @@ def _parse(recipe: Recipe) -> Program:
     definitions = name_values(node, recipe.output, taken)
     inlined = {}
     for name, raw in list(definitions.items())[:-1]:
-        inlined[name] = ir.substitute(raw, {ir.Var(k, v.shape, "named"): v for k, v in inlined.items()})
+        inlined[name] = _inline(raw, inlined)
     return Program(scope, node, definitions, inlined, named=len(definitions) > 1)
 
 
@@ -90,4 +90,5 @@ def length(text: str, scope: Scope, intermediates: dict[str, str] | None = None)
 
 
 def _inline(node: ir.Node, nodes: dict[str, ir.Node]) -> ir.Node:
+    """`node` with each named variable replaced by its (inlined) definition in `nodes`."""
     return ir.substitute(node, {ir.Var(k, v.shape, "named"): v for k, v in nodes.items()})

@@ -195,7 +195,7 @@ def _sentence(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------- CSE
-_children = _lower.printed_children
+_children = ir.printed_children
 
 
 def _worth_naming(n: ir.Node) -> bool:

@@ -136,21 +136,9 @@ def user_names(inputs: dict[str, tuple], *more: Iterable[str]) -> set[str]:
     return names
 
 
-def printed_children(n: ir.Node) -> tuple[ir.Node, ...]:
-    """The operands the printers print (a macro prints its operands, not its expansion)."""
-    return n.operands if isinstance(n, ir.Macro) else n.args
-
-
 def printed_nodes(root: ir.Node) -> list[ir.Node]:
     """Every distinct subtree the printers print."""
-    seen: dict[ir.Node, None] = {}
-    stack = [root]
-    while stack:
-        n = stack.pop()
-        if n not in seen:
-            seen[n] = None
-            stack.extend(printed_children(n))
-    return list(seen)
+    return ir.postorder([root], ir.printed_children)
 
 
 def dims_used(roots: list[ir.Node]) -> set[str]:
