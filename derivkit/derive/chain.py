@@ -168,8 +168,8 @@ def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
                                     for k, v in steps.items()})
                for s, n in steps.items()}
     oracle = Oracle(renamed, free, {p.name: p.default for p in recipe.params}, {}, None,
-                    size_assignments(dims), consistent=forward)
-    oracle.report_error = False   # one sentence for all the lines
+                    size_assignments(dims), consistent=forward,
+                    report_error=False)   # one sentence for all the lines
     ver = matrix_check(oracle, verifier if verifier.feasible else None, budget, "gradient", target,
                        line, None)
     if not ver.verified:

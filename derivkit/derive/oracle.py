@@ -18,9 +18,10 @@ matrix) is redrawn, then every input is tried positive.
 
 from __future__ import annotations
 
+import operator
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -37,7 +38,7 @@ from .explicit import Explicit
 DPS = 60
 STEP = "1e-20"
 TOL = "1e-25"
-MAX_ENTRY_EVALS = 100     # forward evaluations per size assignment before switching to directions
+MAX_ENTRY_EVALS = 100     # evaluations a failure may take to locate its entry (else: a direction)
 ASSIGNMENTS = 3           # size assignments compared (distinct per dimension)
 DIRECTIONS = 4
 TRIES = 12                # sample points tried per size assignment before the forward is undefined
@@ -58,6 +59,11 @@ class OracleUndefined(Exception):
 def _piecewise(*pieces: tuple[Any, Any]) -> Any:
     return next(value for value, cond in pieces if cond)
 
+
+#: Comparisons on numbers, by the operator's text (IR's Compare and SymPy's rel_op alike).
+RELATIONS: dict[str, Callable[[Any, Any], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    "==": operator.eq, "!=": operator.ne}
 
 #: The `sympy` interface the op table's definitions use, over mpmath numbers: a definition
 #: f(sp, t, *params) called with this namespace evaluates f numerically.
@@ -98,9 +104,7 @@ class Numeric(Explicit):
         return np.frompyfunc(lambda v: as_mp(f(v, *params)), 1, 1)(self.ev(n.a))
 
     def _Compare(self, n: ir.Compare) -> np.ndarray:
-        op = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-              "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}[n.op]
-        return np.frompyfunc(op, 2, 1)(self.ev(n.a), self.ev(n.b))
+        return np.frompyfunc(RELATIONS[n.op], 2, 1)(self.ev(n.a), self.ev(n.b))
 
     def _Where(self, n: ir.Where) -> np.ndarray:
         return np.frompyfunc(lambda c, a, b: a if c else b, 3, 1)(
@@ -145,6 +149,7 @@ class Point:
     sizes: dict[str, int]
     env: dict[str, np.ndarray]
     positive: bool = False    # every input sampled positive (the declared domains gave no point)
+    values: dict[ir.Node, np.ndarray] = field(default_factory=dict)   # the forward, node by node
 
 
 class Oracle:
@@ -154,12 +159,13 @@ class Oracle:
     def __init__(self, out: ir.Node, inputs: dict[str, tuple[ir.Shape, str]],
                  param_values: dict[str, float], named: dict[str, ir.Node],
                  upstream: ir.Var | None, assignments: list[dict[str, int]], seed: int = 0,
-                 consistent: dict[str, ir.Node] | None = None) -> None:
+                 consistent: dict[str, ir.Node] | None = None, report_error: bool = True) -> None:
         """`consistent`: inputs whose value at each point is their definition over the other
-        inputs (a backward line's named value), not sampled."""
+        inputs (a backward line's named value), not sampled. `report_error`: the label states
+        the largest disagreement (else the tolerance, the same for every form)."""
         self.out, self.inputs, self.named, self.upstream = out, inputs, named, upstream
         self.consistent = consistent or {}
-        self.report_error = True   # the label states the largest disagreement (else the tolerance)
+        self.report_error = report_error
         self.param_values = param_values
         self.assignments = _with_alternatives(assignments)
         self.seed = seed
@@ -186,14 +192,12 @@ class Oracle:
     def _independent(self, k: int, name: str) -> dict[ir.Node, np.ndarray]:
         """The forward's values at point k that do not depend on `name`."""
         if (k, name) not in self._fixed:
-            p = self.point(k)
-            ex = Numeric(p.sizes, p.env, self.named)
-            ex.ev(self.out)
             depends: dict[ir.Node, bool] = {}
             for n in ir.walk(self.out):
                 depends[n] = ((isinstance(n, ir.Var) and (n.name == name or n.role == "named"))
                               or any(depends[c] for c in n.args))
-            self._fixed[(k, name)] = {n: v for n, v in ex.memo.items() if not depends.get(n, True)}
+            self._fixed[(k, name)] = {n: v for n, v in self.point(k).values.items()
+                                      if not depends.get(n, True)}
         return self._fixed[(k, name)]
 
     def point(self, k: int) -> Point:
@@ -216,15 +220,14 @@ class Oracle:
                 if self.upstream is not None:
                     env[self.upstream.name] = _sample(self._concrete(self.upstream.shape, sizes),
                                                       "real", rng)
-                p = Point(sizes, env, positive)
                 try:
                     for name, definition in self.consistent.items():
                         env[name] = np.asarray(Numeric(sizes, env, {}).ev(definition), dtype=object)
-                    ex = Numeric(p.sizes, env, self.named)
+                    ex = Numeric(sizes, env, self.named)
                     ex.check_kinks = True
                     if _real(ex.ev(self.out)):
-                        self._points[k] = p
-                        return p
+                        self._points[k] = Point(sizes, env, positive, ex.memo)
+                        return self._points[k]
                     why.add("it is not real there (a log, square root or power of a negative)")
                 except NearKink as exc:
                     why.add(f"an argument of {exc} is at its kink there")
@@ -253,40 +256,34 @@ class Oracle:
             return p.env[name]
         return self.value(k, self.named[name])
 
+    def _along(self, k: int, name: str, v: np.ndarray) -> Any:
+        """The derivative of the loss at point k along direction v of `name`:
+        (L(x + h v) − L(x − h v)) / 2h."""
+        x, p, h = np.asarray(self.base(k, name)), self.point(k), mpmath.mpf(STEP)
+        with mpmath.workdps(DPS):
+            return (self._loss(p, {name: x + h * v}, k) - self._loss(p, {name: x - h * v}, k)) / (2 * h)
+
     def gradient(self, k: int, name: str) -> np.ndarray:
         """∂L/∂name at point k, every entry by central differences (2 evaluations each)."""
-        if (k, name) in self._gradients:
-            return self._gradients[(k, name)]
-        x = np.asarray(self.base(k, name))
-        p = self.point(k)
-        h = mpmath.mpf(STEP)
-        with mpmath.workdps(DPS):
-            grad = np.empty(x.shape, dtype=object)
-            for e in np.ndindex(*x.shape):
-                plus, minus = x.copy(), x.copy()
-                plus[e] += h
-                minus[e] -= h
-                grad[e] = (self._loss(p, {name: plus}, k) - self._loss(p, {name: minus}, k)) / (2 * h)
-        self._gradients[(k, name)] = grad
-        return grad
+        if (k, name) not in self._gradients:
+            shape = np.shape(self.base(k, name))
+            grad = np.empty(shape, dtype=object)
+            for e in np.ndindex(*shape):
+                unit = np.full(shape, mpmath.mpf(0), dtype=object)
+                unit[e] = mpmath.mpf(1)
+                grad[e] = self._along(k, name, unit)
+            self._gradients[(k, name)] = grad
+        return self._gradients[(k, name)]
 
     def directional(self, k: int, name: str, directions: int = DIRECTIONS
                     ) -> list[tuple[np.ndarray, Any]]:
         """[(v, ∂L/∂name · v)] along random directions v at point k."""
-        if (k, name) in self._directions:
-            return self._directions[(k, name)]
-        x = np.asarray(self.base(k, name))
-        p = self.point(k)
-        h = mpmath.mpf(STEP)
-        rng = random.Random(f"{self.seed}/{k}/{name}/directions")
-        out = []
-        with mpmath.workdps(DPS):
-            for _ in range(directions):
-                v = _sample(x.shape, "real", rng)
-                d = (self._loss(p, {name: x + h * v}, k) - self._loss(p, {name: x - h * v}, k)) / (2 * h)
-                out.append((v, d))
-        self._directions[(k, name)] = out
-        return out
+        if (k, name) not in self._directions:
+            shape = np.shape(self.base(k, name))
+            rng = random.Random(f"{self.seed}/{k}/{name}/directions")
+            vs = [_sample(shape, "real", rng) for _ in range(directions)]
+            self._directions[(k, name)] = [(v, self._along(k, name, v)) for v in vs]
+        return self._directions[(k, name)]
 
     def entry_wise(self, name: str, k: int = 0) -> bool:
         size = int(np.prod(np.shape(self.base(k, name))))

@@ -22,7 +22,7 @@ from ..limits import _TimeUp
 from ..results import Verification
 from .crosscheck import UNDEFINED, UNFINISHED, IndexForm, Verifier
 from .index import Where
-from .oracle import DPS, ORACLE, Numeric, Oracle, as_mp
+from .oracle import DPS, MP, ORACLE, RELATIONS, Numeric, Oracle, as_mp
 
 SYMBOLIC_BUDGET_S = 0.6   # per input differentiated, shared by its forms' symbolic comparisons
 DERIVATION_BUDGET_S = 1.5   # per derivation, all its inputs together
@@ -34,7 +34,8 @@ LINES_BUDGET_S = 0.3      # per backward program, shared by its lines' symbolic 
 
 
 class Budget:
-    """Seconds left for the symbolic comparisons of one derivation."""
+    """Seconds left for a group of symbolic comparisons (one input's forms, or one backward
+    program's lines), counted from the first."""
 
     def __init__(self, seconds: float | None = None) -> None:
         self.seconds = SYMBOLIC_BUDGET_S if seconds is None else seconds
@@ -48,7 +49,7 @@ class Budget:
         if self.deadline is None:
             self.deadline = time.monotonic() + self.seconds
         left = self.deadline - time.monotonic()
-        if verifier is None or left < 0.05:
+        if left < 0.05:
             return None
         verifier.budget_s = left
         return verifier
@@ -86,13 +87,13 @@ def index_check(oracle: Oracle, verifier: Verifier | None, budget: Budget, wrt: 
                 upstream: ir.Var | None) -> Verification:
     """An index form (∂L/∂x_e, or the Jacobian entry ∂out_o/∂x_e contracted with the upstream
     G) against the oracle, then the element-wise derivation."""
-    fn = _index_function(form)
+    fn = _IndexFunction(form)
 
     def value(k: int) -> np.ndarray:
         point = oracle.point(k)
         ex = Numeric(point.sizes, point.env, oracle.named)
         x_shape = np.shape(oracle.base(k, wrt))
-        out_shape = np.shape(ex.ev(oracle.out)) if upstream is not None else ()
+        out_shape = np.shape(point.values[oracle.out]) if upstream is not None else ()
         opaque = {str(getattr(b, "label", b)): n for b, n in form.opaque.items()}
 
         def array(name: str) -> Any:
@@ -109,8 +110,7 @@ def index_check(oracle: Oracle, verifier: Verifier | None, budget: Budget, wrt: 
                 numbers[o + e] = as_mp(fn.call(*o, *e, *dims, *args))
         if upstream is None:
             return numbers
-        g = point.env[upstream.name]
-        return np.tensordot(g, numbers, axes=g.ndim) if g.ndim else g.item() * numbers
+        return _dot(point.env[upstream.name], numbers)
 
     try:
         numeric = oracle.compare(wrt, value)
@@ -179,8 +179,8 @@ class _IndexFunction:
         if e is sp.true or e is sp.false:
             return bool(e)
         if isinstance(e, sp.core.relational.Relational):
-            return _RELATIONS[e.rel_op](self.ev(e.lhs, b), self.ev(e.rhs, b))
-        fn = _FUNCTIONS.get(type(e).__name__)
+            return RELATIONS[e.rel_op](self.ev(e.lhs, b), self.ev(e.rhs, b))
+        fn = getattr(MP, type(e).__name__, None)   # exp, log, tanh, Abs, sign, ...
         if fn is None:
             raise _CannotEvaluate(type(e).__name__)
         return fn(*(self.ev(a, b) for a in e.args))
@@ -197,18 +197,6 @@ class _IndexFunction:
 
 class _CannotEvaluate(Exception):
     """An index form holds a function the walk does not know (checked the slow way)."""
-
-
-_RELATIONS: dict[str, Callable[[Any, Any], bool]] = {
-    ">": lambda a, c: a > c, ">=": lambda a, c: a >= c, "<": lambda a, c: a < c,
-    "<=": lambda a, c: a <= c, "==": lambda a, c: a == c, "!=": lambda a, c: a != c}
-_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "exp": mpmath.exp, "log": mpmath.log, "tanh": mpmath.tanh, "sin": mpmath.sin,
-    "cos": mpmath.cos, "Abs": abs, "sign": mpmath.sign}
-
-
-def _index_function(form: IndexForm) -> _IndexFunction:
-    return _IndexFunction(form)
 
 
 def _symbolic(run: Callable[..., Verification], *args: Any) -> Verification:
