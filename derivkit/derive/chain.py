@@ -120,6 +120,12 @@ def _latex_lhs(lhs: str) -> str:
     return lhs.replace("∂", r"\partial ")
 
 
+def _as_inputs(node: ir.Node) -> ir.Node:
+    """`node` with its steps' names and Δs (named and upstream variables) as free inputs."""
+    return ir.substitute(node, {v: ir.Var(v.name, v.shape, "input") for v in ir.walk(node)
+                                if isinstance(v, ir.Var) and v.role in ("named", "upstream")})
+
+
 def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
                  inputs: dict[str, tuple[ir.Shape, str]], recipe: Recipe,
                  budget: Budget) -> Verification:
@@ -131,42 +137,34 @@ def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
     free = dict(inputs)
     for name, n in steps.items():
         free[name] = (tuple(n.shape), "real")
+    users = [s for s, n in steps.items()
+             if any(isinstance(v, ir.Var) and v.name == target for v in ir.walk(n))]
     local_out: ir.Node | None = None
-    for s, n in steps.items():
-        used = any(isinstance(v, ir.Var) and v.name == target for v in ir.walk(n))
-        if not used:
-            continue
+    for s in users:
+        n = steps[s]
         term = n if s == loss else ir.sum_(ir.mul(delta_var(s, n.shape), n))
         local_out = term if local_out is None else ir.add(local_out, term)
     if local_out is None:
         return Verification(False, "none", (), "NOT VERIFIED: the loss does not use it")
-    # Vars of role "named" become free inputs for the local check.
-    renamed = ir.substitute(local_out, {v: ir.Var(v.name, v.shape, "input") for v in ir.walk(local_out)
-                                        if isinstance(v, ir.Var) and v.role == "named"})
-    deltas = {v.name: (tuple(v.shape), "real") for v in ir.walk(renamed)
-              if isinstance(v, ir.Var) and v.role == "upstream"}
-    renamed = ir.substitute(renamed, {v: ir.Var(v.name, v.shape, "input") for v in ir.walk(renamed)
-                                      if isinstance(v, ir.Var) and v.role == "upstream"})
-    free.update(deltas)
+    # Steps' names and Δs become free inputs for the local check.
+    renamed = _as_inputs(local_out)
+    free.update({v.name: (tuple(v.shape), "real") for v in ir.walk(local_out)
+                 if isinstance(v, ir.Var) and v.role == "upstream"})
     target_var = ir.Var(target, tuple(free[target][0]), "input")
+    # every step over the inputs and earlier steps as free inputs
+    forward = {s: _as_inputs(n) for s, n in steps.items()}
     # A line may name the value of a step it differentiates (tanh: ΔZ ⊙ (1 − H²) for H = tanh(Z);
-    # layer norm: H = √(mean(U²) + ε) in ΔU); that name is a constant operand of the other steps
-    # and a function of the target in its own: after differentiating, it is its definition.
-    own = {s: ir.substitute(n, {ir.Var(k, v.shape, "named"): ir.Var(k, v.shape, "input")
-                                for k, v in steps.items()})
-           for s, n in steps.items()
-           if s == loss or any(isinstance(v, ir.Var) and v.name == target for v in ir.walk(n))}
-    line = ir.substitute(node, {v: ir.Var(v.name, v.shape, "input") for v in ir.walk(node)
-                                if isinstance(v, ir.Var) and v.role in ("named", "upstream")})
+    # layer norm: H = √(mean(U²) + ε) in ΔU), or the loss (ΔH = −f/H); that name is a constant
+    # operand of the other steps and a function of the target in its own: after
+    # differentiating, it is its definition.
+    own = {s: forward[s] for s in steps if s == loss or s in users}
+    line = _as_inputs(node)
     params = tuple(p.name for p in recipe.params)
     verifier = Verifier(Problem(renamed, free, params, {}, target_var, None, consistent=own))
     dims = sorted({d for shape, _ in free.values() for d in shape if isinstance(d, str)}
                   | ir.dims_used(renamed))
     # numerically at the forward's own points: inputs sampled, every step's value (the loss's
-    # too: a line may name it, as in ΔH = −f/H) computed from them, the Δs sampled freely
-    forward = {s: ir.substitute(n, {ir.Var(k, v.shape, "named"): ir.Var(k, v.shape, "input")
-                                    for k, v in steps.items()})
-               for s, n in steps.items()}
+    # too) computed from them, the Δs sampled freely
     oracle = Oracle(renamed, free, {p.name: p.default for p in recipe.params}, {}, None,
                     size_assignments(dims), consistent=forward,
                     report_error=False)   # one sentence for all the lines

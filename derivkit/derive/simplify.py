@@ -65,14 +65,12 @@ class Simplifier:
     # ------------------------------------------------------------------ entry
     def __call__(self, node: ir.Node) -> ir.Node:
         out = self.simp(node)
-        # sums the elementwise algebra rebuilt over a softmax's name: Σ_j P_j = 1
-        ones: dict[ir.Node, ir.Node] = {
-            n: (ir.broadcast_to(ir.ONE, n.shape) if n.shape else ir.ONE) for n in ir.walk(out)
-            if isinstance(n, ir.Sum) and _sums_softmax_to_one(n, self.defined.get(n.a, n.a))}
-        if ones:
-            out = self.simp(ir.substitute(out, ones))
-        rewritten = _identities(out, self.defined)
-        return self.simp(rewritten) if rewritten != out else out
+        for _ in range(3):   # an identity's result may show another (Σ P = 1, then P ⊙ 0)
+            rewritten = _identities(out, self.defined)
+            if rewritten == out:
+                break
+            out = self.simp(rewritten)
+        return out
 
     def simp(self, node: ir.Node) -> ir.Node:
         if node in self.named:
@@ -362,14 +360,18 @@ class Simplifier:
 def _identities(node: ir.Node, defined: dict[ir.Node, ir.Node] | None = None) -> ir.Node:
     """The identities a person uses, applied where they shorten a form:
     exp(z) / Σ exp(z) = softmax(z) (over the last axis, or all of a vector),
-    r·e / (1 + e) = r·σ(z) for e = exp(z) (or a name for it), and
+    r·e / (1 + e) = r·σ(z) for e = exp(z) (or a name for it),
+    Σ_j softmax(z)_j = 1 (for sums the elementwise algebra rebuilt over a softmax's name), and
     A C + B C = (A + B) C, C A + C B = C (A + B)."""
+    defined = defined or {}
     mapping: dict[ir.Node, ir.Node] = {}
     for n in ir.walk(node):
-        if isinstance(n, ir.Binary) and n.op == "/" and _is_softmax(n.a, n.b):
+        if isinstance(n, ir.Sum) and _sums_softmax_to_one(n, defined.get(n.a, n.a)):
+            mapping[n] = ir.broadcast_to(ir.ONE, n.shape) if n.shape else ir.ONE
+        elif isinstance(n, ir.Binary) and n.op == "/" and _is_softmax(n.a, n.b):
             assert isinstance(n.a, ir.Apply)
             mapping[n] = softmax(n.a.a)
-        elif isinstance(n, ir.Binary) and n.op == "/" and (s := _sigmoid(n, defined or {})):
+        elif isinstance(n, ir.Binary) and n.op == "/" and (s := _sigmoid(n, defined)):
             mapping[n] = s
         elif isinstance(n, ir.Binary) and n.op == "+" and isinstance(n.a, ir.MatMul) \
                 and isinstance(n.b, ir.MatMul) and n.a.shape == n.b.shape:
@@ -403,12 +405,8 @@ def _is_softmax(num: ir.Node, den: ir.Node) -> bool:
     """num / den is exp(z) / Σ exp(z) over the axis softmax normalises."""
     while isinstance(den, ir.Broadcast):
         den = den.a
-    if not (isinstance(num, ir.Apply) and num.fn == "exp" and isinstance(den, ir.Sum)
-            and den.a == num and num.rank >= 1):
-        return False
-    if num.rank == 1:
-        return den.axis in (None, 0)
-    return den.keepdims and den.axis is not None and den.axis % num.rank == num.rank - 1
+    return (isinstance(num, ir.Apply) and num.fn == "exp" and isinstance(den, ir.Sum)
+            and den.a == num and num.rank >= 1 and _over_axis(den, num.rank, -1))
 
 
 def _sums_softmax_to_one(n: ir.Sum, a: ir.Node) -> bool:
@@ -416,11 +414,17 @@ def _sums_softmax_to_one(n: ir.Sum, a: ir.Node) -> bool:
     (the whole vector, or a matrix's axis with keepdims)."""
     if not (isinstance(a, ir.Macro) and a.fn == "softmax"):
         return False
-    if a.rank == 1:
-        return n.axis in (None, 0)
     axis = dict(a.kwargs).get("axis", -1)
     assert isinstance(axis, int)
-    return n.keepdims and n.axis is not None and n.axis % a.rank == axis % a.rank
+    return _over_axis(n, a.rank, axis)
+
+
+def _over_axis(n: ir.Sum, rank: int, axis: int) -> bool:
+    """`n` sums the axis softmax normalises: all of a vector, or `axis` of a matrix with
+    keepdims (the sum broadcasts back)."""
+    if rank == 1:
+        return n.axis in (None, 0)
+    return n.keepdims and n.axis is not None and n.axis % rank == axis % rank
 
 
 def is_zero(n: ir.Node) -> bool:
