@@ -114,6 +114,18 @@ class Derivation:
         return (all(d.verified for d in self.derivatives)
                 and all(c.form.verification.verified for c in self.chain))
 
+    def chain_verification(self) -> tuple[str, ...]:
+        """How the backward program's lines were verified, one sentence per distinct way: "each
+        line verified …", or "ΔP, ΔS: verified …" when the lines differ."""
+        groups: dict[str, list[str]] = {}
+        for s in self.chain:
+            groups.setdefault(s.form.verification.detail or f"verified {s.form.verification.method}",
+                              []).append(s.lhs)
+        if len(groups) == 1:
+            return tuple(groups)
+        return tuple(f"{', '.join(lines)}: {detail.removeprefix('each line ')}"
+                     for detail, lines in groups.items())
+
 
 @dataclass(frozen=True)
 class RecipeSummary:

@@ -114,6 +114,54 @@ def test_printed_forms_are_no_longer_than_the_textbook_and_equal_to_numpy(expr, 
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
+def test_lower_writes_the_backward_program_reusing_the_forward_values():
+    """`backward` is the verified program line by line: softmax evaluated once (in the forward),
+    G Vᵀ once, and all three gradients equal hand-written NumPy."""
+    import ast
+
+    _, lowered = _derive_and_lower(ATTENTION[0], ["Q", "K", "V"], ATTENTION[1])
+    fn = next(f for f in ast.parse(lowered.source).body
+              if isinstance(f, ast.FunctionDef) and f.name == "backward")
+    assigned = [ast.unparse(s.targets[0]) for s in fn.body if isinstance(s, ast.Assign)]
+    assert assigned == ["d", "S", "P", "dP", "dS", "dQ", "dK", "dV"]
+    body = ast.unparse(fn)
+    assert body.count("_softmax(") == 1 and body.count("G @ V.T") == 1
+    rng = np.random.default_rng(3)
+    vals = {k: rng.normal(size=s) for k, s in {"Q": (4, 2), "K": (5, 2), "V": (5, 3), "G": (4, 3)}.items()}
+    Q, K, V, G = (vals[k] for k in "QKVG")
+    S = Q @ K.T / np.sqrt(2)
+    P = np.exp(S - S.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    dP = G @ V.T
+    dS = P * (dP - (P * dP).sum(axis=1, keepdims=True))
+    got = module.load(lowered)["backward"](**vals)
+    for g, want in zip(got, [dS @ K / np.sqrt(2), dS.T @ Q / np.sqrt(2), P.T @ G]):
+        np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-14)
+
+
+def test_lower_does_not_write_a_backward_program_with_an_unverified_line():
+    """One line not verified (ΔS here): `backward` is not written, and `program_lines` refuses
+    naming the line; the closed forms, verified on their own, still are."""
+    from dataclasses import replace
+
+    from derivkit.errors import DerivkitError
+    from derivkit.lower.backward import program_lines
+    from derivkit.lower.module import lower
+    from derivkit.results import Verification
+
+    d, _ = _derive_and_lower(ATTENTION[0], ["Q", "K", "V"], ATTENTION[1])
+    bad = Verification(False, "oracle", (), "NOT VERIFIED: disagrees with the oracle")
+    chain = tuple(replace(c, form=replace(c.form, verification=bad)) if c.lhs == "ΔS" else c
+                  for c in d.chain)
+    broken = replace(d, chain=chain)
+    recipe = api.recipe_from_expression(ATTENTION[0], ["Q", "K", "V"], ATTENTION[1])
+    with pytest.raises(DerivkitError, match=r"ΔS = .* is NOT VERIFIED"):
+        program_lines(recipe, broken)
+    lowered = lower(recipe, broken)
+    assert "backward" not in lowered.functions and "def backward" not in lowered.source
+    assert "grad_Q" in lowered.functions
+
+
 def test_a_softmax_summed_over_its_axis_is_one():
     d = api.derive_expression("sum(softmax(x))", ["x"], {"x": "n"})
     assert any("zero everywhere" in w for w in d.warnings)

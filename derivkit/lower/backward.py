@@ -1,4 +1,9 @@
-"""The backward pass of a composite recipe (`derivkit.derive.chain`) lowered to NumPy.
+"""The backward program (`derivkit.derive.chain`) lowered to NumPy.
+
+`program_lines` reads a derivation's *printed, verified* backward program back into IR: the
+forward's named values (S = Q Kᵀ/√d, P = softmax(S)), then one line per Δ and gradient (dP, dS,
+dQ, …), each over inputs, named values and earlier lines: what `derivkit lower` writes as the
+module's `backward`, all gradients in one pass that reuses the forward's values.
 
 `backward_function` runs the forward pass, then every line of the chain in order, and can run
 the backward lines with other parameter values than the forward pass used (the tutorial's
@@ -11,9 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..derive.chain import chain_lines, delta_var
+from ..errors import DerivkitError
 from ..lang import ir
+from ..lang.parse import Scope, parse
+from ..lang.printing import language
 from ..lang.program import program
 from ..lang.recipes import Recipe
+from ..results import Derivation
 from . import emit
 from . import source as lower
 
@@ -56,3 +65,39 @@ def backward_function(recipe: Recipe) -> Callable[..., dict[str, Any]]:
 
     backward.__source__ = source  # type: ignore[attr-defined]  # mypy does not model function attributes
     return backward
+
+
+def program_lines(recipe: Recipe, derivation: Derivation) -> tuple[list[tuple[str, ir.Node]], list[str]]:
+    """([(name, IR)] in the order they are computed, [the gradient names in the derivation's
+    order]) for the verified backward program of a scalar `derivation`: the forward's named
+    values the lines use, then each line (`ChainStep.name = ChainStep.name_text`). Raises
+    DerivkitError naming a line that is not verified: an unverified line is never emitted."""
+    prog = program(recipe)
+    steps = prog.definitions
+    shapes = {i.name: tuple(i.shape) for i in recipe.inputs}
+    lines: list[tuple[str, ir.Node]] = []
+    grads: dict[str, str] = {}
+    for step in derivation.chain:
+        if not step.form.verification.verified:
+            raise DerivkitError(f"the backward line {step.lhs} = {step.form.pretty} is NOT VERIFIED",
+                                "derivkit never emits an unverified gradient")
+        target = steps[step.target] if step.target in steps else None
+        scope = Scope({**shapes, **{n: tuple(v.shape) for n, v in lines}}, prog.scope.params,
+                      {k: v.shape for k, v in steps.items()})
+        node = parse(step.name_text, scope, limits=False)
+        if language(node) != step.name_text:   # what is lowered must be exactly what was verified
+            raise RuntimeError(f"the line {step.name_text!r} prints back as {language(node)!r}")
+        want = tuple(target.shape) if target is not None else shapes[step.target]
+        if node.shape != want:
+            node = ir.broadcast_to(node, want)
+        lines.append((step.name, node))
+        if step.kind == "gradient":
+            grads[step.target] = step.name
+    missing = [dv.wrt for dv in derivation.derivatives if dv.wrt not in grads]
+    if missing:
+        raise DerivkitError(f"the backward program has no line for {', '.join(missing)}")
+    # the forward's named values the lines read, each after those it reads
+    needed: list[str] = []
+    for _, node in lines:
+        needed += [n for n in lower.needed_names(node, steps) if n not in needed]
+    return [(n, steps[n]) for n in needed] + lines, [grads[dv.wrt] for dv in derivation.derivatives]

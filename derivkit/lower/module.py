@@ -9,8 +9,11 @@ module holds
     grad_x(*, inputs..., params)                    scalar outputs: ∂L/∂x
     jacobian_x(*, inputs..., params)                vector -> vector: ∂y/∂x (n_out × n_in)
     vjp_x(*, inputs..., upstream, params)           ∂L/∂x given the upstream gradient
+    backward(*, inputs..., params)                  scalar outputs: (∂L/∂x, ...) in one pass
 
-for every input x the derivation differentiates, and imports only NumPy. A form that is not
+for every input x the derivation differentiates, and imports only NumPy. `backward` is the
+verified backward program (`derivkit.lower.backward.program_lines`): the forward's named values
+computed once, then one line per Δ and gradient, as hand-written backprop does. A form that is not
 verified is refused with a DerivkitError naming it: an unverified gradient is never emitted.
 
 Common subexpressions are computed once: the output's own value (`p = _softmax(z, axis=-1)`),
@@ -64,10 +67,14 @@ def lower(recipe: Recipe, derivation: Derivation) -> Lowered:
     scope, out = prog.scope, prog.out
     _check_names(recipe, scope.dims)
     functions = _plan(recipe, derivation, out)
-    source, helpers = _assemble(recipe, derivation, functions, out, _alias(recipe, scope.dims))
-    return Lowered(target=derivation.target, source=source,
-                   functions=tuple(f.name for f in functions),
-                   formulas=tuple((f.name, f.equation) for f in functions),
+    alias = _alias(recipe, scope.dims)
+    backward = _backward(recipe, derivation, out, alias)
+    source, helpers = _assemble(recipe, derivation, functions, out, alias, backward)
+    names = tuple(f.name for f in functions) + (("backward",) if backward else ())
+    formulas = tuple((f.name, f.equation) for f in functions)
+    if backward:
+        formulas += (("backward", backward[1]),)
+    return Lowered(target=derivation.target, source=source, functions=names, formulas=formulas,
                    helpers=helpers)
 
 
@@ -99,7 +106,9 @@ def _check_names(recipe: Recipe, dims: set[str]) -> None:
 
 def _alias(recipe: Recipe, dims: set[str]) -> str:
     return emit.numpy_alias({i.name for i in recipe.inputs} | {p.name for p in recipe.params}
-                            | {recipe.output, recipe.upstream} | set(program(recipe).definitions) | dims)
+                            | {recipe.output, recipe.upstream} | set(program(recipe).definitions) | dims
+                            | {f"d{name}" for name in {i.name for i in recipe.inputs}
+                               | set(program(recipe).definitions)})
 
 
 def _plan(recipe: Recipe, derivation: Derivation, out: ir.Node) -> list[_Function]:
@@ -194,6 +203,41 @@ def _sentence(text: str) -> str:
     return text if text.endswith(".") else text + "."
 
 
+def _backward(recipe: Recipe, derivation: Derivation, out: ir.Node, alias: str
+              ) -> tuple[str, str, list[str]] | None:
+    """(source of `backward`, its one-line summary, its docstring paragraphs) for a scalar output
+    with a verified backward program; None otherwise (the grad_x functions remain)."""
+    from .backward import program_lines
+
+    if out.rank or not derivation.chain or any(dv.kind != "gradient" for dv in derivation.derivatives):
+        return None
+    try:
+        assignments, results = program_lines(recipe, derivation)
+    except DerivkitError:
+        return None   # a line not verified: only the verified closed forms are written
+    inputs = {i.name: tuple(i.shape) for i in recipe.inputs}
+    params = {p.name: p.default for p in recipe.params}
+    printer = _lower.NumpyPrinter(alias)
+    nodes = [shift_exponentials(node) for _, node in assignments]   # same values, no overflow
+    dims = _lower.dims_used(nodes)
+    lines = [(d, e) for d, e in _lower.dims_prelude(inputs, alias) if d in dims]
+    lines += [(name, printer(node)) for (name, _), node in zip(assignments, nodes)]
+    result = ", ".join(results) + ("," if len(results) == 1 else "")
+    grads = ", ".join(dv.lhs_pretty for dv in derivation.derivatives)
+    summary = f"({result.rstrip(',')}) = ({grads}) in one backward pass"
+    steps = derivation.forward_pretty.split("\n")[:-1]   # the named values; the output last
+    program_text = "\n".join(steps + [f"{s.lhs} = {s.form.pretty}"
+                                       + (f"   ({s.name})" if s.kind == "gradient" else "")
+                                       for s in derivation.chain])
+    details = derivation.chain_verification()
+    doc = [program_text,
+           f"Returns ({result.rstrip(',')}): the forward's named values computed once, then each "
+           "line of the backward program in order, reusing them.",
+           *(_sentence(d) for d in details)]
+    docstring = _docstring(summary, doc)
+    return emit.function("backward", list(inputs), params, lines, f"({result})", docstring), summary, doc
+
+
 # ---------------------------------------------------------------------------- CSE
 _children = ir.printed_children
 
@@ -268,6 +312,18 @@ def _wrap(text: str, indent: str, hang: str = "") -> list[str]:
     return lines
 
 
+def _docstring(first: str, paragraphs: list[str]) -> list[str]:
+    """A function's docstring lines: `first`, then each paragraph wrapped, a blank line apart."""
+    if not paragraphs and len(first) <= WIDTH - 10 and "\n" not in first:
+        return [f'    """{emit.docstring_text(first)}"""']
+    lines = _wrap(first, "    ")
+    for para in paragraphs:
+        lines += [""] + _wrap(para, "    ")
+    docstring = [emit.docstring_text(ln).rstrip() for ln in lines] + ['    """']
+    docstring[0] = '    """' + docstring[0][4:]
+    return docstring
+
+
 def _function_source(f: _Function, recipe: Recipe, out: ir.Node, alias: str) -> str:
     inputs = {i.name: tuple(i.shape) for i in recipe.inputs}
     if recipe.upstream in f.args:
@@ -276,30 +332,22 @@ def _function_source(f: _Function, recipe: Recipe, out: ir.Node, alias: str) -> 
     taken = _lower.user_names(inputs, params, {recipe.output, recipe.upstream},
                               set(program(recipe).definitions), {alias})
     body, named = _cse(f.body, f.named, taken)
-    doc = [f.equation] + list(f.doc)
-    if len(doc) == 1 and len(doc[0]) <= WIDTH - 10 and "\n" not in doc[0]:
-        docstring = [f'    """{emit.docstring_text(doc[0])}"""']
-    else:
-        lines = _wrap(doc[0], "    ")
-        for para in doc[1:]:
-            lines += [""] + _wrap(para, "    ")
-        docstring = [emit.docstring_text(ln).rstrip() for ln in lines] + ['    """']
-        docstring[0] = '    """' + docstring[0][4:]
+    docstring = _docstring(f.equation, list(f.doc))
     printer = _lower.StackedNumpyPrinter({f.stacked}, np=alias) if f.stacked else None
     return _lower.function_source(f.name, list(f.args), body, inputs, named, params, alias,
                                   docstring, printer)
 
 
 def _module_docstring(recipe: Recipe, derivation: Derivation, functions: list[_Function],
-                      helpers: list[str]) -> str:
+                      helpers: list[str], backward: tuple[str, str, list[str]] | None) -> str:
     from .. import __version__
 
     command = _command(recipe, derivation)
     lines = [f"{derivation.target}: {' '.join(derivation.summary.split())}", ""]
     lines += _wrap(f"Generated by derivkit {__version__} ({command}); imports only NumPy. Every "
                    "function below except forward computes a formula that derivkit derived from "
-                   "the forward definition and verified against an independent element-wise "
-                   "derivation before writing it here.", "")
+                   "the forward definition and verified (as each docstring says) before writing "
+                   "it here.", "")
     lines += ["", "Forward"] + [f"    {ln}" for ln in derivation.forward_pretty.split("\n")]
     shapes = ", ".join(f"{i.name}: {i.shape_text}"
                        + ("" if i.domain == "real" else f" ({i.domain})")
@@ -321,6 +369,12 @@ def _module_docstring(recipe: Recipe, derivation: Derivation, functions: list[_F
         lines.append(f"    {f.name}(*, {', '.join(f.args + params)})")
         lines += _wrap(f.equation, "        ")
         for para in f.doc:
+            lines += _wrap(para, "        ")
+    if backward:
+        lines.append(f"    backward(*, {', '.join([i.name for i in recipe.inputs] + list(params))})")
+        lines += _wrap(backward[1], "        ")
+        lines += [f"        {ln}" for ln in backward[2][0].split("\n")]
+        for para in backward[2][1:]:
             lines += _wrap(para, "        ")
     if derivation.conventions:
         lines += ["", "Conventions"]
@@ -344,16 +398,19 @@ def _command(recipe: Recipe, derivation: Derivation) -> str:
     return shlex.join(words)
 
 
-def _assemble(recipe: Recipe, derivation: Derivation, functions: list[_Function],
-              out: ir.Node, alias: str) -> tuple[str, tuple[str, ...]]:
+def _assemble(recipe: Recipe, derivation: Derivation, functions: list[_Function], out: ir.Node,
+              alias: str, backward: tuple[str, str, list[str]] | None) -> tuple[str, tuple[str, ...]]:
     bodies = [_function_source(f, recipe, out, alias) for f in functions]
+    if backward:
+        bodies.append(backward[0])
     helpers = emit.used_helpers("\n\n".join(bodies))
-    doc = _module_docstring(recipe, derivation, functions, helpers)
+    doc = _module_docstring(recipe, derivation, functions, helpers, backward)
     imports = "import numpy as np" if alias == "np" else f"import numpy as {alias}"
     parts = [f'"""{doc}\n"""\n\n{imports}\n']
     parts += [h + "\n" for h in emit.helper_sources(helpers, alias)]
     parts += bodies
-    parts.append("__all__ = [" + ", ".join(repr(f.name) for f in functions) + "]\n")
+    names = [f.name for f in functions] + (["backward"] if backward else [])
+    parts.append("__all__ = [" + ", ".join(repr(n) for n in names) + "]\n")
     source = "\n\n".join(parts)
     emit.audit(source, alias=alias)   # a failure here is a bug in derivkit
     return source, tuple(helpers)

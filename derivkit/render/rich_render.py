@@ -209,12 +209,7 @@ def render_chain(console: Console, r: Derivation, form: str | None = None) -> No
         text = step.form.latex if form == "latex" else f"{step.lhs} = {step.form.pretty}"
         grid.add_row(Text(text), Text(step.shape_text), mark)
     console.print(Padding(grid, (0, 0, 0, 2), expand=False))
-    groups: dict[str, list[str]] = {}
-    for s in r.chain:
-        groups.setdefault(s.form.verification.detail, []).append(s.lhs)
-    for detail, lines in groups.items():   # "each line …", or the lines it is about first
-        if len(groups) > 1:
-            detail = f"{', '.join(lines)}: {detail.removeprefix('each line ')}"
+    for detail in r.chain_verification():
         console.print(Padding(Text(detail, style="dim"), (0, 0, 0, 2)))
 
 
