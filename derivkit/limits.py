@@ -66,6 +66,7 @@ _active: list[_Limit] = []        # outermost first; main thread only
 _phases: list[str] = []           # what is running, innermost last (see `phase`)
 _scopes: list[int] = []           # len(_active) when each command_scope began
 _saved_handler: object = None
+_exit_registered = False
 
 
 def _sigalrm() -> signal.Signals:
@@ -142,7 +143,8 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
         _deferred = True
         return
     if _in_gc_callback(frame):   # an exception raised here would be lost: try again just after
-        signal.setitimer(signal.ITIMER_REAL, 1e-3)
+        if _active:              # (a tick delivered after the last limit ended arms nothing)
+            signal.setitimer(signal.ITIMER_REAL, 1e-3)
         return
     now = time.monotonic()
     for limit in _active:                      # outermost first: the budget beats inner limits
@@ -166,8 +168,20 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     _arm()                                     # early or stale: wait for the next deadline
 
 
+def _disarm_at_exit() -> None:
+    """At interpreter exit, before Python restores SIGALRM's default action (which kills the
+    process), no timer of ours may be pending."""
+    if not any(x.kind == "foreign" for x in _active) and usable():
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def _push(limit: _Limit) -> None:
-    global _saved_handler
+    global _saved_handler, _exit_registered
+    if not _exit_registered:
+        import atexit
+
+        atexit.register(_disarm_at_exit)
+        _exit_registered = True
     with _critical():
         if not _active:
             remaining, _ = signal.getitimer(signal.ITIMER_REAL)

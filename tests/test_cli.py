@@ -4,6 +4,7 @@ help with examples, JSON for machines. Tests marked "engine" need derivkit/deriv
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -93,6 +94,29 @@ def test_python_dash_m(tmp_path):
                           text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("derivkit ")
+
+
+@pytest.mark.parametrize("args, code", [
+    (["derive", "linear", "--json"], 0),                                    # sympy loaded, passes
+    (["verify", "softmax", "--wrt", "z", "--claim", "p * (1 - p)"], 1),    # a check failed
+    (["derive", "--expr", "sum(x)", "--wrt", "y", "--shape", "x=n"], 2),    # bad input
+])
+def test_the_process_ends_with_the_exit_code_and_all_its_output(tmp_path, args, code):
+    """Once SymPy is loaded, `main` ends the process without Python's teardown: the status, the
+    whole of stdout (a pipe: block-buffered) and stderr must survive it."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "derivkit", *args], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+    assert proc.returncode == code, proc.stderr
+    if code == 0:
+        assert json.loads(proc.stdout)["target"] == "linear"
+    elif code == 2:
+        assert proc.stderr.startswith("derivkit: error: ") and proc.stderr.count("\n") == 1
+    else:
+        assert "REFUTED" in proc.stdout and "Counterexample" in proc.stdout, proc.stdout
 
 
 # ---------------------------------------------------------------------------- list
