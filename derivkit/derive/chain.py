@@ -16,7 +16,7 @@ from dataclasses import replace
 from ..errors import DerivkitError
 from ..lang import ir
 from ..lang.printing import language, latex, pretty
-from ..lang.program import program
+from ..lang.program import program, reread
 from ..lang.recipes import Recipe
 from ..lang.shapes import fmt_shape
 from ..results import ChainStep, Form, Verification
@@ -86,8 +86,10 @@ def backward_chain(recipe: Recipe) -> tuple[ChainStep, ...]:
     ascii_names = _ascii_names(recipe, lines)
     budget = Budget(verify.LINES_BUDGET_S)   # the symbolic comparisons of all lines share one
     out = []
+    scope = program(recipe).scope
     for lhs, target, kind, node in lines:
         shape = steps[target].shape if target in steps else recipe.input(target).shape
+        node = reread(node, scope)   # verified and shown as its printed text reads back
         ascii_node = ir.substitute(node, {v: ir.Var(ascii_names[v.name], v.shape, v.role)
                                           for v in ir.walk(node)
                                           if isinstance(v, ir.Var) and v.name in ascii_names})

@@ -146,6 +146,7 @@ class Verifier:
                  assignments: list[dict[str, int]] | None = None) -> None:
         self.p = problem
         self.budget_s = budget_s
+        self.max_sizes: int | None = None   # compare at the first this many assignments (None: all)
         self.deadline = 0.0
         self.mismatch: Mismatch | None = None   # the first disagreement of the last check
         self.dims = sorted(ir.dims_used(problem.out) | {d for shape, _ in problem.inputs.values()
@@ -223,7 +224,7 @@ class Verifier:
         self.mismatch = None
         self.deadline = time.monotonic() + self.budget_s
         done: list[dict[str, int]] = []
-        for k in range(len(self.assignments)):
+        for k in range(min(len(self.assignments), self.max_sizes or len(self.assignments))):
             try:
                 with time_limit(max(0.01, self.deadline - time.monotonic())):
                     ctx = self._context(k)
@@ -247,8 +248,8 @@ class Verifier:
                                                    f"budget")
         method = EXACT if all(m == EXACT for m in methods) else "numeric"
         detail = describe_sizes(done, method)
-        if len(done) < len(self.assignments):
-            skipped = [a for a in self.assignments if a not in done]
+        if len(done) < min(len(self.assignments), self.max_sizes or len(self.assignments)):
+            skipped = [a for a in self.assignments[:self.max_sizes or None] if a not in done]
             left = "; ".join(fmt_sizes(a, spaced=True, empty=DECLARED) for a in skipped)
             detail += (f" (not checked at {left}: "
                        f"{self.budget_s:.1g} s budget reached)")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from ..errors import DerivkitError
 from ..lang import ir
 from ..lang.printing import GREEK, language, latex, pretty
-from ..lang.program import Program, program
+from ..lang.program import Program, program, reread
 from ..lang.recipes import Recipe
 from ..lang.shapes import fmt_shape
 from ..results import ChainStep, Derivation, Derivative, Form, InputInfo, Verification
@@ -120,6 +120,8 @@ def derive(recipe: Recipe) -> Derivation:
             warnings.append(f"simplifying ∂/∂{w} hit the {simplifier.budget_s:g} s time budget: "
                             f"its forms are shown less simplified than they could be (they are "
                             f"verified all the same)")
+        # each form as its printed text reads back: that is what is verified and shown
+        kinds = [(kind, reread(form, scope) if form is not None else None) for kind, form in kinds]
         # the matrix forms first: they get the symbolic comparison's budget before the index form
         checked = {kind: matrix_check(oracle, None if too_large else verifier, budget, kind, w, form,
                                       upstream) for kind, form in kinds if form is not None}

@@ -82,7 +82,11 @@ class Explicit:
         raise KeyError(n.name)
 
     def _Const(self, n: ir.Const) -> sp.Expr:
+        """A constant exactly: a float as the decimal it prints as (0.01 is 1/100), as a printed
+        form that says 0.01 reads back and as parameters are read."""
         v = n.value
+        if isinstance(v, float):
+            v = Fraction(repr(v))
         return sp.Rational(v.numerator, v.denominator) if isinstance(v, Fraction) else sp.Float(v)
 
     def _DimSize(self, n: ir.DimSize) -> sp.Expr:

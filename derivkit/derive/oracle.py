@@ -82,6 +82,10 @@ def as_mp(v: Any) -> Any:
 
 
 def _mpf(v: Any) -> Any:
+    """A constant at full precision: a float as the decimal it prints as (0.01 is 1/100, as a
+    printed form that says 0.01 reads back), a fraction exactly."""
+    if isinstance(v, float):
+        return mpmath.mpf(repr(v))
     return mpmath.mpf(v.numerator) / v.denominator if hasattr(v, "denominator") else mpmath.mpf(v)
 
 

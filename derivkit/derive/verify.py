@@ -31,6 +31,9 @@ DERIVATION_BUDGET_S = 1.5   # per derivation, all its inputs together
 # a ReLU MLP, over 10 s; 600, a layer of mlp3, 0.4 s): it is not started.
 SYMBOLIC_MAX_COST = 700
 LINES_BUDGET_S = 0.3      # per backward program, shared by its lines' symbolic comparisons
+# The symbolic comparison is exact at the sizes it runs at; it runs at the first size assignment
+# only (the smallest, distinct per dimension); the oracle covers every assignment.
+SYMBOLIC_SIZES = 1
 
 
 class Budget:
@@ -52,6 +55,7 @@ class Budget:
         if left < 0.05:
             return None
         verifier.budget_s = left
+        verifier.max_sizes = SYMBOLIC_SIZES
         return verifier
 
 
@@ -124,8 +128,9 @@ def index_check(oracle: Oracle, verifier: Verifier | None, budget: Budget, wrt: 
 
 
 class _IndexFunction:
-    """An index form evaluated entry by entry over mpmath numbers, its sums as loops (a walk
-    of the SymPy tree: nothing is compiled or executed)."""
+    """An index form evaluated entry by entry over mpmath numbers, its sums as loops: the SymPy
+    tree is turned once into nested Python closures (nothing is compiled from text or
+    executed), then called per entry."""
 
     def __init__(self, form: IndexForm) -> None:
         self.expr = form.expr
@@ -137,6 +142,7 @@ class _IndexFunction:
                 if isinstance(s, sp.Symbol) and s not in labels and s not in self.idx}
         self.dims = sorted((s for s in free if s.is_integer and s.is_positive), key=str)
         self.arrays = [*bases, *sorted(free - set(self.dims), key=str)]
+        self._fn: Callable[[dict[Any, Any]], Any] | None = None
 
     def call(self, *values: Any) -> Any:
         names = [*self.idx, *self.dims]
@@ -145,54 +151,78 @@ class _IndexFunction:
         for a in self.arrays:
             if isinstance(a, sp.Symbol):
                 bound[a] = self.data[a.name]
-        return self.ev(self.expr, bound)
+        if self._fn is None:
+            self._fn = self._compile(self.expr)
+        return self._fn(bound)
 
-    def ev(self, e: Any, b: dict[Any, Any]) -> Any:
+    def _compile(self, e: Any) -> Callable[[dict[Any, Any]], Any]:
+        """A function of the bound indices and symbols giving e's value."""
         if e.is_Integer:
-            return int(e)
+            v: Any = int(e)
+            return lambda b: v
         if e.is_Rational:
-            return mpmath.mpf(e.p) / e.q
+            v = mpmath.mpf(e.p) / e.q
+            return lambda b: v
+        if isinstance(e, sp.Float):   # the decimal it prints as (0.01 is 1/100), as the oracle reads it
+            v = mpmath.mpf(str(e))
+            return lambda b: v
         if e.is_Number or e.is_NumberSymbol:
-            return mpmath.mpf(sp.Float(e, DPS)._mpf_)
-        if isinstance(e, sp.Symbol):
-            return b[e]
-        if isinstance(e, sp.Indexed):
-            return self.data[str(e.base.label)][tuple(self.ev(i, b) for i in e.indices)]
-        if isinstance(e, sp.Add):
-            return mpmath.fsum(self.ev(a, b) for a in e.args)
-        if isinstance(e, sp.Mul):
-            out: Any = 1
-            for a in e.args:
-                out = out * self.ev(a, b)
-            return out
-        if isinstance(e, sp.Pow):
-            base, exp = self.ev(e.base, b), self.ev(e.exp, b)
-            return (mpmath.mpf(base) if isinstance(base, int) else base) ** exp
-        if isinstance(e, sp.Sum):
-            return self._sum(e.function, list(e.limits), b)
-        if isinstance(e, sp.KroneckerDelta):
-            return 1 if self.ev(e.args[0], b) == self.ev(e.args[1], b) else 0
-        if isinstance(e, sp.Piecewise):
-            return next(self.ev(v, b) for v, c in e.args if self.ev(c, b))
-        if isinstance(e, Where):
-            return self.ev(e.args[1], b) if self.ev(e.args[0], b) else self.ev(e.args[2], b)
+            v = mpmath.mpf(sp.Float(e, DPS)._mpf_)
+            return lambda b: v
         if e is sp.true or e is sp.false:
-            return bool(e)
+            v = bool(e)
+            return lambda b: v
+        if isinstance(e, sp.Symbol):
+            return lambda b: b[e]
+        if isinstance(e, sp.Indexed):
+            label, idx = str(e.base.label), [self._compile(i) for i in e.indices]
+            return lambda b: self.data[label][tuple(i(b) for i in idx)]
+        if isinstance(e, sp.Sum):
+            return self._sum(self._compile(e.function), list(e.limits))
+        if isinstance(e, Where):
+            c, x, y = (self._compile(a) for a in e.args)
+            return lambda b: x(b) if c(b) else y(b)
+        if isinstance(e, sp.Piecewise):
+            pieces = [(self._compile(v), self._compile(c)) for v, c in e.args]
+            return lambda b: next(v(b) for v, c in pieces if c(b))
+        if isinstance(e, sp.KroneckerDelta):
+            i, j = (self._compile(a) for a in e.args)
+            return lambda b: 1 if i(b) == j(b) else 0
         if isinstance(e, sp.core.relational.Relational):
-            return RELATIONS[e.rel_op](self.ev(e.lhs, b), self.ev(e.rhs, b))
+            rel, lhs, rhs = RELATIONS[e.rel_op], self._compile(e.lhs), self._compile(e.rhs)
+            return lambda b: rel(lhs(b), rhs(b))
+        args = [self._compile(a) for a in e.args]
+        if isinstance(e, sp.Add):
+            return lambda b: mpmath.fsum(a(b) for a in args)
+        if isinstance(e, sp.Mul):
+            def product(b: dict[Any, Any]) -> Any:
+                out: Any = 1
+                for a in args:
+                    out = out * a(b)
+                return out
+            return product
+        if isinstance(e, sp.Pow):
+            base, exp = args
+
+            def power(b: dict[Any, Any]) -> Any:
+                x = base(b)
+                return (mpmath.mpf(x) if isinstance(x, int) else x) ** exp(b)
+            return power
         fn = getattr(MP, type(e).__name__, None)   # exp, log, tanh, Abs, sign, ...
         if fn is None:
             raise _CannotEvaluate(type(e).__name__)
-        return fn(*(self.ev(a, b) for a in e.args))
+        return lambda b: fn(*(a(b) for a in args))
 
-    def _sum(self, body: Any, limits: list[Any], b: dict[Any, Any]) -> Any:
+    def _sum(self, body: Callable[[dict[Any, Any]], Any], limits: list[Any]
+             ) -> Callable[[dict[Any, Any]], Any]:
         if not limits:
-            return self.ev(body, b)
+            return body
         (k, lo, hi), rest = limits[0], limits[1:]
-        terms = []
-        for v in range(int(self.ev(lo, b)), int(self.ev(hi, b)) + 1):
-            terms.append(self._sum(body, rest, {**b, k: v}))
-        return mpmath.fsum(terms)
+        inner, low, high = self._sum(body, rest), self._compile(lo), self._compile(hi)
+
+        def loop(b: dict[Any, Any]) -> Any:
+            return mpmath.fsum(inner({**b, k: v}) for v in range(int(low(b)), int(high(b)) + 1))
+        return loop
 
 
 class _CannotEvaluate(Exception):

@@ -15,6 +15,7 @@ from ..errors import ExpressionError
 from . import ir
 from .naming import name_values
 from .parse import Scope, parse
+from .printing import language
 from .recipes import Recipe
 
 
@@ -92,3 +93,18 @@ def length(text: str, scope: Scope, intermediates: dict[str, str] | None = None)
 def _inline(node: ir.Node, nodes: dict[str, ir.Node]) -> ir.Node:
     """`node` with each named variable replaced by its (inlined) definition in `nodes`."""
     return ir.substitute(node, {ir.Var(k, v.shape, "named"): v for k, v in nodes.items()})
+
+
+def reread(node: ir.Node, scope: Scope) -> ir.Node:
+    """What the printed text of `node` (`language(node)`) means, parsed back over `scope` and the
+    variables `node` uses (keeping their roles): a form is verified as this, so the text a
+    person reads and `lower` emits is exactly what was checked."""
+    used = {v.name: v for v in ir.walk(node) if isinstance(v, ir.Var) and v.role != "param"}
+    inputs = dict(scope.inputs)
+    named = dict(scope.named)
+    for name, v in used.items():
+        (named if v.role == "named" else inputs)[name] = tuple(v.shape)
+    parsed = parse(language(node), Scope(inputs, scope.params, named), limits=False)
+    back: dict[ir.Node, ir.Node] = {ir.Var(n, tuple(v.shape), "named" if v.role == "named" else "input"): v
+                                    for n, v in used.items()}
+    return ir.substitute(parsed, back)
