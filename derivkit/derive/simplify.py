@@ -27,7 +27,7 @@ from typing import ClassVar
 import sympy as sp
 
 from ..lang import ir
-from ..lang.parse import softmax
+from ..lang.parse import mean, softmax
 from ..limits import _TimeUp, time_limit
 from .to_ir import Unmappable, to_ir
 
@@ -192,8 +192,20 @@ class Simplifier:
             return self._count(a.shape)
         if _sums_softmax_to_one(n, self.defined.get(a, a)):   # Σ_j softmax(z)_j = 1
             return ir.broadcast_to(ir.ONE, n.shape) if n.shape else ir.ONE
+        if _sums_centred_to_zero(n, self.defined.get(a, a)):   # Σ_j (x − mean(x))_j = 0
+            return ir.broadcast_to(ir.ZERO, n.shape) if n.shape else ir.ZERO
         if isinstance(a, ARITH):
             expr = self.to_sym(a)
+            terms = sp.Add.make_args(expr)
+            if len(terms) > 1:   # Σ(a + b) = Σa + Σb, where a term's sum then simplifies
+                split: ir.Node | None = None
+                for t in terms:
+                    part = self.simp(ir.sum_(self.from_sym(t, a.shape), n.axis, n.keepdims))
+                    split = part if split is None else ir.add(split, part)
+                assert split is not None
+                split = self.simp(split)
+                if ir.count_ops(split) < ir.count_ops(n):
+                    return split
             coeff, factors = expr.as_coeff_mul()
             scalar = [f for f in factors if self._constant_along(f, a.rank, n.axis, n.keepdims)]
             if coeff != 1 or scalar:
@@ -242,17 +254,20 @@ class Simplifier:
 
     def _constant_along(self, e: sp.Expr, rank: int, axis: int | None, keepdims: bool) -> bool:
         """Can factor `e` move out of a sum over `axis` of a rank-`rank` array? Yes if it is a
-        scalar, or (keepdims) if every leaf is broadcast (size 1 or absent) along `axis`."""
+        scalar, or if every leaf lacks `axis` (broadcast along it), or (keepdims) has size 1
+        there."""
         if not all(s in self.sym_nodes for s in e.free_symbols):
             return False
         shapes = [self.sym_nodes[s].shape for s in e.free_symbols]
         if all(len(sh) == 0 for sh in shapes):
             return True
-        if axis is None or not keepdims:
+        if axis is None:
             return False
         for sh in shapes:
             offset = rank - len(sh)
-            if axis >= offset and sh[axis - offset] != 1:
+            if axis < offset:
+                continue   # no such axis: broadcast along it
+            if not keepdims or sh[axis - offset] != 1:
                 return False
         return True
 
@@ -269,6 +284,8 @@ class Simplifier:
             return _sym_number(n.value)
         if isinstance(n, ir.Broadcast):
             return self.to_sym(n.a)
+        if isinstance(n, ir.ExpandDims) and n.axis == 0:
+            return self.to_sym(n.a)   # a leading axis of 1: what NumPy's broadcasting adds anyway
         if isinstance(n, ir.Ones):
             return sp.Integer(1)
         s = self.simp(n)
@@ -281,7 +298,9 @@ class Simplifier:
         expr = self._substitute_named(expr)
         best: ir.Node | None = None
         best_cost: int | None = None
-        for cand in self._candidates(expr):
+        means = self._means(expr)
+        variants = [expr] + ([expr.xreplace(means)] if means else [])
+        for cand in (c for v in variants for c in self._candidates(v)):
             try:
                 node = self.from_sym(cand, n.shape)
             except Unmappable:
@@ -292,6 +311,24 @@ class Simplifier:
         if best is None:  # pragma: no cover - from_sym maps every candidate we build
             return n
         return best
+
+    def _means(self, expr: sp.Expr) -> dict[sp.Symbol, sp.Expr]:
+        """{Σx: N·mean(x)} for each sum leaf of `expr` whose count N (the size summed over)
+        `expr` also uses: the variant where N cancels reads mean(x) (Σ(g ⊙ U) U / (n H²) =
+        U mean(g ⊙ U) / H²)."""
+        out: dict[sp.Symbol, sp.Expr] = {}
+        for sym in expr.free_symbols:
+            node = self.sym_nodes.get(sym)
+            if not isinstance(node, ir.Sum):
+                continue
+            m = mean(node.a, node.axis, node.keepdims)
+            assert isinstance(m, ir.Macro) and isinstance(m.expansion, ir.Binary)
+            if m.expansion.a != node:
+                continue
+            count = self.to_sym(m.expansion.b)
+            if count.free_symbols and count.free_symbols <= expr.free_symbols:
+                out[sym] = count * self._leaf(m)
+        return out
 
     def _candidates(self, expr: sp.Expr) -> Iterator[sp.Expr]:
         yield expr
@@ -361,11 +398,16 @@ def _identities(node: ir.Node, defined: dict[ir.Node, ir.Node] | None = None) ->
     """The identities a person uses, applied where they shorten a form:
     exp(z) / Σ exp(z) = softmax(z) (over the last axis, or all of a vector),
     r·e / (1 + e) = r·σ(z) for e = exp(z) (or a name for it),
+    Σ x / N = mean(x) (N the size summed over),
     Σ_j softmax(z)_j = 1 (for sums the elementwise algebra rebuilt over a softmax's name), and
     A C + B C = (A + B) C, C A + C B = C (A + B)."""
     defined = defined or {}
     mapping: dict[ir.Node, ir.Node] = {}
+    # a macro's own expansion (softmax's exp(z)/Σexp(z)) is not rewritten into the macro
+    expansions = {n.expansion for n in ir.walk(node) if isinstance(n, ir.Macro)}
     for n in ir.walk(node):
+        if n in expansions:
+            continue
         if isinstance(n, ir.Sum) and _sums_softmax_to_one(n, defined.get(n.a, n.a)):
             mapping[n] = ir.broadcast_to(ir.ONE, n.shape) if n.shape else ir.ONE
         elif isinstance(n, ir.Binary) and n.op == "/" and _is_softmax(n.a, n.b):
@@ -373,6 +415,10 @@ def _identities(node: ir.Node, defined: dict[ir.Node, ir.Node] | None = None) ->
             mapping[n] = softmax(n.a.a)
         elif isinstance(n, ir.Binary) and n.op == "/" and (s := _sigmoid(n, defined)):
             mapping[n] = s
+        elif isinstance(n, ir.Binary) and n.op == "/" and isinstance(n.a, ir.Sum) \
+                and isinstance(m := mean(n.a.a, n.a.axis, n.a.keepdims), ir.Macro) \
+                and m.expansion == n:
+            mapping[n] = m
         elif isinstance(n, ir.Binary) and n.op == "+" and isinstance(n.a, ir.MatMul) \
                 and isinstance(n.b, ir.MatMul) and n.a.shape == n.b.shape:
             a, b = n.a, n.b
@@ -417,6 +463,24 @@ def _sums_softmax_to_one(n: ir.Sum, a: ir.Node) -> bool:
     axis = dict(a.kwargs).get("axis", -1)
     assert isinstance(axis, int)
     return _over_axis(n, a.rank, axis)
+
+
+def _sums_centred_to_zero(n: ir.Sum, a: ir.Node) -> bool:
+    """`n` sums `a` = x − mean(x) (its operand, or the name of one) over the axis of the mean
+    (all of x, or one axis the mean broadcasts back along)."""
+    if not (isinstance(a, ir.Binary) and a.op == "-"):
+        return False
+    m = a.b.a if isinstance(a.b, ir.Broadcast) else a.b
+    if not (isinstance(m, ir.Macro) and m.fn == "mean" and m.operands == (a.a,)):
+        return False
+    kw = dict(m.kwargs)
+    axis, keepdims = kw.get("axis"), kw.get("keepdims", False)
+    if axis is None or a.rank == 1:
+        return n.axis is None or (a.rank == 1 and n.axis == 0)
+    assert isinstance(axis, int)
+    # the mean broadcasts back along its axis: kept (keepdims), or the leading axis
+    back = bool(keepdims) or axis % a.rank == 0
+    return back and n.axis is not None and n.axis % a.rank == axis % a.rank
 
 
 def _over_axis(n: ir.Sum, rank: int, axis: int) -> bool:

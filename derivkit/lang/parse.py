@@ -138,6 +138,22 @@ def softmax(x: ir.Node, axis: int = -1, *, explicit_axis: bool = False) -> ir.No
     return ir.macro("softmax", (x,), ir.div(e, s), (("axis", axis),) if explicit_axis else ())
 
 
+def mean(x: ir.Node, axis: int | None = None, keepdims: bool = False,
+         kwargs: tuple[tuple[str, object], ...] | None = None) -> ir.Node:
+    """mean(x) = Σ x / N along `axis` (all of x when None), as a macro printed by name;
+    `kwargs`: the keywords printed (by default axis and keepdims where not the defaults)."""
+    total = ir.sum_(x, axis, keepdims)
+    assert isinstance(total, ir.Sum)
+    dims = x.shape if total.axis is None else (x.shape[total.axis],)
+    count: ir.Node | None = None
+    for d in dims:
+        term = ir.const(d) if isinstance(d, int) else ir.DimSize(d)
+        count = term if count is None else ir.mul(count, term)
+    if kwargs is None:
+        kwargs = (() if axis is None else (("axis", axis),)) + ((("keepdims", True),) if keepdims else ())
+    return ir.macro("mean", (x,), ir.div(total, count if count is not None else ir.ONE), kwargs)
+
+
 @dataclass(frozen=True)
 class Scope:
     """What names mean: inputs (arrays), params (scalars with defaults), dims (from shapes)."""
@@ -310,12 +326,10 @@ class _Builder:
                 if not (isinstance(k, ast.Constant) and isinstance(k.value, bool)):
                     raise self.fail(k, f"{fn}(): keepdims must be True or False")
                 keepdims = k.value
-            total = ir.sum_(x, axis, keepdims)
             if fn == "sum":
-                return total
-            count = self._count(x, total.__getattribute__("axis"))
+                return ir.sum_(x, axis, keepdims)
             kwargs = tuple((k, v) for k, v in (("axis", axis), ("keepdims", keepdims)) if k in kws)
-            return ir.macro("mean", (x,), ir.div(total, count), kwargs)
+            return mean(x, axis, keepdims, kwargs)
         if fn == "softmax":
             arity(1, 1, ("axis",))
             x = arg(0)
@@ -346,15 +360,6 @@ class _Builder:
                            self.build(cond.comparators[0], depth))
             return ir.where(c, arg(1), arg(2))
         raise AssertionError(fn)  # pragma: no cover
-
-    @staticmethod
-    def _count(x: ir.Node, axis: int | None) -> ir.Node:
-        dims = x.shape if axis is None else (x.shape[axis],)
-        count: ir.Node | None = None
-        for d in dims:
-            term = ir.const(d) if isinstance(d, int) else ir.DimSize(d)
-            count = term if count is None else ir.mul(count, term)
-        return count if count is not None else ir.ONE
 
 
 _ASSIGNMENT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)(.*)\Z", re.S)
