@@ -175,6 +175,16 @@ def _disarm_at_exit() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+def _discard_pending() -> None:
+    """Take a SIGALRM pending on this thread (blocked by `_critical`) without waiting: another
+    thread (a BLAS worker) may have taken a process-wide one since `sigpending` saw it, and a
+    blocking `sigwait` would then wait forever."""
+    if hasattr(signal, "sigtimedwait"):
+        signal.sigtimedwait({_sigalrm()}, 0)
+    elif hasattr(signal, "sigpending") and _SIGALRM in signal.sigpending():   # pragma: no cover
+        signal.sigwait({_sigalrm()})   # (macOS: no sigtimedwait)
+
+
 def _push(limit: _Limit) -> None:
     global _saved_handler, _exit_registered
     if not _exit_registered:
@@ -205,12 +215,30 @@ def _pop(limit: _Limit) -> None:
         foreign = [x for x in _active if x.fired_at is None]
         _active.clear()
         signal.setitimer(signal.ITIMER_REAL, 0)
-        if hasattr(signal, "sigpending") and _SIGALRM in signal.sigpending():
-            signal.sigwait({_sigalrm()})       # a tick that arrived while blocked: ours
+        _discard_pending()                     # a tick that arrived while blocked: ours
         if callable(_saved_handler):           # someone else's handler; otherwise ours stays
             signal.signal(_sigalrm(), _saved_handler)   # installed, doing nothing without limits
         for x in foreign:
             signal.setitimer(signal.ITIMER_REAL, max(x.deadline - time.monotonic(), 1e-3))
+
+
+def _end(limit: _Limit) -> None:
+    """`_pop(limit)`, surely: a tick's exception can interrupt it before the limit is removed
+    (the handler runs between two bytecodes, before `_critical` holds it back), and a limit
+    left active would fire later anywhere. `_TimeUp` then is dropped (the block is over; an
+    outer limit that fired fires again `REPEAT_S` later); any other exception is re-raised
+    once the limit is gone."""
+    error: BaseException | None = None
+    while True:
+        try:
+            _pop(limit)
+            break
+        except _TimeUp:
+            continue
+        except BaseException as exc:   # BudgetExceeded, KeyboardInterrupt: after the pop
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 @contextmanager
@@ -221,11 +249,11 @@ def time_limit(seconds: float) -> Iterator[None]:
         yield
         return
     limit = _Limit(time.monotonic() + seconds, "call", seconds)
-    _push(limit)
     try:
+        _push(limit)
         yield
     finally:
-        _pop(limit)
+        _end(limit)
 
 
 @contextmanager
@@ -237,11 +265,11 @@ def budget(seconds: float | None, command: str = "derivkit") -> Iterator[None]:
         yield
         return
     limit = _Limit(time.monotonic() + seconds, "budget", seconds, command)
-    _push(limit)
     try:
+        _push(limit)
         yield
     finally:
-        _pop(limit)
+        _end(limit)
     _overrun([limit])
 
 
@@ -265,7 +293,7 @@ def command_scope() -> Iterator[None]:
         depth = _scopes.pop()
         ended = [x for x in _active[depth:] if x.kind == "budget"]
         for limit in ended:
-            _pop(limit)
+            _end(limit)
         del _phases[:]
     _overrun(ended)
 

@@ -104,6 +104,36 @@ def test_a_swallowed_budget_is_raised_again():
 
 
 @needs_alarm
+@pytest.mark.parametrize("where", ["push", "pop"])
+def test_a_tick_that_interrupts_a_limit_starting_or_ending_leaves_no_limit_behind(monkeypatch, where):
+    """The handler runs between two bytecodes, so its exception can interrupt `_push` after the
+    limit is active or `_pop` before it is removed; a limit left behind fired later anywhere
+    (`_TimeUp` out of code under no limit)."""
+    real = getattr(limits, f"_{where}")
+    calls = []
+
+    def interrupted(limit):
+        calls.append(limit)
+        if where == "push":
+            real(limit)
+            raise _TimeUp()
+        if len(calls) == 1:
+            raise _TimeUp()   # before the removal
+        real(limit)
+
+    monkeypatch.setattr(limits, f"_{where}", interrupted)
+    if where == "push":
+        with pytest.raises(_TimeUp):
+            with time_limit(5):
+                pass
+    else:
+        with time_limit(5):
+            pass
+        assert len(calls) == 2   # tried again
+    assert not limits._active
+
+
+@needs_alarm
 def test_a_lost_time_up_is_raised_again():
     """Python ignores an exception raised by a signal handler inside a gc callback: a per-call
     limit whose block is still running after it fired fires again."""
