@@ -114,3 +114,20 @@ def test_every_elementwise_definition_evaluates_numerically(name):
         with mpmath.workdps(40):
             got = fn.definition(MP, mpmath.mpf(t), *params)
             assert abs(got - mpmath.mpf(str(want))) < mpmath.mpf("1e-30"), (name, t)
+
+
+def test_a_difference_too_coarse_at_60_digits_is_checked_again_finer():
+    """L = Σ sin(x) + 1e25·n: at 60 digits the central difference keeps only ~1e-15 of its
+    value, so the oracle checks again at 100 digits with a finer step (and says so); a wrong
+    form still fails there."""
+    oracle, v = _oracle("sum(sin(x) + 1e25)", {"x": "n"}, ["x"])
+    good = ir.apply("cos", v["x"])
+    ver = _check(oracle, "x", good)
+    assert ver.verified and "at 100 digits" in ver.detail
+    assert not _check(oracle, "x", ir.mul(good, ir.const(1 + 1e-12))).verified
+
+
+def test_a_forward_too_large_to_resolve_is_not_verified_and_says_why():
+    oracle, v = _oracle("sum(sin(x) + 1e60)", {"x": "n"}, ["x"])
+    ver = _check(oracle, "x", ir.apply("cos", v["x"]))
+    assert not ver.verified and "too large to differentiate" in ver.detail

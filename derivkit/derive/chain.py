@@ -28,6 +28,9 @@ from .verify import Budget, matrix_check
 from .vjp import vjp
 
 DELTA = "Δ"
+# A line is a small local VJP, compared with the oracle at two size assignments (distinct per
+# dimension); the whole gradients, closed forms included, at three.
+LINE_SIZES = 2
 
 
 def delta_var(name: str, shape: ir.Shape) -> ir.Var:
@@ -169,7 +172,8 @@ def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
     # too) computed from them, the Δs sampled freely
     oracle = Oracle(renamed, free, {p.name: p.default for p in recipe.params}, {}, None,
                     size_assignments(dims), consistent=forward,
-                    report_error=False)   # one sentence for all the lines
+                    report_error=False,   # one sentence for all the lines
+                    sizes=LINE_SIZES)
     ver = matrix_check(oracle, verifier if verifier.feasible else None, budget, "gradient", target,
                        line, None)
     if not ver.verified:

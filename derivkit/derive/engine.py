@@ -54,6 +54,9 @@ def _latex_name(name: str, idx: Sequence[str] = ()) -> str:
     return f"{base}_{{{''.join(idx)}}}" if idx else base
 
 
+INDEX_MAX_CHARS = 600   # a longer index form is not shown (nor evaluated): see _index_form
+
+
 def derive(recipe: Recipe) -> Derivation:
     started = time.perf_counter()
     prog = program(recipe)
@@ -144,7 +147,7 @@ def derive(recipe: Recipe) -> Derivation:
                          f"gradient of a scalar loss L (shape {fmt_shape(out.shape)}).",)
             elif kind == "jacobian" and form is None:
                 notes = ("no closed matrix Jacobian was obtained; the index form is verified",)
-            if too_large:
+            if too_large or index_form is None:
                 notes += ("no index form: written entry by entry it would be too large to read",)
             index = None
             if index_form is not None:
@@ -222,7 +225,10 @@ def _forward_text(recipe: Recipe, out: ir.Node, printer: Callable[[ir.Node], str
 
 def _index_form(cot: ir.Node, upstream: ir.Var | None, oi: list[str], ii: list[str],
                 taken: set[str], verifier: Verifier, oracle: Oracle, budget: Budget, wrt: str
-                ) -> tuple[str, str, str, Verification]:
+                ) -> tuple[str, str, str, Verification] | None:
+    """(text, pretty, LaTeX, verification) of the index form, or None where its text is longer
+    than `INDEX_MAX_CHARS` (nested sums grow exponentially with depth: a person reads the
+    matrix form and the backward program instead, and evaluating it would cost as much)."""
     out_syms = tuple(ix.index_symbol(c) for c in oi)
     in_syms = tuple(ix.index_symbol(c) for c in ii)
     ev = ix.IndexEvaluator(taken | set(oi) | set(ii), upstream, out_syms)
@@ -230,8 +236,11 @@ def _index_form(cot: ir.Node, upstream: ir.Var | None, oi: list[str], ii: list[s
         expr = ix.canonical(ix.contract(ev.ev(cot, in_syms)), list(out_syms + in_syms))
     except (NotImplementedError, TypeError, ValueError) as exc:  # pragma: no cover - defensive
         raise DerivkitError(f"could not build the index form: {exc}") from None
+    text = ix.to_text(expr)
+    if len(text) > INDEX_MAX_CHARS:
+        return None
     ver = index_check(oracle, verifier, budget, wrt, IndexForm(expr, out_syms, in_syms, ev.opaque), upstream)
-    return ix.to_text(expr), ix.to_pretty(expr), ix.to_latex(expr), ver
+    return text, ix.to_pretty(expr), ix.to_latex(expr), ver
 
 
 def _conventions(out: ir.Node, recipe: Recipe, upstream: ir.Var | None) -> list[str]:

@@ -38,6 +38,7 @@ from .explicit import Explicit
 DPS = 60
 STEP = "1e-20"
 TOL = "1e-25"
+FINE_DPS, FINE_STEP = 100, "1e-40"   # a disagreement is checked again this finely
 MAX_ENTRY_EVALS = 100     # evaluations a failure may take to locate its entry (else: a direction)
 ASSIGNMENTS = 3           # size assignments compared (distinct per dimension)
 DIRECTIONS = 4
@@ -163,16 +164,19 @@ class Oracle:
     def __init__(self, out: ir.Node, inputs: dict[str, tuple[ir.Shape, str]],
                  param_values: dict[str, float], named: dict[str, ir.Node],
                  upstream: ir.Var | None, assignments: list[dict[str, int]], seed: int = 0,
-                 consistent: dict[str, ir.Node] | None = None, report_error: bool = True) -> None:
+                 consistent: dict[str, ir.Node] | None = None, report_error: bool = True,
+                 sizes: int = ASSIGNMENTS) -> None:
         """`consistent`: inputs whose value at each point is their definition over the other
         inputs (a backward line's named value), not sampled. `report_error`: the label states
-        the largest disagreement (else the tolerance, the same for every form)."""
+        the largest disagreement (else the tolerance, the same for every form). `sizes`: how
+        many size assignments a form is compared at."""
         self.out, self.inputs, self.named, self.upstream = out, inputs, named, upstream
         self.consistent = consistent or {}
         self.report_error = report_error
         self.param_values = param_values
         self.assignments = _with_alternatives(assignments)
         self.seed = seed
+        self.sizes = sizes
         self._gradients: dict[tuple[int, str], np.ndarray] = {}
         self._directions: dict[tuple[int, str], list[tuple[np.ndarray, Any]]] = {}
         self._fixed: dict[tuple[int, str], dict[ir.Node, np.ndarray]] = {}
@@ -263,9 +267,32 @@ class Oracle:
     def _along(self, k: int, name: str, v: np.ndarray) -> Any:
         """The derivative of the loss at point k along direction v of `name`:
         (L(x + h v) − L(x − h v)) / 2h."""
-        x, p, h = np.asarray(self.base(k, name)), self.point(k), mpmath.mpf(STEP)
-        with mpmath.workdps(DPS):
-            return (self._loss(p, {name: x + h * v}, k) - self._loss(p, {name: x - h * v}, k)) / (2 * h)
+        return self._difference(k, name, v, DPS, STEP)[0]
+
+    def _difference(self, k: int, name: str, v: np.ndarray, dps: int, step: str) -> tuple[Any, Any]:
+        """(the central difference at `dps` digits with step `step`, the size of the losses
+        it subtracts)."""
+        x, p = np.asarray(self.base(k, name)), self.point(k)
+        with mpmath.workdps(dps):
+            h = mpmath.mpf(step)
+            up, down = self._loss(p, {name: x + h * v}, k), self._loss(p, {name: x - h * v}, k)
+            return (up - down) / (2 * h), max(abs(up), abs(down))
+
+    def _refined(self, k: int, name: str, v: np.ndarray, got: Any) -> tuple[Any, str]:
+        """A disagreement may be the oracle's: a forward curved enough (exp of exp) or large
+        enough leaves h = 1e-20 at 60 digits too coarse. (relative error of `got` against the
+        difference with a finer step at more digits, "") where that agrees; (None, why) where
+        it disagrees too, or cannot resolve the derivative to the tolerance."""
+        d, size = self._difference(k, name, v, FINE_DPS, FINE_STEP)
+        with mpmath.workdps(FINE_DPS):
+            scale = max(abs(d), mpmath.mpf(1))
+            # each loss is exact to about 10^(5 − digits) of its size: so is their difference
+            rounding = mpmath.mpf(10) ** (5 - FINE_DPS) * size / mpmath.mpf(FINE_STEP)
+            if rounding / scale > mpmath.mpf(TOL):
+                return None, (f"the forward's values (about {mpmath.nstr(size, 2)}) are too large "
+                              f"to differentiate to {TOL} even at {FINE_DPS} digits")
+            err = abs(got - d) / scale
+            return (err, "") if err <= mpmath.mpf(TOL) else (None, "")
 
     def gradient(self, k: int, name: str) -> np.ndarray:
         """∂L/∂name at point k, every entry by central differences (2 evaluations each)."""
@@ -299,11 +326,12 @@ class Oracle:
         oracle at every size assignment: along random directions v, ⟨form, v⟩ against the
         directional derivative; a disagreement is then located entry by entry."""
         worst = mpmath.mpf(0)
+        refined = False
         done: list[dict[str, int]] = []
         undefined: list[tuple[dict[str, int], str]] = []   # sizes where the forward is undefined
         tol = mpmath.mpf(TOL)
         for k, sizes in enumerate(self.assignments):
-            if len(done) == ASSIGNMENTS:
+            if len(done) == self.sizes:
                 break
             try:
                 self.point(k)
@@ -319,13 +347,21 @@ class Oracle:
                     got = mpmath.fsum(np.ravel(np.asarray(claimed * v, dtype=object)).tolist())
                     err = abs(got - d) / max(abs(d), mpmath.mpf(1))
                     if err > tol:
-                        return self._failed(done, sizes, self._where(k, name, claimed, got, d))
+                        err, why = self._refined(k, name, v, got)
+                        if why:
+                            return self._unresolved(done, sizes, why)
+                        if err is None:
+                            return self._failed(done, sizes, self._where(k, name, claimed, got, d))
+                        refined = True
                     worst = max(worst, err)
             done.append(sizes)
         if not done:
             return Verification(False, "none", (), f"NOT VERIFIED: {undefined[0][1]}")
         positive = any(self.point(k).positive for k, s in enumerate(self.assignments) if s in done)
         detail = describe(done, worst if self.report_error else None, positive)
+        if refined:
+            detail += (f" (where the forward is too curved for that, at {FINE_DPS} digits with "
+                       f"step {FINE_STEP})")
         skipped = [s for s, _ in undefined if s not in done]
         if skipped:
             detail += (f" (not at {'; '.join(fmt_sizes(s, spaced=True) for s in skipped)}: "
@@ -344,6 +380,11 @@ class Oracle:
                             f"{mpmath.nstr(truth[e], 8)} (relative error {mpmath.nstr(err, 2)})")
         return (f"along a random direction: form {mpmath.nstr(got, 8)}, oracle "
                 f"{mpmath.nstr(d, 8)}")
+
+    def _unresolved(self, done: list[dict[str, int]], sizes: dict[str, int], why: str) -> Verification:
+        return Verification(False, "none", tuple(done + [sizes]),
+                            f"NOT VERIFIED: the oracle cannot check it at "
+                            f"{fmt_sizes(sizes, spaced=True, empty=DECLARED)}: {why}")
 
     def _failed(self, done: list[dict[str, int]], sizes: dict[str, int], what: str) -> Verification:
         return Verification(False, "none", tuple(done + [sizes]),
