@@ -152,13 +152,13 @@ _DEEP = ["H1 = relu(X @ W1 + b)", "H2 = exp((H1 * (H1 @ W2)) / n)", "H3 = relu(H
 _WEIGHTS = [f"W{i}" for i in range(1, 9)]
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_programs((1, 4)), st.integers(0, 1000))
 def test_random_short_programs_derive_verify_and_agree_with_finite_differences(prog, seed):
     _derive_verify_and_compare(prog, seed)
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_programs((5, 8)), st.integers(0, 1000))
 # depth 8, named: curved enough that the oracle's 60-digit difference is too coarse (found by
 # this test); and eight tanh layers written as one expression

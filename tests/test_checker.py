@@ -213,12 +213,12 @@ def _short_crosscheck_budget():
 
 
 @pytest.mark.parametrize("template", ["sum({} * y)", "sum({})"])
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_expr, st.integers(0, 10_000), st.integers(2, 9), st.sampled_from(["full", "directional"]))
 def test_correct_derivations_of_random_expressions_pass(template, text, seed, n, mode):
     """derivkit's derived gradients must pass the numerical check: the tolerances are never
     tighter than the rounding they have to absorb. (One test per template, so that pytest-xdist
-    runs the two at once; each draws its own 15 examples.)"""
+    runs the two at once; each draws its own 10 examples.)"""
     shapes = {"x": "n", "y": "n", "A": "n,n", "B": "n,n"}
     expr = template.format(text)
     with _short_crosscheck_budget():
