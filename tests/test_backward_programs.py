@@ -201,3 +201,21 @@ def _derive_verify_and_compare(prog, seed: int) -> None:
             num[idx] = (fns["forward"](**up) - fns["forward"](**down)) / 2e-6
         np.testing.assert_allclose(got, num, rtol=1e-4, atol=1e-6, err_msg=f"{expr} d{w}")
 
+
+
+def test_repeated_layers_are_verified_once_by_their_pattern(monkeypatch):
+    """Eight tanh layers: the lines ΔH_k = (ΔH_{k+1} ⊙ (1 − H_{k+1}²)) W_{k+1}ᵀ are one claim up to
+    names, checked once; a line of another shape of claim is not taken for it."""
+    from derivkit.lang.printing import language
+
+    calls = []
+    real = chain.matrix_check
+    monkeypatch.setattr(chain, "matrix_check", lambda *a, **k: calls.append(a) or real(*a, **k))
+    inner = "X @ W1"
+    for i in range(1, 9):
+        inner = f"tanh({inner})" if i == 1 else f"tanh(({inner}) @ W{i})"
+    shapes = {"X": "m,n", **{f"W{i}": "n,n" for i in range(1, 9)}}
+    lines = chain.backward_chain(api.recipe_from_expression(f"sum({inner})", ["W1"], shapes))
+    assert len(lines) == 9 and all(s.form.verification.verified for s in lines)
+    assert len(calls) < len(lines) - 3   # the middle layers share one check
+    assert {language(a[5]) for a in calls} >= {"X.T @ (ΔH * (1 - H**2))"}

@@ -88,6 +88,7 @@ def backward_chain(recipe: Recipe) -> tuple[ChainStep, ...]:
     lines = chain_lines(recipe)
     ascii_names = _ascii_names(recipe, lines)
     budget = Budget(verify.LINES_BUDGET_S)   # the symbolic comparisons of all lines share one
+    verified: dict[tuple, Verification] = {}   # by the line's pattern: layers repeat
     out = []
     scope = program(recipe).scope
     for lhs, target, kind, node in lines:
@@ -98,7 +99,8 @@ def backward_chain(recipe: Recipe) -> tuple[ChainStep, ...]:
                                           if isinstance(v, ir.Var) and v.name in ascii_names})
         out.append(ChainStep(lhs, target, kind, fmt_shape(shape),
                              Form(language(node), pretty(node), f"{_latex_lhs(lhs)} = {latex(node)}",
-                                  _verify_line(node, target, steps, inputs, recipe, budget)),
+                                  _verify_line(node, target, steps, inputs, recipe, budget,
+                                               verified)),
                              ascii_names[lhs], language(ascii_node)))
     return tuple(out)
 
@@ -131,9 +133,27 @@ def _as_inputs(node: ir.Node) -> ir.Node:
                                 if isinstance(v, ir.Var) and v.role in ("named", "upstream")})
 
 
+def _pattern(line: ir.Node, local: ir.Node, own: dict[str, ir.Node], target: str) -> tuple:
+    """The verification problem of a line up to the names of its values: the line, the steps it
+    is the VJP of and the definitions it may read, each variable renamed by first appearance
+    (shapes, roles, parameters and dimensions kept). Equal patterns are the same claim."""
+    names: dict[str, str] = {}
+
+    def canon(n: ir.Node) -> ir.Node:
+        for v in ir.walk(n):
+            if isinstance(v, ir.Var) and v.role != "param" and v.name not in names:
+                names[v.name] = f"v{len(names)}"
+        return ir.substitute(n, {v: ir.Var(names[v.name], v.shape, v.role) for v in ir.walk(n)
+                                 if isinstance(v, ir.Var) and v.role != "param"})
+
+    head = (canon(line), canon(local))
+    defs = tuple(sorted(((names.get(k, k), canon(d)) for k, d in own.items()), key=lambda kd: kd[0]))
+    return head + (defs, names.get(target, target))
+
+
 def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
                  inputs: dict[str, tuple[ir.Shape, str]], recipe: Recipe,
-                 budget: Budget) -> Verification:
+                 budget: Budget, verified: dict[tuple, Verification]) -> Verification:
     """A line ΔX = f(Δ_next, operands) is the VJP of the steps that use X; verify it as such:
     the same expression in terms of the local forward (each later step's Δ as an upstream)."""
     # Treat every step name as a free input of its shape (the local view of the chain), and
@@ -164,6 +184,9 @@ def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
     # differentiating, it is its definition.
     own = {s: forward[s] for s in steps if s == loss or s in users}
     line = _as_inputs(node)
+    pattern = _pattern(line, renamed, own, target)
+    if pattern in verified:   # the same claim as a line already verified (another layer)
+        return verified[pattern]
     params = tuple(p.name for p in recipe.params)
     verifier = Verifier(Problem(renamed, free, params, {}, target_var, None, consistent=own))
     dims = sorted({d for shape, _ in free.values() for d in shape if isinstance(d, str)}
@@ -178,5 +201,6 @@ def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
                        line, None)
     if not ver.verified:
         return ver
-    return replace(ver, detail=f"each line {ver.detail} as the VJP of the steps that use it "
-                               f"(their operands and Δs free)")
+    verified[pattern] = replace(ver, detail=f"each line {ver.detail} as the VJP of the steps that "
+                                            f"use it (their operands and Δs free)")
+    return verified[pattern]
