@@ -24,13 +24,13 @@ from .crosscheck import UNDEFINED, UNFINISHED, IndexForm, Verifier
 from .index import Where
 from .oracle import DPS, MP, ORACLE, RELATIONS, Numeric, Oracle, as_mp
 
-SYMBOLIC_BUDGET_S = 0.4   # per input differentiated, shared by its forms' symbolic comparisons
-DERIVATION_BUDGET_S = 1.5   # per derivation, all its inputs together
+SYMBOLIC_BUDGET_S = 0.2   # per input differentiated, shared by its forms' symbolic comparisons
+DERIVATION_BUDGET_S = 0.6   # per derivation, all its inputs together
 # Above this estimated size of the element-wise forward (`crosscheck.explicit_cost`) the symbolic
 # comparison does not finish in such budgets (measured on benchmarks/expressions.toml: cost 989,
 # a ReLU MLP, over 10 s; 600, a layer of mlp3, 0.4 s): it is not started.
 SYMBOLIC_MAX_COST = 700
-LINES_BUDGET_S = 0.2      # per backward program, shared by its lines' symbolic comparisons
+LINES_BUDGET_S = 0.1      # per backward program, shared by its lines' symbolic comparisons
 # The symbolic comparison is exact at the sizes it runs at; it runs at the first size assignment
 # only (the smallest, distinct per dimension); the oracle covers every assignment.
 SYMBOLIC_SIZES = 1
