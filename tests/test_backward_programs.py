@@ -158,7 +158,7 @@ def test_random_short_programs_derive_verify_and_agree_with_finite_differences(p
     _derive_verify_and_compare(prog, seed)
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_programs((5, 8)), st.integers(0, 1000))
 # depth 8, named: curved enough that the oracle's 60-digit difference is too coarse (found by
 # this test); and eight tanh layers written as one expression
