@@ -148,7 +148,10 @@ class LanguagePrinter(_Printer):
         return BY_NODE[type(n)].language([self(a) for a in n.args]), ATOM
 
     def _Broadcast(self, n: ir.Broadcast) -> tuple[str, int]:
-        return f"{self.wrap(n.a, MUL)} * ones({', '.join(str(d) for d in n.shape)})", MUL
+        ones = f"ones({', '.join(str(d) for d in n.shape)})"
+        if ir.is_const(n.a, 1):
+            return ones, ATOM
+        return f"{self.wrap(n.a, MUL)} * {ones}", MUL
 
     def _ExpandDims(self, n: ir.ExpandDims) -> tuple[str, int]:
         return f"expand_dims({self(n.a)}, {n.axis})", ATOM
