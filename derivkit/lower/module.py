@@ -106,9 +106,7 @@ def _check_names(recipe: Recipe, dims: set[str]) -> None:
 
 def _alias(recipe: Recipe, dims: set[str]) -> str:
     return emit.numpy_alias({i.name for i in recipe.inputs} | {p.name for p in recipe.params}
-                            | {recipe.output, recipe.upstream} | set(program(recipe).definitions) | dims
-                            | {f"d{name}" for name in {i.name for i in recipe.inputs}
-                               | set(program(recipe).definitions)})
+                            | {recipe.output, recipe.upstream} | set(program(recipe).definitions) | dims)
 
 
 def _plan(recipe: Recipe, derivation: Derivation, out: ir.Node) -> list[_Function]:
