@@ -66,6 +66,10 @@ class _DerivkitGroup(TyperGroup):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
              windows_expand_args: bool = True, **extra: Any) -> Any:
+        from .coerce import plain_coercion
+
+        for command in (self, *self.commands.values()):
+            plain_coercion(command)
         if not standalone_mode:
             return super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                                 standalone_mode=False, windows_expand_args=windows_expand_args,
