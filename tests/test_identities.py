@@ -14,7 +14,8 @@ from derivkit.lang.parse import Scope, parse
 from derivkit.lang.printing import language
 from derivkit.lang.program import reread
 
-SCOPE = Scope({"x": ("n",), "g": ("n",), "X": ("m", "n"), "G": ("m", "n")}, {"eps": 1e-5})
+SCOPE = Scope({"x": ("n",), "g": ("n",), "X": ("m", "n"), "G": ("m", "n"), "A": ("n", "n"),
+               "B": ("n", "m")}, {"eps": 1e-5})
 
 
 def _simplified(text: str) -> str:
@@ -31,6 +32,11 @@ def _simplified(text: str) -> str:
     ("sum(X, axis=0) / m", "mean(X, axis=0)"),
     ("sum(X, axis=1, keepdims=True) / n", "mean(X, axis=1, keepdims=True)"),
     ("sum(X, axis=0) / n", "sum(X, axis=0) / n"),   # n is not the size of axis 0
+    ("A.T @ X.T", "(X @ A).T"),   # Aᵀ Bᵀ = (B A)ᵀ: one transpose for a run of them
+    ("B.T @ A.T @ A.T @ X.T", "(X @ A @ A @ B).T"),
+    ("(B.T @ A.T) @ x", "(A @ B).T @ x"),
+    ("X.T @ G", "X.T @ G"),   # one transpose: kept
+    ("(X @ A).T @ G", "(X @ A).T @ G"),   # a run inside a longer chain
 ])
 def test_identities_shorten_and_keep_the_value(text, want):
     got = _simplified(text)
@@ -39,7 +45,7 @@ def test_identities_shorten_and_keep_the_value(text, want):
     assert ir.operations(parse(got, SCOPE)) <= ir.operations(parse(text, SCOPE))
     rng = np.random.default_rng(0)
     values = {"x": rng.normal(size=4), "g": rng.normal(size=4), "X": rng.normal(size=(3, 4)),
-              "G": rng.normal(size=(3, 4))}
+              "G": rng.normal(size=(3, 4)), "A": rng.normal(size=(4, 4)), "B": rng.normal(size=(4, 3))}
     from derivkit.lower.source import compile_function, function_source
 
     def run(t: str):

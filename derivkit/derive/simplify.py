@@ -70,7 +70,7 @@ class Simplifier:
             if rewritten == out:
                 break
             out = self.simp(rewritten)
-        return out
+        return _fold_transposes(out)
 
     def simp(self, node: ir.Node) -> ir.Node:
         if node in self.named:
@@ -393,6 +393,41 @@ class Simplifier:
 
     def _from(self, e: sp.Expr) -> ir.Node:
         return to_ir(e, self.sym_nodes)
+
+def _fold_transposes(node: ir.Node) -> ir.Node:
+    """Aᵀ Bᵀ = (B A)ᵀ, bottom-up, so a run of transposed factors is one transpose: Bᵀ Aᵀ Dᵀ
+    prints as (D A B)ᵀ. Presentation only: `simp` pushes transposes inwards again."""
+    memo: dict[ir.Node, ir.Node] = {}
+
+    def fold(n: ir.Node) -> ir.Node:
+        if n in memo:
+            return memo[n]
+        out = n
+        if n.args and not isinstance(n, ir.Macro):
+            args = tuple(fold(a) for a in n.args)
+            out = n.with_args(*args) if args != n.args else n
+            if isinstance(out, ir.MatMul) and isinstance(out.a, ir.Transpose) \
+                    and isinstance(out.b, ir.Transpose) and out.a.rank == out.b.rank == 2:
+                out = ir.transpose(_matmul_left(out.b.a, out.a.a))
+        memo[n] = out
+        return out
+
+    return fold(node)
+
+
+def _matmul_left(a: ir.Node, b: ir.Node) -> ir.Node:
+    """a b as one chain of matrices multiplied left to right, so it prints unparenthesised."""
+    def factors(n: ir.Node) -> list[ir.Node]:
+        if isinstance(n, ir.MatMul) and n.a.rank == n.b.rank == 2:
+            return factors(n.a) + factors(n.b)
+        return [n]
+
+    chain = factors(a) + factors(b)
+    out = chain[0]
+    for f in chain[1:]:
+        out = ir.matmul(out, f)
+    return out
+
 
 def _identities(node: ir.Node, defined: dict[ir.Node, ir.Node] | None = None) -> ir.Node:
     """The identities a person uses, applied where they shorten a form:
