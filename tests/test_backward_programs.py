@@ -46,6 +46,7 @@ def test_every_line_of_the_list_agrees_with_the_oracle_and_the_textbook(entry, o
     bad = [(s.lhs, s.form.verification.detail) for s in lines if not s.form.verification.verified]
     assert not bad
     assert all("verified numerically" in s.form.verification.detail for s in lines)
+    _no_dead_lines(lines)
     # the program run in NumPy: its gradient lines are the hand-written gradients
     arrays = inputs_for(entry)
     params = entry.get("params") or {}
@@ -55,6 +56,24 @@ def test_every_line_of_the_list_agrees_with_the_oracle_and_the_textbook(entry, o
     for w in entry["wrt"]:
         (lhs,) = [s.lhs for s in lines if s.kind == "gradient" and s.target == w]
         np.testing.assert_allclose(got[lhs], want[w], rtol=1e-9, atol=1e-12, err_msg=f"{lhs}")
+
+
+def _no_dead_lines(lines) -> None:
+    """Every Δ line is used by a later line: no adjoint is computed that no gradient needs."""
+    import re
+
+    for i, s in enumerate(lines):
+        if s.kind == "delta":
+            used = re.compile(rf"(?<!\w){re.escape(s.lhs)}(?!\w)")
+            assert any(used.search(t.form.text) for t in lines[i + 1:]), (s.lhs, lines)
+
+
+def test_no_adjoint_is_computed_that_no_gradient_needs():
+    """wrt W2 only: X W1 is a constant, so there is no ΔA line (hand-written backprop stops)."""
+    recipe = api.recipe_from_expression("sum(X @ W1 @ W2 @ W3 @ W4)", ["W2"], {
+        "X": "m,n", "W1": "n,p", "W2": "p,q", "W3": "q,h", "W4": "h,k"})
+    lines = chain.chain_lines(recipe)
+    assert [lhs for lhs, *_ in lines] == ["ΔA3", "ΔA2", "∂f/∂W2"]
 
 
 BUILTIN = [r.name for r in recipes.load_all() if program(r).steps]

@@ -48,6 +48,11 @@ def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node]]:
     loss = names[-1]
     if steps[loss].rank:
         raise DerivkitError(f"the last step of {recipe.name!r} ({loss}) must be a scalar loss")
+    reaches = set(recipe.wrt)   # steps whose value depends on a differentiated input
+    for s in names:
+        if any(isinstance(v, ir.Var) and v.role in ("named", "input") and v.name in reaches
+               for v in ir.walk(steps[s])):
+            reaches.add(s)
     contributions: dict[str, list[tuple[ir.Node, str]]] = {}
     lines: list[tuple[str, str, str, ir.Node]] = []
     for s in reversed(names):
@@ -63,7 +68,7 @@ def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node]]:
             lines.append((f"{DELTA}{s}", s, "delta", simplify(total, {})))
         uses = {n for n in ir.walk(node) if isinstance(n, ir.Var) and n.role in ("named", "input")}
         for var in sorted(uses, key=lambda v: v.name):
-            if var.role == "input" and var.name not in recipe.wrt:
+            if var.name not in reaches:   # a constant of the differentiation: no Δ needed
                 continue
             local = vjp(node, seed, var)
             if local is None:
