@@ -85,6 +85,8 @@ class Explicit:
         """A constant exactly: a float as the decimal it prints as (0.01 is 1/100), as a printed
         form that says 0.01 reads back and as parameters are read."""
         v = n.value
+        if isinstance(v, ir.NamedNumber):
+            return {"pi": sp.pi, "e": sp.E}[v.name]
         if isinstance(v, float):
             v = Fraction(repr(v))
         return sp.Rational(v.numerator, v.denominator) if isinstance(v, Fraction) else sp.Float(v)

@@ -69,7 +69,8 @@ RELATIONS: dict[str, Callable[[Any, Any], bool]] = {
 #: The `sympy` interface the op table's definitions use, over mpmath numbers: a definition
 #: f(sp, t, *params) called with this namespace evaluates f numerically.
 MP = SimpleNamespace(exp=mpmath.exp, log=mpmath.log, sqrt=mpmath.sqrt, Abs=abs, sign=mpmath.sign,
-                     tanh=mpmath.tanh, sin=mpmath.sin, cos=mpmath.cos, Piecewise=_piecewise)
+                     tanh=mpmath.tanh, sin=mpmath.sin, cos=mpmath.cos, erf=mpmath.erf,
+                     pi=mpmath.pi, Rational=lambda p, q: mpmath.mpf(p) / q, Piecewise=_piecewise)
 
 
 @cache
@@ -85,6 +86,8 @@ def as_mp(v: Any) -> Any:
 def _mpf(v: Any) -> Any:
     """A constant at full precision: a float as the decimal it prints as (0.01 is 1/100, as a
     printed form that says 0.01 reads back), a fraction exactly."""
+    if isinstance(v, ir.NamedNumber):
+        return {"pi": mpmath.pi, "e": mpmath.e}[v.name]()   # at the working precision
     if isinstance(v, float):
         return mpmath.mpf(repr(v))
     return mpmath.mpf(v.numerator) / v.denominator if hasattr(v, "denominator") else mpmath.mpf(v)

@@ -29,6 +29,7 @@ import sympy as sp
 from ..lang import ir
 from ..lang.parse import mean, softmax
 from ..limits import _TimeUp, time_limit
+from .elementwise import definition
 from .to_ir import Unmappable, to_ir
 
 MAX_FACTOR_OPS = 80
@@ -39,7 +40,9 @@ CALL_LIMIT_S = 2.0    # one factor/cancel call
 ARITH = (ir.Binary, ir.Neg)
 
 
-def _sym_number(value: Fraction | float) -> sp.Expr:
+def _sym_number(value: Fraction | float | ir.NamedNumber) -> sp.Expr:
+    if isinstance(value, ir.NamedNumber):
+        return {"pi": sp.pi, "e": sp.E}[value.name]
     if isinstance(value, Fraction):
         return sp.Rational(value.numerator, value.denominator)
     return sp.Float(value)
@@ -288,6 +291,12 @@ class Simplifier:
             return self.to_sym(n.a)   # a leading axis of 1: what NumPy's broadcasting adds anyway
         if isinstance(n, ir.Ones):
             return sp.Integer(1)
+        if isinstance(n, ir.Apply) and isinstance(n.a, ir.Const) and all(
+                isinstance(p, ir.Const) for p in n.params):   # log(e) = 1, exp(0) = 1
+            value = definition(n.fn, _sym_number(n.a.value),
+                               tuple(_sym_number(p.value) for p in n.params if isinstance(p, ir.Const)))
+            if value.is_Rational:
+                return value
         s = self.simp(n)
         if isinstance(s, (ir.Binary, ir.Neg, ir.Const, ir.Broadcast, ir.Ones)):
             return self.to_sym(s)

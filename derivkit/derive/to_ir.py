@@ -37,6 +37,8 @@ def to_ir(e: sp.Expr, symbols: Mapping[sp.Expr, ir.Node]) -> ir.Node:
         return symbols[e]
     if e.is_Number:
         return ir_number(e)
+    if e in (sp.pi, sp.E):
+        return ir.PI if e == sp.pi else ir.E
     if isinstance(e, sp.Symbol):
         raise Unmappable(e)
     if isinstance(e, sp.Add):
@@ -82,7 +84,7 @@ def _product(e: sp.Mul, symbols: Mapping[sp.Expr, ir.Node]) -> ir.Node:
     den: list[ir.Node] = []
     if coeff != 1:
         c = sp.Rational(coeff) if coeff.is_Rational else coeff
-        if c.is_Rational and c.q != 1:
+        if c.is_Rational and c.q != 1 and not _long_decimal(c):
             if c.p != 1:
                 num.append(ir_number(sp.Integer(c.p)))
             den.append(ir_number(sp.Integer(c.q)))
@@ -105,6 +107,15 @@ def _product(e: sp.Mul, symbols: Mapping[sp.Expr, ir.Node]) -> ir.Node:
     for f in den[1:]:
         bottom = ir.mul(bottom, f)
     return ir.div(top, bottom)
+
+
+def _long_decimal(c: sp.Rational) -> bool:
+    """A coefficient written as the decimal it is (0.044715), not as p/q with q ≥ 1000."""
+    q = int(c.q)
+    for p in (2, 5):
+        while q % p == 0:
+            q //= p
+    return q == 1 and c.q >= 1000
 
 
 def _condition(c: sp.Basic, symbols: Mapping[sp.Expr, ir.Node]) -> ir.Node:

@@ -37,6 +37,8 @@ def unbroadcast(x: ir.Node, shape: Shape) -> ir.Node:
 def _elementwise_derivative(node: ir.Apply) -> ir.Node:
     """f'(a) for node = f(a), as IR, built from the SymPy-derived rule."""
     rule = elementwise.derivative(node.fn)
+    if rule.function:   # another table function of the same argument (softplus' = σ)
+        return ir.apply(rule.function, node.a)
     mapping: dict[sp.Symbol, ir.Node] = {elementwise.T: node.a, elementwise.S: node}
     for sym, p in zip(rule.params, node.params):
         mapping[sym] = p

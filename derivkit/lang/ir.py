@@ -8,6 +8,7 @@ backends (printing, index form, explicit evaluation, NumPy lowering) walk it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import Field, dataclass, fields
 from fractions import Fraction
@@ -51,8 +52,20 @@ class Var(Node):
 
 
 @dataclass(frozen=True)
+class NamedNumber:
+    """An irrational constant of the language, kept exact by name: pi, e (NumPy's np.pi, np.e)."""
+
+    name: str
+
+    VALUES: ClassVar[dict[str, float]] = {"pi": math.pi, "e": math.e}
+
+    def __float__(self) -> float:
+        return self.VALUES[self.name]
+
+
+@dataclass(frozen=True)
 class Const(Node):
-    value: Fraction | float
+    value: Fraction | float | NamedNumber
     shape: Shape = ()
 
     def with_args(self, *new: Node) -> Node:
@@ -311,6 +324,9 @@ def const(value: int | Fraction | float) -> Const:
 
 ZERO = Const(Fraction(0))
 ONE = Const(Fraction(1))
+PI = Const(NamedNumber("pi"))
+E = Const(NamedNumber("e"))
+NAMED_NUMBERS = {"pi": PI, "e": E}
 
 
 def is_const(node: Node, value: int | Fraction | float | None = None) -> bool:

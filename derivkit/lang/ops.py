@@ -44,6 +44,8 @@ class Elementwise:
     numpy_complex: str | None = None      # lowering analytic in x (complex step), if not `numpy`
     helper: str = ""                      # source of a `_name` helper `numpy` calls (NumPy as np)
     helper_complex: str = ""              # ... and its complex-safe version
+    complex_step: bool = True             # its lowering is analytic in x (False: checks use
+                                          # central differences, not the complex step)
     pretty: str = "{name}({args})"        # Unicode
     latex: str = r"\operatorname{{{name}}}\left({args}\right)"
 
@@ -55,6 +57,27 @@ class Elementwise:
     def defaults(self) -> dict[str, float]:
         return dict(self.params)
 
+
+#: erf in NumPy alone, to about 1e-15: for |x| < 2.5 the series
+#: erf(x) = 2/√π exp(−x²) Σₙ 2ⁿ x^(2n+1) / (1·3···(2n+1)) (terms all positive: no cancellation),
+#: beyond it 1 − erfc(|x|) from erfc's continued fraction √π exp(x²) erfc(x) = 1/(x + ½/(x + 1/(x + …))).
+ERF_HELPER = """def _erf(x):
+    a = np.abs(x)
+    s = np.minimum(a, 2.5)
+    term = s
+    total = s
+    s2 = 2.0 * s * s
+    for odd in np.arange(3.0, 97.0, 2.0).tolist():
+        term = term * s2 / odd
+        total = total + term
+    small = 1.1283791670955126 * np.exp(-s * s) * total
+    b = np.maximum(a, 2.5)
+    frac = b
+    for half in np.arange(30.0, 0.0, -0.5).tolist():
+        frac = b + half / frac
+    large = 1.0 - np.exp(-b * b) / (1.7724538509055159 * frac)
+    return np.sign(x) * np.where(a < 2.5, small, large)
+"""
 
 ELEMENTWISE: dict[str, Elementwise] = {f.name: f for f in (
     Elementwise("exp", lambda sp, t: sp.exp(t), "{np}.exp({x})", "exp(t)",
@@ -73,6 +96,32 @@ ELEMENTWISE: dict[str, Elementwise] = {f.name: f for f in (
                 latex=r"\sin\left({args}\right)"),
     Elementwise("cos", lambda sp, t: sp.cos(t), "{np}.cos({x})", "cosine (radians)",
                 latex=r"\cos\left({args}\right)"),
+    Elementwise("erf", lambda sp, t: sp.erf(t), "_erf({x})",
+                "error function 2/√π ∫₀ᵗ exp(−u²) du", helper=ERF_HELPER, complex_step=False,
+                latex=r"\operatorname{{erf}}\left({args}\right)"),
+    Elementwise("gelu", lambda sp, t: t / 2 * (1 + sp.erf(t / sp.sqrt(2))), "_gelu({x})",
+                "t·Φ(t) = t/2 · (1 + erf(t/√2)), exact GELU (PyTorch's default)",
+                helper="def _gelu(x):\n    return 0.5 * x * (1.0 + _erf(0.7071067811865476 * x))\n",
+                complex_step=False, latex=r"\operatorname{{GELU}}\left({args}\right)"),
+    Elementwise("gelu_tanh",
+                lambda sp, t: t / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi)
+                                                   * (t + sp.Rational(44715, 10**6) * t**3))),
+                "_gelu_tanh({x})", "t/2 · (1 + tanh(√(2/π) (t + 0.044715 t³))), GELU's tanh "
+                "approximation (PyTorch's approximate='tanh')",
+                helper="def _gelu_tanh(x):\n"
+                       "    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))\n",
+                latex=r"\operatorname{{GELU_{{tanh}}}}\left({args}\right)"),
+    Elementwise("log1p", lambda sp, t: sp.log(1 + t), "{np}.log1p({x})",
+                "log(1 + t), accurate for small t; t > −1", domain="positive",
+                latex=r"\log\left(1 + {args}\right)"),
+    Elementwise("expm1", lambda sp, t: sp.exp(t) - 1, "{np}.expm1({x})",
+                "exp(t) − 1, accurate for small t", latex=r"\left(e^{{{x}}} - 1\right)"),
+    Elementwise("softplus", lambda sp, t: sp.log(1 + sp.exp(t)), "{np}.logaddexp(0.0, {x})",
+                "log(1 + exp(t)), computed without overflow",
+                numpy_complex="{np}.log(1.0 + {np}.exp({x}))",
+                latex=r"\operatorname{{softplus}}\left({args}\right)"),
+    Elementwise("square", lambda sp, t: t**2, "{np}.square({x})", "t²",
+                pretty="{x_atom}²", latex="{{{x_atom}}}^{{2}}"),
     Elementwise("sigmoid", lambda sp, t: 1 / (1 + sp.exp(-t)),
                 "{np}.exp(-{np}.logaddexp(0.0, -({x})))", "1 / (1 + exp(−t))",
                 numpy_complex="(1.0 / (1.0 + {np}.exp(-({x}))))", latex=r"\sigma\left({args}\right)"),

@@ -215,7 +215,7 @@ class _Builder:
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.USub):
                 inner = self.build(node.operand, depth)
-                if isinstance(inner, ir.Const):
+                if isinstance(inner, ir.Const) and not isinstance(inner.value, ir.NamedNumber):
                     return ir.const(-inner.value)
                 return ir.neg(inner)
             if isinstance(node.op, ast.UAdd):
@@ -251,6 +251,8 @@ class _Builder:
             return self.scope.var(name)
         if name in self.scope.dims:
             return ir.DimSize(name)
+        if name in ir.NAMED_NUMBERS:   # after declared names: an input named e shadows it
+            return ir.NAMED_NUMBERS[name]
         if name in FUNCTIONS:
             raise self.fail(node, f"'{name}' is a function; call it, e.g. {name}(x)")
         known = sorted(set(self.scope.inputs) | set(self.scope.params) | set(self.scope.named))

@@ -28,8 +28,11 @@ def _terminating(q: int) -> bool:
     return q == 1
 
 
-def fmt_number(value: Fraction | float) -> str:
-    """Integers as integers, terminating fractions as decimals (0.01), others as p/q."""
+def fmt_number(value: Fraction | float | ir.NamedNumber) -> str:
+    """Integers as integers, terminating fractions as decimals (0.01), others as p/q; pi, e by
+    name."""
+    if isinstance(value, ir.NamedNumber):
+        return value.name
     if isinstance(value, Fraction):
         if value.denominator == 1:
             return str(value.numerator)
@@ -195,6 +198,8 @@ class PrettyPrinter(_Printer):
         return self.name(n.name), ATOM
 
     def _Const(self, n: ir.Const) -> tuple[str, int]:
+        if isinstance(n.value, ir.NamedNumber):
+            return {"pi": "π"}.get(n.value.name, n.value.name), ATOM
         text = fmt_number(n.value).replace("-", "−")
         if "/" in text:
             return text, MUL
@@ -329,6 +334,8 @@ class LatexPrinter(_Printer):
 
     def _Const(self, n: ir.Const) -> tuple[str, int]:
         v = n.value
+        if isinstance(v, ir.NamedNumber):
+            return {"pi": r"\pi"}.get(v.name, v.name), ATOM
         if isinstance(v, Fraction) and v.denominator != 1:
             sign = "-" if v < 0 else ""
             return rf"{sign}\frac{{{abs(v.numerator)}}}{{{v.denominator}}}", MUL

@@ -35,6 +35,8 @@ class NumpyPrinter(LanguagePrinter):
 
     def _Const(self, n: ir.Const) -> tuple[str, int]:
         v = n.value
+        if isinstance(v, ir.NamedNumber):
+            return f"{self.np}.{v.name}", ATOM
         text = repr(float(v)) if isinstance(v, Fraction) else repr(v)
         return text, (NEG if text.startswith("-") else ATOM)
 

@@ -73,6 +73,8 @@ def _degree(n: ir.Node, e: ir.Node, axis: int | None, memo: dict[ir.Node, int | 
         if n.op == "/" and b is not None:
             return a - b
         if n.op == "**" and isinstance(n.b, ir.Const) and b == 0:
+            if isinstance(n.b.value, ir.NamedNumber):
+                return None
             p = Fraction(n.b.value)
             return int(a * p) if (a * p).denominator == 1 else None
         return 0 if a == 0 and b == 0 else None

@@ -1,0 +1,170 @@
+"""The transformer's elementwise functions (issue 13) against hand-written NumPy: erf, gelu
+(exact), gelu_tanh, log1p, expm1, softplus, square, and the constants pi and e. Each forward as
+lowered, and each derived gradient, is compared with an independent reference written here from
+the textbook formula (math.erf, PyTorch's GELU formulas), at ordinary and at large inputs, in
+float64 and float32 (a gradient must be finite where the forward is)."""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+import pytest
+
+from derivkit import api
+from derivkit.derive import elementwise
+from derivkit.lang import ir
+from derivkit.lang.parse import Scope, parse
+from derivkit.lang.printing import language, latex, pretty
+from derivkit.lower.forms import form_function
+from derivkit.lower.source import compile_function, function_source
+
+_erf = np.vectorize(math.erf)
+SQRT_2_PI = math.sqrt(2.0 / math.pi)
+
+
+def _phi(x):   # the standard normal density
+    return np.exp(-x * x / 2.0) / math.sqrt(2.0 * math.pi)
+
+
+def _gelu_tanh_u(x):
+    return SQRT_2_PI * (x + 0.044715 * x ** 3)
+
+
+#: name -> (forward, derivative), hand-written
+REFERENCE = {
+    "erf": (_erf, lambda x: 2.0 / math.sqrt(math.pi) * np.exp(-x * x)),
+    "gelu": (lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
+             lambda x: 0.5 * (1.0 + _erf(x / math.sqrt(2.0))) + x * _phi(x)),
+    "gelu_tanh": (lambda x: 0.5 * x * (1.0 + np.tanh(_gelu_tanh_u(x))),
+                  lambda x: 0.5 * (1.0 + np.tanh(_gelu_tanh_u(x)))
+                  + 0.5 * x * (1.0 - np.tanh(_gelu_tanh_u(x)) ** 2) * SQRT_2_PI
+                  * (1.0 + 3.0 * 0.044715 * x * x)),
+    "log1p": (lambda x: np.log(1.0 + x), lambda x: 1.0 / (1.0 + x)),
+    "expm1": (lambda x: np.exp(x) - 1.0, np.exp),
+    "softplus": (lambda x: np.log(1.0 + np.exp(x)), lambda x: 1.0 / (1.0 + np.exp(-x))),
+    "square": (lambda x: x * x, lambda x: 2.0 * x),
+}
+NAMES = sorted(REFERENCE)
+X = np.array([-3.1, -2.6, -2.4, -1.0, -0.2, 0.0, 0.3, 1.1, 2.49, 2.51, 3.7])
+POSITIVE = np.array([0.01, 0.3, 1.1, 2.5, 7.0])
+
+
+def _points(name: str) -> np.ndarray:
+    return POSITIVE if name == "log1p" else X
+
+
+@cache
+def _lowered(name: str):
+    """(forward, gradient) of sum(f(x) * g) as derivkit lowers them (the gradient from the
+    printed, verified matrix form)."""
+    expr, wrt, shapes = f"sum({name}(x) * g)", ["x"], {"x": "n", "g": "n"}
+    derivation = api.derive_expression(expr, wrt, shapes)
+    (dv,) = derivation.derivatives
+    assert dv.matrix is not None and dv.matrix.verification.verified, dv.matrix
+    recipe = api.recipe_from_expression(expr, wrt, shapes)
+    node = parse(f"{name}(x)", Scope({"x": ("n",)}, {}))
+    forward = compile_function("f", function_source("f", ["x"], node, {"x": ("n",)}, {}, {}))
+    return forward, form_function(recipe, dv.matrix.text)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_and_gradient_match_hand_written_numpy(name):
+    forward, gradient = _lowered(name)
+    x = _points(name)
+    g = np.linspace(0.5, 1.5, x.size)
+    f_ref, d_ref = REFERENCE[name]
+    np.testing.assert_allclose(forward(x=x), f_ref(x), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(gradient(x=x, g=g), g * d_ref(x), rtol=1e-12, atol=1e-15)
+
+
+def test_the_comparison_catches_a_wrong_gradient():
+    _, gradient = _lowered("gelu")
+    wrong = 1.001 * gradient(x=X, g=np.ones_like(X))
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(wrong, REFERENCE["gelu"][1](X), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_finite_at_large_inputs(name, dtype):
+    """Where the forward is finite, so is the gradient (no exp of an unshifted input)."""
+    forward, gradient = _lowered(name)
+    x = (np.array([1e-3, 30.0, 80.0, 700.0]) if name == "log1p"
+         else np.array([-800.0, -80.0, -30.0, 30.0, 80.0])).astype(dtype)
+    with np.errstate(over="ignore"):
+        value = forward(x=x)
+    finite = np.isfinite(value)
+    assert finite.any()
+    grad = gradient(x=x, g=np.ones_like(x))
+    assert np.all(np.isfinite(grad[finite])), (name, x[finite], grad[finite])
+
+
+def test_softplus_derivative_is_sigmoid_and_erf_is_a_sympy_function():
+    assert elementwise.derivative("softplus").function == "sigmoid"
+    d = api.derive_expression("sum(softplus(x))", ["x"], {"x": "n"})
+    assert d.derivatives[0].matrix.text == "sigmoid(x)"
+
+
+def test_a_mutated_rule_is_not_verified(monkeypatch):
+    """gelu's rule off by a factor: derive says NOT VERIFIED, it does not print it as fact."""
+    import dataclasses
+
+    import sympy as sp
+
+    from derivkit.derive import vjp
+
+    rule = elementwise.derivative("gelu")
+    wrong = dataclasses.replace(rule, expr=rule.expr * sp.Rational(1001, 1000))
+    monkeypatch.setattr(vjp.elementwise, "derivative", lambda fn: wrong if fn == "gelu"
+                        else elementwise.derivative(fn))
+    d = api.derive_expression("sum(gelu(x) * g)", ["x"], {"x": "n", "g": "n"})
+    forms = [f for dv in d.derivatives for f in (dv.matrix, dv.index) if f is not None]
+    assert forms and not any(f.verification.verified for f in forms)
+
+
+# ---------------------------------------------------------------- constants pi and e
+SCOPE = Scope({"x": ("n",)}, {})
+
+
+def test_pi_and_e_are_exact_constants():
+    node = parse("pi * x + e", SCOPE)
+    assert ir.PI in ir.walk(node) and ir.E in ir.walk(node)
+    assert language(node) == "pi * x + e"
+    assert pretty(node) == "π·x + e" and r"\pi" in latex(node)
+    d = api.derive_expression("sum(sin(pi * x) + e ** x)", ["x"], {"x": "n"})
+    (dv,) = d.derivatives
+    assert dv.matrix.verification.verified and "log" not in dv.matrix.text
+    grad = form_function(api.recipe_from_expression("sum(sin(pi * x) + e ** x)", ["x"], {"x": "n"}),
+                         dv.matrix.text)
+    x = np.array([0.2, -0.7, 1.3])
+    np.testing.assert_allclose(grad(x=x), math.pi * np.cos(math.pi * x) + math.e ** x, rtol=1e-13)
+
+
+def test_a_declared_name_shadows_a_constant():
+    scope = Scope({"x": ("n",), "e": ()}, {"pi": 3.0})
+    node = parse("pi * x + e", scope)
+    assert ir.PI not in ir.walk(node) and ir.E not in ir.walk(node)
+    assert {v.name for v in ir.walk(node) if isinstance(v, ir.Var)} == {"pi", "x", "e"}
+    shapes = {"x": "n", "e": "scalar"}
+    d = api.derive_expression("sum(e * x)", ["x"], shapes)
+    grad = form_function(api.recipe_from_expression("sum(e * x)", ["x"], shapes),
+                         d.derivatives[0].matrix.text)
+    np.testing.assert_allclose(grad(x=np.zeros(3), e=2.5), np.full(3, 2.5))   # the input, not 2.718
+
+
+@pytest.mark.parametrize("name", ["erf", "gelu", "gelu_tanh", "softplus"])
+def test_check_passes_with_the_real_only_erf_lowering(name):
+    """erf's NumPy lowering is real-only: the check uses central differences for it (and the
+    complex step elsewhere), and passes."""
+    from derivkit.check import sampling
+
+    node = parse(f"{name}(x)", SCOPE)
+    assert sampling.is_analytic(node) == (name not in ("erf", "gelu"))
+    result = api.check_expression(f"sum({name}(X @ W) * G)", ["W"],
+                                  {"X": "m,n", "W": "n,k", "G": "m,k"})
+    assert result.passed and result.results, result
+    methods = {r.method for r in result.results}
+    assert methods == ({"complex-step"} if name in ("gelu_tanh", "softplus")
+                       else {"central-richardson"}), methods
