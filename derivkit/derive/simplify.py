@@ -199,6 +199,10 @@ class Simplifier:
             return ir.broadcast_to(ir.ZERO, n.shape) if n.shape else ir.ZERO
         if isinstance(a, ARITH):
             expr = self.to_sym(a)
+            content, primitive = expr.as_content_primitive()
+            if isinstance(expr, sp.Add) and content != 1:   # Σ(2a − 2b) = 2 Σ(a − b)
+                return ir.mul(self._from(content),
+                              ir.sum_(self.from_sym(primitive, a.shape), n.axis, n.keepdims))
             terms = sp.Add.make_args(expr)
             if len(terms) > 1:   # Σ(a + b) = Σa + Σb, where a term's sum then simplifies
                 split: ir.Node | None = None
@@ -440,7 +444,7 @@ def _matmul_left(a: ir.Node, b: ir.Node) -> ir.Node:
 
 def _identities(node: ir.Node, defined: dict[ir.Node, ir.Node] | None = None) -> ir.Node:
     """The identities a person uses, applied where they shorten a form:
-    exp(z) / Σ exp(z) = softmax(z) (over the last axis, or all of a vector),
+    exp(z) / Σ exp(z) = softmax(z) (over the last axis, or all of a vector; times a factor r too),
     r·e / (1 + e) = r·σ(z) for e = exp(z) (or a name for it),
     Σ x / N = mean(x) (N the size summed over),
     Σ_j softmax(z)_j = 1 (for sums the elementwise algebra rebuilt over a softmax's name), and
@@ -457,6 +461,12 @@ def _identities(node: ir.Node, defined: dict[ir.Node, ir.Node] | None = None) ->
         elif isinstance(n, ir.Binary) and n.op == "/" and _is_softmax(n.a, n.b):
             assert isinstance(n.a, ir.Apply)
             mapping[n] = softmax(n.a.a)
+        elif isinstance(n, ir.Binary) and n.op == "/" and isinstance(n.a, ir.Binary) \
+                and n.a.op == "*" and (e := next((f for f in (n.a.b, n.a.a)
+                                                 if _is_softmax(f, n.b)), None)) is not None:
+            assert isinstance(e, ir.Apply)   # r ⊙ exp(z) / Σ exp(z) = r ⊙ softmax(z)
+            r = n.a.a if e is n.a.b else n.a.b
+            mapping[n] = ir.mul(r, softmax(e.a))
         elif isinstance(n, ir.Binary) and n.op == "/" and (s := _sigmoid(n, defined)):
             mapping[n] = s
         elif isinstance(n, ir.Binary) and n.op == "/" and isinstance(n.a, ir.Sum) \
@@ -510,12 +520,15 @@ def _sums_softmax_to_one(n: ir.Sum, a: ir.Node) -> bool:
 
 
 def _sums_centred_to_zero(n: ir.Sum, a: ir.Node) -> bool:
-    """`n` sums `a` = x − mean(x) (its operand, or the name of one) over the axis of the mean
+    """`n` sums `a` = ±(x − mean(x)) (its operand, or the name of one) over the axis of the mean
     (all of x, or one axis the mean broadcasts back along)."""
     if not (isinstance(a, ir.Binary) and a.op == "-"):
         return False
-    m = a.b.a if isinstance(a.b, ir.Broadcast) else a.b
-    if not (isinstance(m, ir.Macro) and m.fn == "mean" and m.operands == (a.a,)):
+    for x, m in ((a.a, a.b), (a.b, a.a)):   # x − mean(x), or mean(x) − x
+        m = m.a if isinstance(m, ir.Broadcast) else m
+        if isinstance(m, ir.Macro) and m.fn == "mean" and m.operands == (x,):
+            break
+    else:
         return False
     kw = dict(m.kwargs)
     axis, keepdims = kw.get("axis"), kw.get("keepdims", False)

@@ -120,8 +120,9 @@ def constant_value(node: ir.Node) -> float | None:
         memo[n] = value
     return memo[node]
 
-FUNCTIONS = (*ELEMENTWISE, *MATRIX_OPS, "sum", "mean", "softmax", "eye",
-                           "ones", "where", "expand_dims")
+REDUCTIONS = ("sum", "mean", "logsumexp", "var", "std", "norm")   # axis=, keepdims=
+FUNCTIONS = (*ELEMENTWISE, *MATRIX_OPS, *REDUCTIONS, "softmax", "log_softmax", "eye", "ones",
+             "where", "expand_dims", "clip", "maximum", "minimum")
 _CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<="}
 _BIN = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 
@@ -152,6 +153,77 @@ def mean(x: ir.Node, axis: int | None = None, keepdims: bool = False,
     if kwargs is None:
         kwargs = (() if axis is None else (("axis", axis),)) + ((("keepdims", True),) if keepdims else ())
     return ir.macro("mean", (x,), ir.div(total, count if count is not None else ir.ONE), kwargs)
+
+
+def _kwargs(axis: int | None, keepdims: bool, **extra: object) -> tuple[tuple[str, object], ...]:
+    """The keywords a reduction prints: those not at their defaults."""
+    out: list[tuple[str, object]] = [] if axis is None else [("axis", axis)]
+    out += [("keepdims", True)] if keepdims else []
+    return tuple(out) + tuple((k, v) for k, v in extra.items() if v)
+
+
+def _count(x: ir.Node, axis: int | None) -> ir.Node:
+    """The number of entries a reduction over `axis` (all when None) of `x` sees."""
+    dims = x.shape if axis is None else (x.shape[axis],)
+    count: ir.Node = ir.ONE
+    for i, d in enumerate(dims):
+        term = ir.const(d) if isinstance(d, int) else ir.DimSize(d)
+        count = term if i == 0 else ir.mul(count, term)
+    return count
+
+
+def logsumexp(x: ir.Node, axis: int | None = None, keepdims: bool = False) -> ir.Node:
+    """logsumexp(x) = log Σ exp(x) over `axis` (all of x when None), as SciPy's; lowered shifted
+    by the maximum, so it never overflows."""
+    return ir.macro("logsumexp", (x,), ir.apply("log", ir.sum_(ir.apply("exp", x), axis, keepdims)),
+                    _kwargs(axis, keepdims))
+
+
+def log_softmax(x: ir.Node, axis: int = -1, *, explicit_axis: bool = False) -> ir.Node:
+    """log_softmax(x) = x − logsumexp(x) along `axis` (a vector: all of it)."""
+    ir.sum_(x, axis)  # validates the axis
+    lse = logsumexp(x) if x.rank == 1 else logsumexp(x, axis, keepdims=True)
+    return ir.macro("log_softmax", (x,), ir.sub(x, lse), (("axis", axis),) if explicit_axis else ())
+
+
+def var(x: ir.Node, axis: int | None = None, keepdims: bool = False, ddof: int = 0) -> ir.Node:
+    """var(x) = Σ (x − mean(x))² / (N − ddof) over `axis`, as NumPy's (population by default)."""
+    centred = ir.sub(x, mean(x, axis, keepdims=True))
+    squares = ir.power(centred, ir.const(2))
+    value = (mean(squares, axis, keepdims) if ddof == 0 else
+             ir.div(ir.sum_(squares, axis, keepdims), ir.sub(_count(x, axis), ir.const(ddof))))
+    return ir.macro("var", (x,), value, _kwargs(axis, keepdims, ddof=ddof))
+
+
+def std(x: ir.Node, axis: int | None = None, keepdims: bool = False, ddof: int = 0) -> ir.Node:
+    """std(x) = √var(x), as NumPy's."""
+    return ir.macro("std", (x,), ir.apply("sqrt", var(x, axis, keepdims, ddof)),
+                    _kwargs(axis, keepdims, ddof=ddof))
+
+
+def norm(x: ir.Node, axis: int | None = None, keepdims: bool = False) -> ir.Node:
+    """norm(x) = √Σ x²: the 2-norm of a vector, the Frobenius norm of a matrix (NumPy's
+    np.linalg.norm with its default ord), or of each slice along `axis`."""
+    return ir.macro("norm", (x,), ir.apply("sqrt", ir.sum_(ir.power(x, ir.const(2)), axis, keepdims)),
+                    _kwargs(axis, keepdims))
+
+
+def maximum(a: ir.Node, b: ir.Node) -> ir.Node:
+    """maximum(a, b) entry by entry (NumPy's); at a tie the gradient goes to b, so maximum(x, 0)
+    has relu's derivative 0 at 0 (PyTorch splits a tie's gradient in halves)."""
+    return ir.macro("maximum", (a, b), ir.where(ir.compare(">", a, b), a, b))
+
+
+def minimum(a: ir.Node, b: ir.Node) -> ir.Node:
+    """minimum(a, b) entry by entry (NumPy's); at a tie the gradient goes to b."""
+    return ir.macro("minimum", (a, b), ir.where(ir.compare("<", a, b), a, b))
+
+
+def clip(x: ir.Node, lo: ir.Node, hi: ir.Node) -> ir.Node:
+    """clip(x, lo, hi), NumPy's (lo ≤ hi); the gradient is 1 where lo ≤ x ≤ hi, bounds
+    included (PyTorch's clamp), 0 outside."""
+    inner = ir.where(ir.compare(">", x, hi), hi, x)
+    return ir.macro("clip", (x, lo, hi), ir.where(ir.compare("<", x, lo), lo, inner))
 
 
 @dataclass(frozen=True)
@@ -318,8 +390,8 @@ class _Builder:
                     raise self.fail(node, f"{fn}(): {pname} must be a scalar, got {fmt_shape(p.shape)}")
                 params.append(p)
             return ir.apply(fn, x, tuple(params))
-        if fn in ("sum", "mean"):
-            arity(1, 1, ("axis", "keepdims"))
+        if fn in REDUCTIONS:
+            arity(1, 1, ("axis", "keepdims") + (("ddof",) if fn in ("var", "std") else ()))
             x = arg(0)
             axis = self._int_kw(kws["axis"], fn, "axis") if "axis" in kws else None
             keepdims = False
@@ -330,15 +402,28 @@ class _Builder:
                 keepdims = k.value
             if fn == "sum":
                 return ir.sum_(x, axis, keepdims)
-            kwargs = tuple((k, v) for k, v in (("axis", axis), ("keepdims", keepdims)) if k in kws)
-            return mean(x, axis, keepdims, kwargs)
-        if fn == "softmax":
+            if fn == "mean":
+                kwargs = tuple((k, v) for k, v in (("axis", axis), ("keepdims", keepdims)) if k in kws)
+                return mean(x, axis, keepdims, kwargs)
+            if fn in ("var", "std"):
+                ddof = self._int_kw(kws["ddof"], fn, "ddof") if "ddof" in kws else 0
+                if ddof < 0:
+                    raise self.fail(node, f"{fn}(): ddof must be 0 or more, got {ddof}")
+                return (var if fn == "var" else std)(x, axis, keepdims, ddof)
+            return (logsumexp if fn == "logsumexp" else norm)(x, axis, keepdims)
+        if fn in ("softmax", "log_softmax"):
             arity(1, 1, ("axis",))
             x = arg(0)
             if x.rank == 0:
-                raise self.fail(node, "softmax() needs a vector or a matrix")
+                raise self.fail(node, f"{fn}() needs a vector or a matrix")
             axis = self._int_kw(kws["axis"], fn, "axis") if "axis" in kws else -1
-            return softmax(x, axis, explicit_axis="axis" in kws)
+            return (softmax if fn == "softmax" else log_softmax)(x, axis, explicit_axis="axis" in kws)
+        if fn in ("maximum", "minimum"):
+            arity(2, 2)
+            return (maximum if fn == "maximum" else minimum)(arg(0), arg(1))
+        if fn == "clip":
+            arity(3, 3)
+            return clip(arg(0), arg(1), arg(2))
         if fn in MATRIX_OPS:
             op = MATRIX_OPS[fn]
             arity(op.arity, op.arity)

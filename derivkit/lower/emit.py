@@ -38,6 +38,12 @@ HELPERS = '''\
 def _softmax(x, axis=-1):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def _logsumexp(x, axis=None, keepdims=False):
+    m = np.max(x, axis=axis, keepdims=True)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
 '''
 
 #: Complex-safe helpers of the batched (check) functions.
@@ -45,6 +51,12 @@ BATCH_HELPERS = '''\
 def _softmax(x, axis=-1):
     e = np.exp(x - np.max(np.real(x), axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _logsumexp(x, axis=None, keepdims=False):
+    m = np.max(np.real(x), axis=axis, keepdims=True)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
 
 
 def _shared(a):

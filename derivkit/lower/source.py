@@ -88,9 +88,15 @@ class NumpyPrinter(LanguagePrinter):
         if n.fn == "softmax":
             axis = kw.get("axis", -1)
             return f"_softmax({x}, axis={axis})", ATOM
-        if n.fn == "mean":
+        if n.fn in ("mean", "logsumexp"):
             extra = "".join(f", {k}={v}" for k, v in n.kwargs)
-            return f"{self.np}.mean({x}{extra})", ATOM
+            return f"{self.np}.mean({x}{extra})" if n.fn == "mean" else f"_logsumexp({x}{extra})", ATOM
+        if n.fn in ("var", "std", "norm"):
+            extra = "".join(f", {k}={v}" for k, v in n.kwargs)
+            call = f"{self.np}.linalg.norm" if n.fn == "norm" else f"{self.np}.{n.fn}"
+            return f"{call}({x}{extra})", ATOM
+        if n.fn in ("clip", "maximum", "minimum"):
+            return f"{self.np}.{n.fn}({', '.join(self(o) for o in n.operands)})", ATOM
         if n.fn == SHIFTED:   # exp(x) up to a factor the formula is invariant to (derivkit.lower.stable)
             extra = "".join(f", {k}={v}" for k, v in n.kwargs) + (", keepdims=True" if n.kwargs else "")
             return f"{self.np}.exp({x} - {self.np}.max({x}{extra}))", ATOM
@@ -143,11 +149,17 @@ def printed_nodes(root: ir.Node) -> list[ir.Node]:
     return ir.postorder([root], ir.printed_children)
 
 
+#: macros NumpyPrinter lowers as one NumPy call (any other prints its expansion)
+NATIVE_MACROS = frozenset({"softmax", "mean", "logsumexp", "var", "std", "norm", "clip", "maximum",
+                           "minimum", SHIFTED})
+
+
 def dims_used(roots: list[ir.Node]) -> set[str]:
     """Dimensions printed code refers to by name."""
     out: set[str] = set()
     for root in roots:
-        for n in printed_nodes(root):
+        for n in ir.postorder([root], lambda m: m.operands if isinstance(m, ir.Macro)
+                              and m.fn in NATIVE_MACROS else m.args):
             if isinstance(n, ir.DimSize):
                 out.add(n.name)
             elif isinstance(n, ir.Eye) and isinstance(n.n, str):
@@ -332,10 +344,11 @@ class BatchedNumpyPrinter(NumpyPrinter):
         if n.fn == "softmax":
             axis = cast(int, kw.get("axis", -1))   # the parser's integer axis
             return f"_softmax({x}, axis={axis - rank if axis >= 0 else axis})", ATOM
-        if n.fn == "mean":
+        if n.fn in ("mean", "logsumexp"):
             keep = ", keepdims=True" if kw.get("keepdims") else ""
-            mean_axis = cast("int | None", kw.get("axis"))
-            return f"{self.np}.mean({x}{self._axes(n, mean_axis, rank)}{keep})", ATOM
+            axes = self._axes(n, cast("int | None", kw.get("axis")), rank)
+            call = f"{self.np}.mean" if n.fn == "mean" else "_logsumexp"
+            return f"{call}({x}{axes}{keep})", ATOM
         return self.p(n.expansion)  # pragma: no cover
 
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
