@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import transformer_ref
 
 from derivkit import api
 from derivkit.lang import recipes
@@ -101,8 +102,10 @@ REFERENCE = {
     },
     "mlp3": {("gradient", w): (lambda w: lambda v, g, p: _mlp3_backprop(v, p)[w])(w)
              for w in ("W1", "b1", "W2", "b2", "W3", "b3")},
+    "transformer-block": {("gradient", w): (lambda w: lambda v, g, p: transformer_ref.backward(v, p)[w])(w)
+                          for w in ("X", "Wq", "Wk", "Wv", "Wo", "W1", "W2", "Wu", "g1", "g2")},
 }
-COMPOSITES = {"mlp3"}  # verified against finite differences, not element-wise (too large)
+COMPOSITES = {"mlp3", "transformer-block"}  # verified by the oracle, not element-wise (too large)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +140,8 @@ def test_every_form_is_verified(derivations, name):
 def test_matrix_forms_match_hand_written_numpy(derivations, name, seed):
     recipe = recipes.load(name)
     rng = np.random.default_rng(seed)
-    sizes = {"m": 4, "n": 3, "k": 5, "d": 2, "d0": 3, "d1": 5, "d2": 4, "d3": 2}
+    sizes = {"m": 4, "n": 3, "k": 5, "d": 2, "d0": 3, "d1": 5, "d2": 4, "d3": 2, "t": 4, "f": 3,
+             "v": 5}
     values = _inputs(recipe, rng, sizes)
     params = {p.name: p.default for p in recipe.params}
     out = forms.forward_function(recipe)(**values)
@@ -162,7 +166,7 @@ def test_matrix_forms_match_finite_differences(derivations, name):
     recipe = recipes.load(name)
     rng = np.random.default_rng(7)
     values = _inputs(recipe, rng, {"m": 3, "n": 4, "k": 2, "d": 5, "d0": 3, "d1": 5, "d2": 4,
-                                   "d3": 2})
+                                   "d3": 2, "t": 3, "f": 4, "v": 2})
     fwd = forms.forward_function(recipe)
     out = fwd(**values)
     upstream = rng.standard_normal(np.shape(out))

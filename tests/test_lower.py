@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+import transformer_ref
 from test_engine import REFERENCE, _inputs, _sig, _softmax
 
 from derivkit import api
@@ -24,7 +25,7 @@ from derivkit.lower import module
 from derivkit.results import Verification
 
 RECIPES = [r.name for r in recipes.load_all()]
-SIZES = {"m": 4, "n": 3, "k": 5, "d": 2, "d0": 3, "d1": 5, "d2": 4, "d3": 2}
+SIZES = {"m": 4, "n": 3, "k": 5, "d": 2, "d0": 3, "d1": 5, "d2": 4, "d3": 2, "t": 4, "f": 3, "v": 5}
 ANSI = "\x1b["
 
 # Hand-written forwards (the REFERENCE table has the derivatives).
@@ -38,6 +39,7 @@ FORWARD = {
     "sigmoid": lambda v, p: _sig(v["x"]),
     "tanh": lambda v, p: np.tanh(v["x"]),
     "mlp3": lambda v, p: _mlp3_loss(v, p),
+    "transformer-block": lambda v, p: transformer_ref.forward(v, p)[0],
 }
 
 

@@ -455,7 +455,8 @@ def _estimate(target: _Target, fb: _Fn, switches: _Switches, values: dict[str, n
     chunk = _chunk(target, count)
     if switches is None:
         return finite.complex_step(f, x, V, target.dtype, chunk, contract)
-    est = finite.central_richardson(f, x, V, target.dtype, chunk, contract)
+    est = finite.central_richardson(f, x, V, target.dtype, chunk, contract,
+                                    sampling.rounding_ulps(target.out))
     _assert_no_kink(switches, others, w, x, V, est.step, chunk, target.dtype)
     return est
 

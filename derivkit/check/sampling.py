@@ -72,6 +72,12 @@ def is_analytic(node: ir.Node) -> bool:
     return True
 
 
+def rounding_ulps(node: ir.Node) -> float:
+    """The largest rounding error, in units of ε, of a function the lowered forward calls."""
+    return max((ELEMENTWISE[n.fn].ulps for n in ir.walk(node) if isinstance(n, ir.Apply)),
+               default=1.0)
+
+
 def kink_switches(node: ir.Node) -> list[ir.Node]:
     """Quantities whose sign decides a branch: arguments of kink functions, where-conditions."""
     out: list[ir.Node] = []

@@ -86,6 +86,21 @@ def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node]]:
     return lines
 
 
+def inlined_gradients(recipe: Recipe) -> dict[str, ir.Node]:
+    """{w: ∂L/∂w} as the backward program's lines substituted into one another (each Δ replaced
+    by its line, the forward's named values kept): a closed form whose cost is the program's."""
+    steps = program(recipe).definitions
+    deltas: dict[ir.Node, ir.Node] = {}
+    out: dict[str, ir.Node] = {}
+    for _, target, kind, node in chain_lines(recipe):
+        node = ir.substitute(node, deltas) if deltas else node
+        if kind == "delta":
+            deltas[delta_var(target, steps[target].shape)] = node
+        else:
+            out[target] = node
+    return out
+
+
 def backward_chain(recipe: Recipe) -> tuple[ChainStep, ...]:
     """The backward pass, each line verified element-wise as a function of its own operands."""
     steps = program(recipe).definitions

@@ -22,6 +22,7 @@ from ..lang.shapes import fmt_shape
 from ..results import ChainStep, Derivation, Derivative, Form, InputInfo, Verification
 from . import elementwise, verify
 from . import index as ix
+from .chain import inlined_gradients
 from .crosscheck import IndexForm, Problem, Verifier, size_assignments
 from .jacobian import jacobian
 from .oracle import Oracle
@@ -54,6 +55,7 @@ def _latex_name(name: str, idx: Sequence[str] = ()) -> str:
     return f"{base}_{{{''.join(idx)}}}" if idx else base
 
 
+CLOSED_FORM_MAX_OPS = 80   # a longer inlined gradient of a program is the program's lines substituted
 INDEX_MAX_CHARS = 600   # a longer index form is not shown (nor evaluated): see _index_form
 
 
@@ -80,6 +82,7 @@ def derive(recipe: Recipe) -> Derivation:
     oracle = Oracle(out, inputs, {p.name: p.default for p in recipe.params}, named_defs, upstream,
                     size_assignments(dims))
 
+    program_forms: dict[str, ir.Node] = {}
     for w in recipe.wrt:
         x = scope.var(w)
         raw = vjp(out, seed, x)
@@ -88,7 +91,12 @@ def derive(recipe: Recipe) -> Derivation:
             warnings.append(f"{recipe.output} does not depend on {w}: its derivative is zero")
             raw = ir.broadcast_to(ir.ZERO, x.shape)
         simplifier = Simplifier(named_nodes)
-        cot = simplifier(raw)
+        from_program = scalar and bool(prog.steps) and ir.operations(raw) > CLOSED_FORM_MAX_OPS
+        if from_program:   # simplified as a whole it would cost minutes: the program, inlined
+            program_forms = program_forms or inlined_gradients(recipe)
+            cot = program_forms[w]
+        else:
+            cot = simplifier(raw)
         if cot.shape != x.shape:
             cot = ir.broadcast_to(cot, x.shape)
         problem = Problem(out, inputs, tuple(p.name for p in recipe.params), named_defs, x, upstream)
@@ -107,7 +115,8 @@ def derive(recipe: Recipe) -> Derivation:
             ilhs_l = (rf"\frac{{\partial {_latex_name(recipe.output, oi)}}}"
                       rf"{{\partial {_latex_name(w, ii)}}}")
         kinds: list[tuple[str, ir.Node | None]] = []
-        closed = _closed_form(raw, cot, prog, recipe.output, x.shape) if prog.named else cot
+        closed = _closed_form(raw, cot, prog, recipe.output, x.shape) if prog.named and not \
+            from_program else cot
         if scalar:
             kinds.append(("gradient", closed))
         else:
@@ -147,6 +156,11 @@ def derive(recipe: Recipe) -> Derivation:
                          f"gradient of a scalar loss L (shape {fmt_shape(out.shape)}).",)
             elif kind == "jacobian" and form is None:
                 notes = ("no closed matrix Jacobian was obtained; the index form is verified",)
+            if from_program:
+                notes += (f"the closed form is the backward program's lines substituted into one "
+                          f"another: derivkit simplifies a gradient as a whole only up to "
+                          f"{CLOSED_FORM_MAX_OPS} operations, and the backward pass above is the "
+                          f"short way to read it",)
             if too_large or index_form is None:
                 notes += ("no index form: written entry by entry it would be too large to read",)
             index = None
