@@ -218,6 +218,15 @@ CASES = {
     "maximum": ("sum(maximum(X, Y))", {"X": "m,n", "Y": "m,n"}, {"X": Xm, "Y": Ym},
                 lambda X, Y: np.sum(np.maximum(X, Y)),
                 {"X": lambda X, Y: (X > Y) * 1.0, "Y": lambda X, Y: (X <= Y) * 1.0}),
+    "max_axis": ("sum(max(X, axis=1) * g)", {"X": "m,n", "g": "m"}, {"X": Xm, "g": Gr},
+                 lambda X, g: np.sum(X.max(axis=1) * g),
+                 {"X": lambda X, g: g[:, None] * (X == X.max(axis=1, keepdims=True))}),
+    "min_all": ("min(X) * 3", {"X": "m,n"}, {"X": Xm}, lambda X: 3 * X.min(),
+                {"X": lambda X: 3.0 * (X == X.min())}),
+    "stable_softmax": ("sum(exp(x - max(x)) / sum(exp(x - max(x))) * y)", {"x": "n", "y": "n"},
+                       {"x": xv, "y": xv[::-1].copy()},
+                       lambda x, y: np.sum(_softmax_ref(x) * y),
+                       {"x": lambda x, y: _softmax_ref(x) * (y - np.sum(_softmax_ref(x) * y))}),
     "minimum": ("sum(minimum(X, Y) * X)", {"X": "m,n", "Y": "m,n"}, {"X": Xm, "Y": Ym},
                 lambda X, Y: np.sum(np.minimum(X, Y) * X),
                 {"X": lambda X, Y: np.minimum(X, Y) + X * (X < Y),
@@ -241,6 +250,15 @@ def test_constructs_match_hand_written_numpy(case):
         got = form_function(recipe, dv.matrix.text)(**inputs)
         np.testing.assert_allclose(got, grads[dv.wrt](**inputs), rtol=1e-11, atol=1e-13,
                                    err_msg=f"{case}: {dv.matrix.text}")
+
+
+def test_max_splits_a_tie_equally():
+    """As PyTorch's amax and JAX's max: tied maxima share the gradient."""
+    d = api.derive_expression("max(x)", ["x"], {"x": "n"})
+    grad = form_function(api.recipe_from_expression("max(x)", ["x"], {"x": "n"}),
+                         d.derivatives[0].matrix.text)
+    np.testing.assert_allclose(grad(x=np.array([3.0, 1.0, 3.0])), [0.5, 0.0, 0.5])
+    assert api.check_expression("sum(max(X, axis=0) * g)", ["X"], {"X": "m,n", "g": "n"}).passed
 
 
 def test_tie_and_bound_conventions():
@@ -281,6 +299,7 @@ def test_log_softmax_and_logsumexp_are_stable_at_large_logits(dtype):
     ("log_softmax(s)", "needs a vector or a matrix"),
     ("clip(x, 0)", "takes 3"),
     ("norm(x, ord=2)", "no keyword 'ord'"),
+    ("max(s)", "needs a vector or a matrix"),
 ])
 def test_bad_uses_are_one_line_errors(expr, says):
     from derivkit.errors import DerivkitError

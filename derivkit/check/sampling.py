@@ -62,9 +62,9 @@ def sample_inputs(recipe: Recipe, sizes: dict[str, int], rng: np.random.Generato
 
 def is_analytic(node: ir.Node) -> bool:
     """True if the forward is analytic and lowered so (complex-step safe): no kinks, no
-    comparisons, no function whose NumPy lowering is real-only (erf)."""
+    comparisons, no max/min, no function whose NumPy lowering is real-only (erf)."""
     for n in ir.walk(node):
-        if isinstance(n, (ir.Where, ir.Compare)):
+        if isinstance(n, (ir.Where, ir.Compare, ir.Extreme)):
             return False
         if isinstance(n, ir.Apply) and (ELEMENTWISE[n.fn].kink is not None
                                         or not ELEMENTWISE[n.fn].complex_step):

@@ -49,6 +49,24 @@ class Undefined(Exception):
     """The forward is undefined for every input (e.g. the inverse of an always-singular matrix)."""
 
 
+def reduce_extreme(a: np.ndarray, axis: int | None, keepdims: bool, fn: Callable[..., Any]
+                   ) -> np.ndarray:
+    """fn(*entries) over `axis` of an object array (all of it when None), as np.max would."""
+    if a.ndim == 0:
+        return a
+    if axis is None:
+        whole: np.ndarray = np.empty((), dtype=object)
+        whole[()] = fn(*a.ravel())
+        return whole.reshape((1,) * a.ndim) if keepdims else whole
+    moved = np.moveaxis(a, axis, -1)
+    flat = moved.reshape(-1, moved.shape[-1])
+    rows: np.ndarray = np.empty(flat.shape[0], dtype=object)
+    for i, row in enumerate(flat):
+        rows[i] = fn(*row)
+    out = rows.reshape(moved.shape[:-1])
+    return np.expand_dims(out, axis) if keepdims else out
+
+
 class Explicit:
     """Evaluate IR on object arrays. `env` maps variable names to arrays; `named` maps the
     names of named nodes (outputs) to their IR definitions."""
@@ -151,6 +169,12 @@ class Explicit:
             return a
         return np.sum(a, axis=n.axis, keepdims=n.keepdims)
 
+    def _Extreme(self, n: ir.Extreme) -> np.ndarray:
+        return reduce_extreme(self.ev(n.a), n.axis, n.keepdims, self.EXTREMES[n.fn])
+
+    #: max / min of a list of entries (SymPy's here; the oracle's are Python's, on numbers)
+    EXTREMES: ClassVar[dict[str, Callable[..., Any]]] = {"max": sp.Max, "min": sp.Min}
+
     def _Trace(self, n: ir.Trace) -> np.ndarray:
         return np.trace(self.ev(n.a))
 
@@ -203,6 +227,7 @@ class Explicit:
         ir.Compare: _Compare,
         ir.Where: _Where,
         ir.Sum: _Sum,
+        ir.Extreme: _Extreme,
         ir.Trace: _Trace,
         ir.Det: _Det,
         ir.Inv: _Inv,

@@ -23,7 +23,7 @@ from . import elementwise
 
 FACTOR_LIMIT_S = 2.0   # one factor() of an index form; past it the unfactored form is kept
 CMP = {">": sp.StrictGreaterThan, ">=": sp.GreaterThan, "<": sp.StrictLessThan,
-       "<=": sp.LessThan}
+       "<=": sp.LessThan, "==": sp.Eq}
 Indices = tuple[sp.Expr, ...]   # index symbols (or expressions), one per axis
 
 
@@ -210,6 +210,9 @@ class IndexEvaluator:
                 inner.append(next(it))
         return self.summed(self.ev(a, tuple(inner)), [(dummies[ax], a.shape[ax]) for ax in axes])
 
+    def _Extreme(self, n: ir.Extreme, idx: Indices) -> sp.Expr:
+        raise NotImplementedError(f"{n.fn} over an axis has no index form here")
+
     def _Trace(self, n: ir.Trace, idx: Indices) -> sp.Expr:
         k = self.dummy(n.a.shape[0])
         return self.summed(self.ev(n.a, (k, k)), [(k, n.a.shape[0])])
@@ -257,6 +260,7 @@ class IndexEvaluator:
         ir.Compare: _Compare,
         ir.Where: _Where,
         ir.Sum: _Sum,
+        ir.Extreme: _Extreme,
         ir.Trace: _Trace,
         ir.Det: _Det,
         ir.Inv: _Inv,

@@ -96,6 +96,8 @@ def _mpf(v: Any) -> Any:
 class Numeric(Explicit):
     """`Explicit` on mpmath numbers: constants, functions and matrix functions numerically."""
 
+    EXTREMES: ClassVar[dict[str, Callable[..., Any]]] = {"max": max, "min": min}
+
     def _Const(self, n: ir.Const) -> Any:
         return _mpf(n.value)
 

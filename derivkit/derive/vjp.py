@@ -91,6 +91,19 @@ def _sum(n: ir.Sum, g: ir.Node) -> Cotangents:
     return [(n.a, ir.broadcast_to(g, n.a.shape))]
 
 
+def _extreme(n: ir.Extreme, g: ir.Node) -> Cotangents:
+    """ā = ḡ ⊙ [a = max(a)] / #ties, broadcast back: a tie shares the gradient equally (as
+    PyTorch's amax and JAX's max)."""
+    kept = ir.extreme(n.fn, n.a, n.axis, keepdims=True)
+    hit = ir.where(ir.compare("==", n.a, kept), ir.ONE, ir.ZERO)
+    ties = ir.sum_(hit, n.axis, keepdims=True)
+    if n.axis is not None and not n.keepdims:
+        g = ir.expand_dims(g, n.axis)
+    elif n.axis is None and not n.keepdims and n.a.rank:
+        g = ir.broadcast_to(g, kept.shape)
+    return [(n.a, ir.div(ir.mul(hit, g), ties))]
+
+
 def _where(n: ir.Where, g: ir.Node) -> Cotangents:
     return [(n.a, unbroadcast(ir.where(n.cond, g, ir.ZERO), n.a.shape)),
             (n.b, unbroadcast(ir.where(n.cond, ir.ZERO, g), n.b.shape))]
@@ -103,6 +116,7 @@ RULES: dict[type, Rule] = {
     ir.Transpose: lambda n, g: [(n.a, ir.transpose(g))],
     ir.Apply: lambda n, g: [(n.a, ir.mul(g, _elementwise_derivative(n)))],
     ir.Sum: _sum,
+    ir.Extreme: _extreme,
     ir.Where: _where,
     ir.Compare: lambda n, g: [],  # piecewise constant: zero almost everywhere
     **{node: op.vjp for node, op in BY_NODE.items()},   # matrix functions: the op table's rules

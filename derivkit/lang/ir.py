@@ -209,6 +209,22 @@ class Sum(Node):
 
 
 @dataclass(frozen=True)
+class Extreme(Node):
+    """max or min (`fn`) of `a` over `axis` (all of it when None), as NumPy's np.max / np.min."""
+
+    fn: str
+    a: Node
+    axis: int | None
+    keepdims: bool
+    shape: Shape
+    _children = ("a",)
+
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
+        return extreme(self.fn, a, self.axis, self.keepdims)
+
+
+@dataclass(frozen=True)
 class Trace(Node):
     a: Node
     shape: Shape = ()
@@ -412,6 +428,18 @@ def sum_(a: Node, axis: int | None = None, keepdims: bool = False) -> Node:
         shape = tuple((1 if i == ax else d) for i, d in enumerate(a.shape)) if keepdims else \
             tuple(d for i, d in enumerate(a.shape) if i != ax)
     return Sum(a, ax, keepdims, shape)
+
+
+def extreme(fn: str, a: Node, axis: int | None = None, keepdims: bool = False) -> Node:
+    """max(a) or min(a) (`fn`) over `axis`, shaped as `sum_` over it."""
+    if fn not in ("max", "min"):
+        raise ValueError(fn)
+    if a.rank == 0:
+        raise ShapeError(f"{fn}() needs a vector or a matrix, got a scalar",
+                         "use maximum(a, b) for the larger of two values")
+    reduced = sum_(a, axis, keepdims)
+    assert isinstance(reduced, Sum)
+    return Extreme(fn, a, reduced.axis, keepdims, reduced.shape)
 
 
 def _square(a: Node, fn: str) -> Dim:

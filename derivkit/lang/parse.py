@@ -120,10 +120,10 @@ def constant_value(node: ir.Node) -> float | None:
         memo[n] = value
     return memo[node]
 
-REDUCTIONS = ("sum", "mean", "logsumexp", "var", "std", "norm")   # axis=, keepdims=
+REDUCTIONS = ("sum", "mean", "logsumexp", "var", "std", "norm", "max", "min")   # axis=, keepdims=
 FUNCTIONS = (*ELEMENTWISE, *MATRIX_OPS, *REDUCTIONS, "softmax", "log_softmax", "eye", "ones",
              "where", "expand_dims", "clip", "maximum", "minimum")
-_CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<="}
+_CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "=="}
 _BIN = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 
 
@@ -402,6 +402,8 @@ class _Builder:
                 keepdims = k.value
             if fn == "sum":
                 return ir.sum_(x, axis, keepdims)
+            if fn in ("max", "min"):
+                return ir.extreme(fn, x, axis, keepdims)
             if fn == "mean":
                 kwargs = tuple((k, v) for k, v in (("axis", axis), ("keepdims", keepdims)) if k in kws)
                 return mean(x, axis, keepdims, kwargs)

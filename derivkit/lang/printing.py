@@ -17,8 +17,8 @@ PRECEDENCE = {"mul": MUL, "postfix": POSTFIX, "atom": ATOM}
 GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "lam": "λ", "lambda": "λ",
          "mu": "μ", "sigma": "σ", "tau": "τ", "eps": "ε", "epsilon": "ε", "theta": "θ"}
 SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
-CMP_PRETTY = {">": ">", ">=": "≥", "<": "<", "<=": "≤"}
-CMP_LATEX = {">": ">", ">=": r"\geq", "<": "<", "<=": r"\leq"}
+CMP_PRETTY = {">": ">", ">=": "≥", "<": "<", "<=": "≤", "==": "="}
+CMP_LATEX = {">": ">", ">=": r"\geq", "<": "<", "<=": r"\leq", "==": "="}
 
 
 def _terminating(q: int) -> bool:
@@ -89,9 +89,14 @@ class _Printer:
     def fn_name(self, fn: str) -> str:
         return fn
 
+    def _Extreme(self, n: ir.Extreme) -> tuple[str, int]:
+        extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
+        return f"{n.fn}({self(n.a)}{extra})", ATOM
+
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
     RULES: ClassVar[dict[type, Callable[..., Any]]] = {
         ir.Macro: _Macro,
+        ir.Extreme: _Extreme,
     }
 
 
@@ -146,6 +151,7 @@ class LanguagePrinter(_Printer):
     def _Sum(self, n: ir.Sum) -> tuple[str, int]:
         extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
         return f"sum({self(n.a)}{extra})", ATOM
+
 
     def _matrix_op(self, n: ir.Node) -> tuple[str, int]:
         return BY_NODE[type(n)].language([self(a) for a in n.args]), ATOM
@@ -420,6 +426,10 @@ class LatexPrinter(_Printer):
         args = [self(a) for a in n.operands]
         return rf"\operatorname{{{n.fn}}}\left({', '.join(args)}\right)", ATOM
 
+    def _Extreme(self, n: ir.Extreme) -> tuple[str, int]:
+        axis = "" if n.axis is None else f"_{{\text{{axis }} {n.axis}}}"
+        return rf"\{n.fn}{axis}\left({self(n.a)}\right)", ATOM
+
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
     RULES: ClassVar[dict[type, Callable[..., Any]]] = {**_Printer.RULES,
         ir.Var: _Var,
@@ -435,6 +445,7 @@ class LatexPrinter(_Printer):
         ir.Compare: _Compare,
         ir.Where: _Where,
         ir.Sum: _Sum,
+        ir.Extreme: _Extreme,
         ir.Trace: _matrix_op,
         ir.Det: _matrix_op,
         ir.Inv: _matrix_op,

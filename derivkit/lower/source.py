@@ -64,6 +64,10 @@ class NumpyPrinter(LanguagePrinter):
     def _Where(self, n: ir.Where) -> tuple[str, int]:
         return f"{self.np}.where({self(n.cond)}, {self(n.a)}, {self(n.b)})", ATOM
 
+    def _Extreme(self, n: ir.Extreme) -> tuple[str, int]:
+        extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
+        return f"{self.np}.{n.fn}({self(n.a)}{extra})", ATOM
+
     def _Sum(self, n: ir.Sum) -> tuple[str, int]:
         a = n.a
         if (n.axis is None and not n.keepdims and isinstance(a, ir.Binary) and a.op == "*"
@@ -113,6 +117,7 @@ class NumpyPrinter(LanguagePrinter):
         ir.Compare: _Compare,
         ir.Where: _Where,
         ir.Sum: _Sum,
+        ir.Extreme: _Extreme,
         ir.Trace: _matrix_op,
         ir.Det: _matrix_op,
         ir.Inv: _matrix_op,
@@ -285,7 +290,7 @@ class BatchedNumpyPrinter(NumpyPrinter):
         template = fn.numpy_complex or fn.numpy     # analytic in x: complex-step safe
         return render(template, fn, self(n.a), [self(p) for p in n.params], np=self.np), ATOM
 
-    def _axes(self, n: ir.Sum | ir.Macro, axis: int | None, rank: int) -> str:
+    def _axes(self, n: ir.Sum | ir.Macro | ir.Extreme, axis: int | None, rank: int) -> str:
         if axis is None:
             return ", axis=" + (str(tuple(range(-rank, 0))) if rank else "()")
         return f", axis={axis - rank if axis >= 0 else axis}"
@@ -297,6 +302,12 @@ class BatchedNumpyPrinter(NumpyPrinter):
             return self.p(n.a)
         keep = ", keepdims=True" if n.keepdims else ""
         return f"{self.np}.sum({self(n.a)}{self._axes(n, n.axis, n.a.rank)}{keep})", ATOM
+
+    def _Extreme(self, n: ir.Extreme) -> tuple[str, int]:
+        if not self.is_batched(n):
+            return super()._Extreme(n)
+        keep = ", keepdims=True" if n.keepdims else ""   # real inputs only: not analytic
+        return f"{self.np}.{n.fn}({self(n.a)}{self._axes(n, n.axis, n.a.rank)}{keep})", ATOM
 
     def _Trace(self, n: ir.Trace) -> tuple[str, int]:
         return f"{self.np}.trace({self(n.a)}, axis1=-2, axis2=-1)", ATOM
@@ -361,6 +372,7 @@ class BatchedNumpyPrinter(NumpyPrinter):
         ir.Transpose: _Transpose,
         ir.Apply: _Apply,
         ir.Sum: _Sum,
+        ir.Extreme: _Extreme,
         ir.Trace: _Trace,
         ir.Diag: _Diag,
         ir.Outer: _Outer,
