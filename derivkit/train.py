@@ -1,9 +1,11 @@
-"""Gradient descent on a seeded synthetic regression task, with derivkit's own gradients.
+"""Gradient descent on a seeded synthetic task, with derivkit's own gradients.
 
 A composite recipe (`[[steps]]` ending in a scalar loss, like `mlp3`) has data inputs (the
 inputs not in `wrt`: X and the target T) and parameters (its `wrt`). `make_task` builds a task:
 X ~ N(0, 1), a random "teacher" network of the same architecture gives T = teacher(X) plus a
-little noise, and the student starts from another seeded draw. `train` then runs plain
+little noise (regression) or, where the loss is a cross-entropy against log_softmax(logits),
+the one-hot of the teacher's most likely class per row; the student starts from another seeded
+draw. `train` then runs plain
 full-batch gradient descent with `derivkit.lower.backward.backward_function` (the derived, verified,
 lowered backward pass) and `derivkit.lower.forms.forward_function` (the loss).
 
@@ -45,7 +47,7 @@ BIAS_SCALE = 0.1       # standard deviation of random biases (1-D parameters)
 
 @dataclass(frozen=True)
 class Task:
-    """A seeded regression task: data, the student's initial parameters, the teacher's."""
+    """A seeded task: data, the student's initial parameters, the teacher's."""
 
     recipe: str
     sizes: Mapping[str, int]
@@ -167,23 +169,34 @@ def _concrete(shape: Shape, sizes: Mapping[str, int]) -> tuple[int, ...]:
     return tuple(int(d) if str(d).isdigit() else sizes[str(d)] for d in shape)
 
 
-def _target_and_prediction(recipe: Recipe) -> tuple[str, str]:
-    """(the data input the loss compares with, the step it is compared with): the data input
-    used by the last step whose shape is that of a step the last step uses."""
+def _target_and_prediction(recipe: Recipe) -> tuple[str, str, bool]:
+    """(the data input the loss compares with, the prediction it is compared with, whether it
+    is a classification): a step of the data input's shape the last step uses (regression,
+    like sum((Yhat - T)**2)), or else the logits of a log_softmax (or log of a softmax) of
+    that shape (cross-entropy, like -sum(T * log_softmax(Y @ Wu)))."""
     from .lang import ir
+    from .lang.printing import language
     from .lang.program import program
 
     steps = program(recipe).definitions
     loss = list(steps)[-1]
     used = [n for n in ir.walk(steps[loss]) if isinstance(n, ir.Var)]
     preds = [v.name for v in used if v.role == "named"]
-    for v in used:
-        if v.role == "input" and v.name not in recipe.wrt:
-            for p in preds:
-                if tuple(steps[p].shape) == tuple(v.shape):
-                    return v.name, p
+    data = [v for v in used if v.role == "input" and v.name not in recipe.wrt]
+    for v in data:
+        for p in preds:
+            if tuple(steps[p].shape) == tuple(v.shape):
+                return v.name, p, False
+    logits = [n.operands[0] for n in ir.walk(steps[loss])
+              if isinstance(n, ir.Macro) and n.fn in ("log_softmax", "softmax")]
+    for v in data:
+        for z in logits:
+            if tuple(z.shape) == tuple(v.shape):
+                return v.name, language(z), True
     raise DerivkitError(f"'derivkit train' needs the loss of {recipe.name!r} ({loss}) to compare "
-                        "a step with a data input of the same shape (like sum((Yhat - T)**2))")
+                        "a step with a data input of the same shape (like sum((Yhat - T)**2)), "
+                        "or a data input with log_softmax of logits (like -sum(T * "
+                        "log_softmax(Y @ W)))")
 
 
 def _fan_in(spec: InputSpec, known: set[Dim]) -> int | None:
@@ -215,7 +228,7 @@ def _draw_params(recipe: Recipe, sizes: Mapping[str, int], rng: np.random.Genera
 
 
 def make_task(recipe: Recipe, sizes: Mapping[str, int] | None = None, seed: int = 0) -> Task:
-    """A seeded synthetic regression task for a composite recipe (see the module docstring)."""
+    """A seeded synthetic task for a composite recipe (see the module docstring)."""
     import numpy as np
 
     from .lower.forms import form_function
@@ -223,7 +236,7 @@ def make_task(recipe: Recipe, sizes: Mapping[str, int] | None = None, seed: int 
     _need_composite(recipe)
     concrete = task_sizes(recipe, sizes)
     _refuse_large(recipe, concrete)   # before any array is drawn
-    target, prediction = _target_and_prediction(recipe)
+    target, prediction, classes = _target_and_prediction(recipe)
     rng = np.random.default_rng(seed)
     data: dict[str, NDArray[np.float64]] = {}
     for spec in recipe.inputs:
@@ -232,8 +245,11 @@ def make_task(recipe: Recipe, sizes: Mapping[str, int] | None = None, seed: int 
     teacher = _draw_params(recipe, concrete, rng, target)
     t_shape = _concrete(recipe.input(target).shape, concrete)
     predict = form_function(recipe, prediction, "predict")
-    clean = predict(**data, **teacher, **{target: np.zeros(t_shape)})
-    data[target] = clean + NOISE * rng.standard_normal(t_shape)
+    clean = np.broadcast_to(predict(**data, **teacher, **{target: np.zeros(t_shape)}), t_shape)
+    if classes:   # one-hot targets: the teacher's most likely class per row
+        data[target] = np.eye(t_shape[-1])[np.argmax(clean, axis=-1)]
+    else:
+        data[target] = clean + NOISE * rng.standard_normal(t_shape)
     student = _draw_params(recipe, concrete, rng, target)
     return Task(recipe.name, concrete, data, student, teacher, target)
 

@@ -160,3 +160,15 @@ def test_train_help_has_an_example_and_is_light(tmp_path):
     assert report["code"] == 0, proc.stderr
     assert report["heavy"] == []
     assert "derivkit train mlp3 --use-updated-weights" in out
+
+
+def test_a_cross_entropy_recipe_trains_on_one_hot_targets():
+    """transformer-block: T is one-hot (the teacher's class per token), and gradient descent with
+    derivkit's backward pass brings the loss down."""
+    recipe = recipes.load("transformer-block")
+    task = make_task(recipe, {"t": 16, "d": 4, "f": 4, "v": 3}, seed=1)
+    T = task.data["T"]
+    assert T.shape == (16, 3) and set(np.unique(T)) == {0.0, 1.0}
+    np.testing.assert_array_equal(T.sum(axis=1), np.ones(16))
+    result = train(recipe, epochs=40, lr=0.5, seed=1, sizes={"t": 16, "d": 4, "f": 4, "v": 3})
+    assert result.losses[-1] < 0.5 * result.losses[0]
