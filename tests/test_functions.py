@@ -307,3 +307,14 @@ def test_bad_uses_are_one_line_errors(expr, says):
     with pytest.raises(DerivkitError) as info:
         parse(expr, Scope({"x": ("n",), "s": ()}, {}))
     assert says in info.value.one_line()
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("mean(X, axis=1, keepdims=True)", r"\operatorname{mean}_{\text{axis}=1}"),
+    ("var(X, axis=0, ddof=1)", r"\operatorname{var}_{\text{axis}=0,\ \text{ddof}=1}"),
+    ("softmax(X, axis=0)", r"\operatorname{softmax}_{\text{axis}=0}"),
+    ("max(X, axis=0)", r"\max_{\text{axis}=0}"),
+    ("log_softmax(X)", r"\operatorname{log\_softmax}\left(X\right)"),
+])
+def test_latex_shows_the_axis_a_reduction_is_over(text, shown):
+    assert shown in latex(parse(text, Scope({"X": ("m", "n")}, {})))

@@ -321,6 +321,13 @@ class PrettyPrinter(_Printer):
     }
 
 
+def _latex_subscript(kwargs: tuple[tuple[str, object], ...]) -> str:
+    """The keywords that change a reduction's value, as a subscript: _{axis=1, ddof=1}
+    (keepdims only shapes the result, which the surrounding formula shows)."""
+    shown = [rf"\text{{{k}}}={v}" for k, v in kwargs if k in ("axis", "ddof") and v is not None]
+    return "_{" + ",\\ ".join(shown) + "}" if shown else ""
+
+
 class LatexPrinter(_Printer):
     def name(self, text: str) -> str:
         if text in GREEK:
@@ -424,11 +431,13 @@ class LatexPrinter(_Printer):
 
     def _Macro(self, n: ir.Macro) -> tuple[str, int]:
         args = [self(a) for a in n.operands]
-        return rf"\operatorname{{{n.fn}}}\left({', '.join(args)}\right)", ATOM
+        name = n.fn.replace("_", r"\_")
+        return (rf"\operatorname{{{name}}}{_latex_subscript(n.kwargs)}\left({', '.join(args)}\right)",
+                ATOM)
 
     def _Extreme(self, n: ir.Extreme) -> tuple[str, int]:
-        axis = "" if n.axis is None else f"_{{\text{{axis }} {n.axis}}}"
-        return rf"\{n.fn}{axis}\left({self(n.a)}\right)", ATOM
+        sub = _latex_subscript((("axis", n.axis),))
+        return rf"\{n.fn}{sub}\left({self(n.a)}\right)", ATOM
 
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
     RULES: ClassVar[dict[type, Callable[..., Any]]] = {**_Printer.RULES,
