@@ -252,6 +252,14 @@ def test_constructs_match_hand_written_numpy(case):
                                    err_msg=f"{case}: {dv.matrix.text}")
 
 
+def test_the_max_shifted_softmax_has_the_softmax_gradient():
+    """softmax(X − max(X)) is softmax(X): the shift's own gradient sums to zero along the axis,
+    and the printed form is the textbook P ⊙ (G − (G ⊙ P) 𝟙), no max in it."""
+    d = api.derive_expression("sum(softmax(X - max(X, axis=-1, keepdims=True)) * G)", ["X"],
+                              {"X": "m,n", "G": "m,n"})
+    assert d.derivatives[0].matrix.text == "P * (G - sum(G * P, axis=1, keepdims=True))"
+
+
 def test_max_splits_a_tie_equally():
     """As PyTorch's amax and JAX's max: tied maxima share the gradient."""
     d = api.derive_expression("max(x)", ["x"], {"x": "n"})

@@ -33,6 +33,7 @@ from .elementwise import definition
 from .to_ir import Unmappable, to_ir
 
 MAX_FACTOR_OPS = 80
+EXPAND_MAX_OPS = 12   # a sum's operand is expanded into terms (to sum them one by one) up to this
 BUDGET_S = 10.0       # all SymPy simplification of one derivative
 CALL_LIMIT_S = 2.0    # one factor/cancel call
 
@@ -204,6 +205,8 @@ class Simplifier:
                 return ir.mul(self._from(content),
                               ir.sum_(self.from_sym(primitive, a.shape), n.axis, n.keepdims))
             terms = sp.Add.make_args(expr)
+            if len(terms) == 1 and expr.has(sp.Add) and sp.count_ops(expr) <= EXPAND_MAX_OPS:
+                terms = sp.Add.make_args(sp.expand(expr))   # Σ P ⊙ (c − G) = c Σ P − Σ P ⊙ G
             if len(terms) > 1:   # Σ(a + b) = Σa + Σb, where a term's sum then simplifies
                 split: ir.Node | None = None
                 for t in terms:
