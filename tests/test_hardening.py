@@ -70,7 +70,7 @@ ATTACKS = [
     "(lambda: 0)()",
     "[t for t in ().__class__.__mro__]",
     "x if x else x",
-    "x[0]",
+    "x[0:2]",
     "x.real",
     "f'{x}'",
     "x := 1",

@@ -80,7 +80,7 @@ ATTACKS = [
     "open('/etc/passwd')",
     "x if x else y",
     "f'{x}'",
-    "x[0]",
+    "x[0:2]",
     "x[::-1]",
     "(x := y)",
     "sum(*x)",

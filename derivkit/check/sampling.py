@@ -25,18 +25,29 @@ from ..lower.source import batched_function
 DEFAULT_VALUES = (3, 4, 5, 6, 7, 8, 9, 10)
 
 
-def default_sizes(dims: list[str], given: dict[str, int] | None = None) -> dict[str, int]:
+def default_sizes(dims: list[str], given: dict[str, int] | None = None,
+                  minimum: dict[str, int] | None = None) -> dict[str, int]:
+    """Sizes for a check: `given` (--size), else distinct small defaults, each at least its
+    `minimum` (z[2] needs n ≥ 3)."""
     given = dict(given or {})
+    minimum = minimum or {}
     for name, value in given.items():
         if name not in dims:
             raise DerivkitError(f"--size {name}={value}: {name!r} is not a dimension of this target",
                                 f"dimensions: {', '.join(dims) or 'none (all sizes are concrete)'}")
-        if value < 1:
-            raise DerivkitError(f"--size {name}={value}: sizes must be at least 1")
+        if value < max(1, minimum.get(name, 1)):
+            raise DerivkitError(f"--size {name}={value}: {name} must be at least "
+                                f"{max(1, minimum.get(name, 1))} here")
     free = [v for v in DEFAULT_VALUES if v not in given.values()]
     out = {}
     for d in dims:
-        out[d] = given[d] if d in given else free.pop(0)
+        if d in given:
+            out[d] = given[d]
+            continue
+        pick = next((v for v in free if v >= minimum.get(d, 1)), max(free[-1] + 1, minimum.get(d, 1)))
+        if pick in free:
+            free.remove(pick)
+        out[d] = pick
     return out
 
 
@@ -45,7 +56,9 @@ def concrete(shape: Shape, sizes: dict[str, int]) -> tuple[int, ...]:
 
 
 def sample(shape: tuple[int, ...], domain: str, rng: np.random.Generator,
-           dtype: type[np.floating[Any]]) -> np.ndarray:
+           dtype: type[np.floating[Any]], classes: int = 2) -> np.ndarray:
+    if domain == "integer":   # class labels in [0, classes)
+        return rng.integers(0, classes, size=shape)
     x = rng.standard_normal(shape)
     if domain == "positive":
         x = np.abs(x) + 0.5
@@ -56,8 +69,17 @@ def sample(shape: tuple[int, ...], domain: str, rng: np.random.Generator,
 
 def sample_inputs(recipe: Recipe, sizes: dict[str, int], rng: np.random.Generator,
                   dtype: type[np.floating[Any]]) -> dict[str, np.ndarray]:
-    return {spec.name: sample(concrete(spec.shape, sizes), spec.domain, rng, dtype)
+    from ..lang.program import program
+
+    bounds = ir.label_bounds([program(recipe).out]) if any(
+        spec.domain == "integer" for spec in recipe.inputs) else {}
+    return {spec.name: sample(concrete(spec.shape, sizes), spec.domain, rng, dtype,
+                              _classes(bounds.get(spec.name, 2), sizes))
             for spec in recipe.inputs}
+
+
+def _classes(bound: ir.Dim, sizes: dict[str, int]) -> int:
+    return bound if isinstance(bound, int) else sizes[bound]
 
 
 def is_analytic(node: ir.Node) -> bool:

@@ -10,7 +10,7 @@ import math
 
 from ..errors import DerivkitError, ShapeError
 from ..lang.names import IDENT
-from ..lang.shapes import parse_shape
+from ..lang.shapes import parse_shape, split_integer
 
 _SHAPE_HINT = "write e.g. --shape X=m,n for a matrix, x=n for a vector, c=scalar for a scalar"
 _PARAM_HINT = "write e.g. --param alpha=0.1"
@@ -37,7 +37,7 @@ def parse_shapes(specs: list[str] | None) -> dict[str, str]:
         if name in shapes:
             raise DerivkitError(f"--shape gives the shape of {name!r} twice")
         try:
-            parse_shape(dims, where=f"--shape {spec!r}")
+            parse_shape(split_integer(dims)[0], where=f"--shape {spec!r}")
         except ShapeError as exc:
             raise DerivkitError(exc.message, exc.hint) from None
         shapes[name] = dims

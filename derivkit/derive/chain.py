@@ -214,7 +214,8 @@ def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
     # numerically at the forward's own points: inputs sampled, every step's value (the loss's
     # too) computed from them, the Δs sampled freely
     oracle = Oracle(renamed, free, {p.name: p.default for p in recipe.params}, {}, None,
-                    size_assignments(dims), consistent=forward,
+                    size_assignments(dims, minimum=ir.minimum_sizes([renamed, *forward.values()])),
+                    consistent=forward,
                     report_error=False,   # one sentence for all the lines
                     sizes=LINE_SIZES)
     ver = matrix_check(oracle, verifier if verifier.feasible else None, budget, "gradient", target,

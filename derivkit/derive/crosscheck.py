@@ -61,13 +61,18 @@ class Problem:
     consistent: dict[str, ir.Node] = field(default_factory=dict)
 
 
-def size_assignments(dims: list[str], heavy: bool = False) -> list[dict[str, int]]:
+def size_assignments(dims: list[str], heavy: bool = False,
+                     minimum: dict[str, int] | None = None) -> list[dict[str, int]]:
+    """Small sizes, distinct per dimension, at a few assignments; a dimension with a least size
+    (`minimum`, e.g. n ≥ 3 for z[2]) is shifted up to it."""
     if not dims:
         return [{}]
+    minimum = minimum or {}
     values = [2, 3] if heavy else ([2, 3, 4] if len(dims) <= 3 else list(range(2, 2 + len(dims))))
     out = []
     for t in range(len(values) if heavy or len(dims) > 1 else 3):
         out.append({d: values[(i + t) % len(values)] for i, d in enumerate(dims)})
+    out = [{d: v + max(0, minimum.get(d, 0) - 2) for d, v in a.items()} for a in out]
     uniq = []
     for a in out:
         if a not in uniq:
@@ -97,7 +102,7 @@ def explicit_cost(node: ir.Node, sizes: dict[str, int]) -> int:
             size = max(1, entries(n.a) // max(1, entries(n))) * a[0]
         elif isinstance(n, ir.Trace):
             size = dim(n.a.shape[0]) * a[0]
-        elif isinstance(n, ir.Extreme):   # SymPy's Max: piecewise in every entry; the oracle decides
+        elif isinstance(n, (ir.Extreme, ir.OneHot)):   # piecewise in every entry: the oracle decides
             size = 10**12
         elif isinstance(n, (ir.Det, ir.Inv)):
             k = dim(n.a.shape[0])
@@ -154,7 +159,8 @@ class Verifier:
         self.dims = sorted(ir.dims_used(problem.out) | {d for shape, _ in problem.inputs.values()
                                                         for d in shape if isinstance(d, str)})
         heavy = any(isinstance(n, (ir.Det, ir.Inv)) for n in ir.walk(problem.out))
-        candidates = size_assignments(self.dims, heavy) if assignments is None else assignments
+        candidates = (size_assignments(self.dims, heavy, ir.minimum_sizes([problem.out]))
+                      if assignments is None else assignments)
         self.assignments = [a for a in candidates if self._entries(a) <= MAX_ENTRIES]
         if not self.assignments:
             self.assignments = [{d: 2 for d in self.dims}]

@@ -80,7 +80,7 @@ def derive(recipe: Recipe) -> Derivation:
     symbolic_until = time.monotonic() + verify.DERIVATION_BUDGET_S   # all inputs together
     dims = sorted(ir.dims_used(out) | {d for i in recipe.inputs for d in i.shape if isinstance(d, str)})
     oracle = Oracle(out, inputs, {p.name: p.default for p in recipe.params}, named_defs, upstream,
-                    size_assignments(dims))
+                    size_assignments(dims, minimum=ir.minimum_sizes([out])))
 
     program_forms: dict[str, ir.Node] = {}
     for w in recipe.wrt:

@@ -169,6 +169,20 @@ class Explicit:
             return a
         return np.sum(a, axis=n.axis, keepdims=n.keepdims)
 
+    def _OneHot(self, n: ir.OneHot) -> np.ndarray:
+        labels = self.ev(n.a)
+        k = self.dim(n.k)
+        out = np.full(labels.shape + (k,), self.ZERO, dtype=object)
+        for idx in np.ndindex(*labels.shape):
+            try:
+                label = float(labels[idx])
+            except TypeError:   # a SymPy symbol: no value to pick by
+                raise NotImplementedError("one_hot of a symbolic label") from None
+            if not (label.is_integer() and 0 <= label < k):
+                raise IndexError(f"label {label:g} is not an integer in 0..{k - 1}")
+            out[idx + (int(label),)] = self.ONE
+        return out
+
     def _Extreme(self, n: ir.Extreme) -> np.ndarray:
         return reduce_extreme(self.ev(n.a), n.axis, n.keepdims, self.EXTREMES[n.fn])
 
@@ -228,6 +242,7 @@ class Explicit:
         ir.Where: _Where,
         ir.Sum: _Sum,
         ir.Extreme: _Extreme,
+        ir.OneHot: _OneHot,
         ir.Trace: _Trace,
         ir.Det: _Det,
         ir.Inv: _Inv,

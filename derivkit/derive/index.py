@@ -210,6 +210,9 @@ class IndexEvaluator:
                 inner.append(next(it))
         return self.summed(self.ev(a, tuple(inner)), [(dummies[ax], a.shape[ax]) for ax in axes])
 
+    def _OneHot(self, n: ir.OneHot, idx: Indices) -> sp.Expr:
+        raise NotImplementedError("one_hot has no index form here")
+
     def _Extreme(self, n: ir.Extreme, idx: Indices) -> sp.Expr:
         raise NotImplementedError(f"{n.fn} over an axis has no index form here")
 
@@ -261,6 +264,7 @@ class IndexEvaluator:
         ir.Where: _Where,
         ir.Sum: _Sum,
         ir.Extreme: _Extreme,
+        ir.OneHot: _OneHot,
         ir.Trace: _Trace,
         ir.Det: _Det,
         ir.Inv: _Inv,

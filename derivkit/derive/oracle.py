@@ -143,8 +143,12 @@ def _real(arr: np.ndarray) -> bool:
     return all(isinstance(v, mpmath.mpf) and mpmath.isfinite(v) for v in np.asarray(arr).ravel())
 
 
-def _sample(shape: tuple[int, ...], domain: str, rng: random.Random) -> np.ndarray:
+def _sample(shape: tuple[int, ...], domain: str, rng: random.Random, classes: int = 2) -> np.ndarray:
     out = np.empty(shape, dtype=object)
+    if domain == "integer":   # class labels in [0, classes)
+        for idx in np.ndindex(*shape):
+            out[idx] = rng.randrange(classes)
+        return out
     for idx in np.ndindex(*shape):
         k = rng.randint(100, 1900)   # |value| in [0.1, 1.9]: away from 0, where kinks are
         out[idx] = mpmath.mpf(k if domain == "positive" or rng.random() < 0.5 else -k) / 1000
@@ -186,6 +190,7 @@ class Oracle:
         self._directions: dict[tuple[int, str], list[tuple[np.ndarray, Any]]] = {}
         self._fixed: dict[tuple[int, str], dict[ir.Node, np.ndarray]] = {}
         self._points: dict[int, Point] = {}
+        self.labels = ir.label_bounds([out, *named.values(), *self.consistent.values()])
 
     # ------------------------------------------------------------------ evaluation
     def _ev(self, point: Point, node: ir.Node, overrides: dict[str, np.ndarray] | None = None
@@ -226,8 +231,10 @@ class Oracle:
                 rng = random.Random(f"{self.seed}/{k}/{attempt}")
                 env: dict[str, np.ndarray] = {}
                 for name, (shape, domain) in self.inputs.items():
+                    bound = self.labels.get(name, 2)
                     env[name] = _sample(self._concrete(shape, sizes),
-                                        "positive" if positive else domain, rng)
+                                        "positive" if positive and domain != "integer" else domain,
+                                        rng, bound if isinstance(bound, int) else sizes[bound])
                 for name, value in self.param_values.items():
                     env[name] = np.asarray(mpmath.mpf(repr(float(value))), dtype=object)
                 if self.upstream is not None:

@@ -196,6 +196,8 @@ class Simplifier:
             return self._count(a.shape)
         if _sums_softmax_to_one(n, self.defined.get(a, a)):   # Σ_j softmax(z)_j = 1
             return ir.broadcast_to(ir.ONE, n.shape) if n.shape else ir.ONE
+        if isinstance(a, ir.OneHot) and (n.axis == a.rank - 1 or (a.rank == 1 and n.axis is None)):
+            return ir.broadcast_to(ir.ONE, n.shape) if n.shape else ir.ONE   # one 1 per row
         if _sums_centred_to_zero(n, self.defined.get(a, a)):   # Σ_j (x − mean(x))_j = 0
             return ir.broadcast_to(ir.ZERO, n.shape) if n.shape else ir.ZERO
         if isinstance(a, ARITH):
@@ -296,6 +298,8 @@ class Simplifier:
             return self.to_sym(n.a)
         if isinstance(n, ir.ExpandDims) and n.axis == 0:
             return self.to_sym(n.a)   # a leading axis of 1: what NumPy's broadcasting adds anyway
+        if isinstance(n, ir.ExpandDims) and isinstance(n.a, ir.Broadcast) and n.a.a.rank == 0:
+            return self.to_sym(n.a.a)   # a scalar, broadcast and reshaped: the scalar
         if isinstance(n, ir.Ones):
             return sp.Integer(1)
         if isinstance(n, ir.Apply) and isinstance(n.a, ir.Const) and all(

@@ -119,6 +119,7 @@ RULES: dict[type, Rule] = {
     ir.Extreme: _extreme,
     ir.Where: _where,
     ir.Compare: lambda n, g: [],  # piecewise constant: zero almost everywhere
+    ir.OneHot: lambda n, g: [],   # of integer labels: never differentiated
     **{node: op.vjp for node, op in BY_NODE.items()},   # matrix functions: the op table's rules
     ir.Broadcast: lambda n, g: [(n.a, unbroadcast(g, n.a.shape))],
     ir.ExpandDims: lambda n, g: [(n.a, ir.sum_(g, n.axis))],

@@ -225,6 +225,21 @@ class Extreme(Node):
 
 
 @dataclass(frozen=True)
+class OneHot(Node):
+    """one_hot(y, k): y's entries (integer labels in [0, k), or one integer constant) as rows of
+    the k×k identity; shape y.shape + (k,). Piecewise constant: never differentiated."""
+
+    a: Node
+    k: Dim
+    shape: Shape
+    _children = ("a",)
+
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
+        return one_hot(a, self.k)
+
+
+@dataclass(frozen=True)
 class Trace(Node):
     a: Node
     shape: Shape = ()
@@ -440,6 +455,28 @@ def extreme(fn: str, a: Node, axis: int | None = None, keepdims: bool = False) -
     reduced = sum_(a, axis, keepdims)
     assert isinstance(reduced, Sum)
     return Extreme(fn, a, reduced.axis, keepdims, reduced.shape)
+
+
+def one_hot(a: Node, k: Dim) -> Node:
+    if a.rank > 1:
+        raise ShapeError(f"one_hot() takes a scalar or a vector of labels, got {fmt_shape(a.shape)}")
+    return OneHot(a, k, tuple(a.shape) + (k,))
+
+
+def label_bounds(roots: list[Node]) -> dict[str, Dim]:
+    """{integer input: the k of a one_hot it is given to}: its labels lie in [0, k)."""
+    return {n.a.name: n.k for root in roots for n in walk(root)
+            if isinstance(n, OneHot) and isinstance(n.a, Var)}
+
+
+def minimum_sizes(roots: list[Node]) -> dict[str, int]:
+    """{dimension: its least size}: z[2] of a vector of n entries needs n ≥ 3."""
+    out: dict[str, int] = {}
+    for root in roots:
+        for n in walk(root):
+            if isinstance(n, OneHot) and isinstance(n.k, str) and isinstance(n.a, Const):
+                out[n.k] = max(out.get(n.k, 1), int(float(n.a.value)) + 1)
+    return out
 
 
 def _square(a: Node, fn: str) -> Dim:

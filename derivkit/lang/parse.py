@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Protocol, SupportsFloat, cast
 
-from ..errors import BudgetExceeded, DerivkitError, ExpressionError
+from ..errors import BudgetExceeded, DerivkitError, ExpressionError, ShapeError
 from . import ir
 from .ops import ELEMENTWISE, MATRIX_OPS
 from .shapes import Dim, Shape, fmt_shape
@@ -37,7 +37,8 @@ MAX_CALLS = 32    # function calls nested in one another: tanh(tanh(...)); each 
 
 
 DISALLOWED: dict[type[ast.AST], str] = {
-              ast.Subscript: "subscripts", ast.Lambda: "lambda", ast.IfExp: "if-expressions",
+              ast.Subscript: "subscripts other than z[i] and Z[arange(m), y]", ast.Lambda: "lambda",
+              ast.IfExp: "if-expressions",
               ast.BoolOp: "and/or", ast.Tuple: "tuples", ast.List: "lists", ast.Dict: "dicts",
               ast.Set: "sets", ast.ListComp: "comprehensions", ast.GeneratorExp: "comprehensions",
               ast.DictComp: "comprehensions", ast.SetComp: "comprehensions",
@@ -122,7 +123,7 @@ def constant_value(node: ir.Node) -> float | None:
 
 REDUCTIONS = ("sum", "mean", "logsumexp", "var", "std", "norm", "max", "min")   # axis=, keepdims=
 FUNCTIONS = (*ELEMENTWISE, *MATRIX_OPS, *REDUCTIONS, "softmax", "log_softmax", "eye", "ones",
-             "where", "expand_dims", "clip", "maximum", "minimum")
+             "where", "expand_dims", "clip", "maximum", "minimum", "one_hot")
 _CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "=="}
 _BIN = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 
@@ -226,6 +227,20 @@ def clip(x: ir.Node, lo: ir.Node, hi: ir.Node) -> ir.Node:
     return ir.macro("clip", (x, lo, hi), ir.where(ir.compare("<", x, lo), lo, inner))
 
 
+def take(x: ir.Node, labels: ir.Node) -> ir.Node:
+    """NumPy's integer indexing by labels: x[i] of a vector (i an integer, or an integer input),
+    and X[arange(m), y] of a matrix (y[r] picks row r's entry): Σ x ⊙ one_hot(labels, k)."""
+    if x.rank == 1 and labels.rank == 0:
+        value = ir.sum_(ir.mul(x, ir.one_hot(labels, x.shape[0])))
+    elif x.rank == 2 and labels.shape == (x.shape[0],):
+        value = ir.sum_(ir.mul(x, ir.one_hot(labels, x.shape[1])), 1)
+    else:
+        raise ShapeError(f"cannot index {fmt_shape(x.shape)} by labels of shape "
+                         f"{fmt_shape(labels.shape)}", "write z[i] for a vector, Z[arange(m), y] "
+                         "with y of shape m for a matrix")
+    return ir.macro("take", (x, labels), value)
+
+
 @dataclass(frozen=True)
 class Scope:
     """What names mean: inputs (arrays), params (scalars with defaults), dims (from shapes)."""
@@ -233,6 +248,7 @@ class Scope:
     inputs: dict[str, Shape]
     params: dict[str, float]
     named: dict[str, Shape] = field(default_factory=dict)  # earlier steps of a composite
+    integers: frozenset[str] = frozenset()   # integer inputs (class labels): only in one_hot
 
     @property
     def dims(self) -> set[str]:
@@ -303,10 +319,38 @@ class _Builder:
             raise self.fail(node, f"attribute '.{node.attr}' is not allowed (only .T, the transpose)")
         if isinstance(node, ast.Call):
             return self._call(node, depth)
+        if isinstance(node, ast.Subscript):
+            return self._subscript(node, depth)
         if isinstance(node, ast.Compare):
             raise self.fail(node, f"comparison '{_segment(self.text, node)}' can only be the "
                                   "condition of where(cond, a, b)")
         raise not_allowed(self, node, DISALLOWED, "the expression language")
+
+    def _labels(self, node: ast.AST, depth: int) -> ir.Node:
+        """An integer input, or a non-negative integer constant: what one_hot and indexing take."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) \
+                and not isinstance(node.value, bool) and node.value >= 0:
+            return ir.const(node.value)
+        if isinstance(node, ast.Name) and node.id in self.scope.integers:
+            return self.scope.var(node.id)
+        raise self.fail(node, f"'{_segment(self.text, node)}' is not a label: give an integer "
+                              "input (declared e.g. --shape y=m:int) or an integer >= 0")
+
+    def _subscript(self, node: ast.Subscript, depth: int) -> ir.Node:
+        x = self.build(node.value, depth)
+        index = node.slice
+        if isinstance(index, ast.Tuple) and len(index.elts) == 2 and x.rank == 2:
+            rows, labels = index.elts
+            if not (isinstance(rows, ast.Call) and isinstance(rows.func, ast.Name)
+                    and rows.func.id == "arange" and len(rows.args) == 1 and not rows.keywords
+                    and self._dim(rows.args[0], "arange") == x.shape[0]):
+                raise self.fail(rows, f"index the rows of {fmt_shape(x.shape)} with "
+                                      f"arange({x.shape[0]}): Z[arange(m), y]")
+            return take(x, self._labels(labels, depth))
+        if x.rank == 1 and not isinstance(index, (ast.Tuple, ast.Slice)):
+            return take(x, self._labels(index, depth))
+        raise self.fail(node, f"'{_segment(self.text, node)}' is not an indexing derivkit knows",
+                        "write z[i] for a vector, Z[arange(m), y] for a matrix (y: integer labels)")
 
     def _number(self, node: ast.Constant) -> ir.Node:
         value = checked_number(self, node, "the language")
@@ -319,6 +363,9 @@ class _Builder:
         name = node.id
         if name.startswith("_"):
             raise self.fail(node, f"name '{name}' is not allowed (names may not start with '_')")
+        if name in self.scope.integers:
+            raise self.fail(node, f"'{name}' is an integer input (class labels): use it as "
+                                  f"one_hot({name}, k), z[{name}] or Z[arange(m), {name}]")
         if name in self.scope.inputs or name in self.scope.params or name in self.scope.named:
             return self.scope.var(name)
         if name in self.scope.dims:
@@ -430,6 +477,9 @@ class _Builder:
             op = MATRIX_OPS[fn]
             arity(op.arity, op.arity)
             return op.build(*(arg(i) for i in range(op.arity)))
+        if fn == "one_hot":
+            arity(2, 2)
+            return ir.one_hot(self._labels(args[0], depth), self._dim(args[1], fn))
         if fn == "eye":
             arity(1, 1)
             return ir.eye(self._dim(args[0], fn))

@@ -83,6 +83,10 @@ class _Printer:
         return f"({text})"
 
     def _Macro(self, n: ir.Macro) -> tuple[str, int]:
+        if n.fn == "take":   # NumPy's integer indexing
+            x, labels = n.operands
+            rows = f"arange({x.shape[0]}), " if x.rank == 2 else ""
+            return f"{self.wrap(x, POSTFIX, strict=False)}[{rows}{self(labels)}]", POSTFIX
         args = [self(a) for a in n.operands] + [f"{k}={v}" for k, v in n.kwargs]
         return f"{self.fn_name(n.fn)}({', '.join(args)})", ATOM
 
@@ -93,10 +97,14 @@ class _Printer:
         extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
         return f"{n.fn}({self(n.a)}{extra})", ATOM
 
+    def _OneHot(self, n: ir.OneHot) -> tuple[str, int]:
+        return f"{self.fn_name('one_hot')}({self(n.a)}, {n.k})", ATOM
+
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
     RULES: ClassVar[dict[type, Callable[..., Any]]] = {
         ir.Macro: _Macro,
         ir.Extreme: _Extreme,
+        ir.OneHot: _OneHot,
     }
 
 
@@ -427,9 +435,13 @@ class LatexPrinter(_Printer):
         return self.p(n.a)
 
     def fn_name(self, fn: str) -> str:
-        return rf"\operatorname{{{fn}}}"
+        return rf"\operatorname{{{fn}}}".replace("_", r"\_")
 
     def _Macro(self, n: ir.Macro) -> tuple[str, int]:
+        if n.fn == "take":   # x_i, or X_{r, y_r}
+            x, labels = n.operands
+            index = self(labels) if x.rank == 1 else rf"r,\, {self(labels)}_{{r}}"
+            return rf"{self.wrap(x, POSTFIX)}_{{{index}}}", POSTFIX
         args = [self(a) for a in n.operands]
         name = n.fn.replace("_", r"\_")
         return (rf"\operatorname{{{name}}}{_latex_subscript(n.kwargs)}\left({', '.join(args)}\right)",

@@ -43,19 +43,21 @@ def program(recipe: Recipe) -> Program:
     """Parse `recipe`, once per recipe: later calls with a recipe that differs only in what
     parsing does not read (what it differentiates, where inputs are sampled) return the same
     Program."""
-    inputs = tuple(replace(i, domain="real") for i in recipe.inputs)
+    inputs = tuple(replace(i, domain="integer" if i.domain == "integer" else "real")
+                   for i in recipe.inputs)
     return _parse(replace(recipe, wrt=(), inputs=inputs))
 
 
 @lru_cache(maxsize=256)
 def _parse(recipe: Recipe) -> Program:
-    scope = Scope({i.name: i.shape for i in recipe.inputs}, {p.name: p.default for p in recipe.params})
+    scope = Scope({i.name: i.shape for i in recipe.inputs}, {p.name: p.default for p in recipe.params},
+                  integers=frozenset(i.name for i in recipe.inputs if i.domain == "integer"))
     steps = recipe.steps or (("", recipe.forward),)
     definitions: dict[str, ir.Node] = {}
     inlined: dict[str, ir.Node] = {}
     node: ir.Node | None = None
     for number, (name, text) in enumerate(steps, 1):
-        local = Scope(scope.inputs, scope.params, {k: v.shape for k, v in definitions.items()})
+        local = replace(scope, named={k: v.shape for k, v in definitions.items()})
         try:
             raw = parse(text, local)
         except ExpressionError as exc:
@@ -84,9 +86,9 @@ def length(text: str, scope: Scope, intermediates: dict[str, str] | None = None)
     named `intermediates` (name -> definition over earlier names), each counted once."""
     nodes: dict[str, ir.Node] = {}
     for name, definition in (intermediates or {}).items():
-        local = Scope(scope.inputs, scope.params, {**scope.named, **{k: v.shape for k, v in nodes.items()}})
+        local = replace(scope, named={**scope.named, **{k: v.shape for k, v in nodes.items()}})
         nodes[name] = _inline(parse(definition, local, limits=False), nodes)
-    local = Scope(scope.inputs, scope.params, {**scope.named, **{k: v.shape for k, v in nodes.items()}})
+    local = replace(scope, named={**scope.named, **{k: v.shape for k, v in nodes.items()}})
     return ir.operations(_inline(parse(text, local, limits=False), nodes))
 
 
@@ -104,7 +106,7 @@ def reread(node: ir.Node, scope: Scope) -> ir.Node:
     named = dict(scope.named)
     for name, v in used.items():
         (named if v.role == "named" else inputs)[name] = tuple(v.shape)
-    parsed = parse(language(node), Scope(inputs, scope.params, named), limits=False)
+    parsed = parse(language(node), replace(scope, inputs=inputs, named=named), limits=False)
     back: dict[ir.Node, ir.Node] = {ir.Var(n, tuple(v.shape), "named" if v.role == "named" else "input"): v
                                     for n, v in used.items()}
     return ir.substitute(parsed, back)

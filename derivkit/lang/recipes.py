@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 
 from ..errors import RecipeError, UnknownRecipeError
 from .names import user_name_problem
-from .shapes import Shape, fmt_shape, parse_shape
+from .shapes import Shape, fmt_shape, parse_shape, split_integer
 
 NAME_RE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
 DOMAINS = ("real", "positive", "nonzero")
+INTEGER = "integer"   # the domain of an input declared "m:int": class labels, never differentiated
 ENV_VAR = "DERIVKIT_RECIPES"
 _T = TypeVar("_T")
 
@@ -166,12 +167,18 @@ def parse_recipe(data: dict[str, Any], where: str, path: str | None = None, *,
         if not isinstance(shape_text, str):
             raise RecipeError(f"{where}: inputs.{key} must be a shape string such as \"m,n\"",
                               key=f"inputs.{key}")
+        shape_text, integer = split_integer(shape_text)
         try:
             shape = parse_shape(shape_text, where=f"{where}: inputs.{key}")
         except Exception as exc:  # ShapeError carries the message
             raise RecipeError(getattr(exc, "message", str(exc)), key=f"inputs.{key}") from None
         domain = domains.get(key, "real")
-        if domain not in DOMAINS:
+        if integer:
+            if key in domains:
+                raise RecipeError(f"{where}: domain.{key}: {key} is an integer input (\"...:int\"); "
+                                  "it has no other domain", key=f"domain.{key}")
+            domain = INTEGER
+        elif domain not in DOMAINS:
             raise RecipeError(f"{where}: domain.{key} = {domain!r}; expected one of "
                               f"{', '.join(DOMAINS)}", key=f"domain.{key}")
         inputs.append(InputSpec(key, shape, domain))
@@ -192,11 +199,17 @@ def parse_recipe(data: dict[str, Any], where: str, path: str | None = None, *,
             raise RecipeError(f"{where}: {key!r} is both an input and a parameter",
                               key=f"params.{key}")
         params.append(ParamSpec(key, float(default)))
-    wrt = tuple(dict.fromkeys(_strings(data, "wrt", where))) or tuple(raw_inputs)
+    integers = {i.name for i in inputs if i.domain == INTEGER}
+    wrt = tuple(dict.fromkeys(_strings(data, "wrt", where))) or tuple(
+        k for k in raw_inputs if k not in integers)
     for w in wrt:
         if w not in raw_inputs:
             raise RecipeError(f"{where}: wrt names {w!r}, which is not an input "
                               f"(inputs: {', '.join(raw_inputs)})", key="wrt")
+        if w in integers:
+            raise RecipeError(f"{where}: wrt names {w!r}, an integer input (class labels): it "
+                              "cannot be differentiated", key="wrt",
+                              hint=f"leave {w} out of wrt")
     in_use = (set(raw_inputs) | set(raw_params) | {n for n, _ in steps}
                | {d for spec in inputs for d in spec.shape if isinstance(d, str)})
     if output_expr is not None:

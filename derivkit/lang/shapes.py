@@ -41,6 +41,17 @@ def parse_dim(text: str, *, where: str) -> Dim:
                      "write e.g. 'm,n' or '3,4'")
 
 
+INTEGER_SUFFIX = ":int"
+
+
+def split_integer(text: str) -> tuple[str, bool]:
+    """'m:int' -> ('m', True): an integer input (class labels), never differentiated."""
+    t = text.strip()
+    if t.endswith(INTEGER_SUFFIX):
+        return t[: -len(INTEGER_SUFFIX)].strip() or "scalar", True
+    return t, False
+
+
 def parse_shape(text: str, *, where: str = "shape") -> Shape:
     """'m,n' -> ('m', 'n'); 'm×n' -> ('m', 'n'); '' or 'scalar' -> (); '3' -> (3,);
     'maxlen' -> ('maxlen',): only ',' and '×' separate dimensions, never the letter x."""

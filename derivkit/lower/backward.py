@@ -83,7 +83,7 @@ def program_lines(recipe: Recipe, derivation: Derivation) -> tuple[list[tuple[st
                                 "derivkit never emits an unverified gradient")
         target = steps[step.target] if step.target in steps else None
         scope = Scope({**shapes, **{n: tuple(v.shape) for n, v in lines}}, prog.scope.params,
-                      {k: v.shape for k, v in steps.items()})
+                      {k: v.shape for k, v in steps.items()}, prog.scope.integers)
         node = parse(step.name_text, scope, limits=False)
         if language(node) != step.name_text:   # what is lowered must be exactly what was verified
             raise RuntimeError(f"the line {step.name_text!r} prints back as {language(node)!r}")

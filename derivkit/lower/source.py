@@ -15,7 +15,7 @@ from typing import Any, ClassVar, cast
 
 from ..lang import ir
 from ..lang.ops import BY_NODE, ELEMENTWISE, render
-from ..lang.printing import ADD, ATOM, MUL, NEG, LanguagePrinter
+from ..lang.printing import ADD, ATOM, MUL, NEG, POSTFIX, LanguagePrinter
 from ..lang.shapes import Shape
 from . import emit
 from .stable import SHIFTED
@@ -68,6 +68,18 @@ class NumpyPrinter(LanguagePrinter):
         extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
         return f"{self.np}.{n.fn}({self(n.a)}{extra})", ATOM
 
+    def _OneHot(self, n: ir.OneHot) -> tuple[str, int]:
+        return f"{self.np}.eye({self.dim_text(n.k)})[{self.label_text(n.a)}]", POSTFIX
+
+    def dim_text(self, d: ir.Dim) -> str:
+        return str(d)
+
+    def label_text(self, n: ir.Node) -> str:
+        """Labels index arrays: a constant label prints as an integer (2, not 2.0)."""
+        if isinstance(n, ir.Const) and isinstance(n.value, Fraction) and n.value.denominator == 1:
+            return str(n.value.numerator)
+        return self(n)
+
     def _Sum(self, n: ir.Sum) -> tuple[str, int]:
         a = n.a
         if (n.axis is None and not n.keepdims and isinstance(a, ir.Binary) and a.op == "*"
@@ -99,6 +111,12 @@ class NumpyPrinter(LanguagePrinter):
             extra = "".join(f", {k}={v}" for k, v in n.kwargs)
             call = f"{self.np}.linalg.norm" if n.fn == "norm" else f"{self.np}.{n.fn}"
             return f"{call}({x}{extra})", ATOM
+        if n.fn == "take":   # x[i]; X[arange(m), y] without printing X twice
+            x, labels = self(n.operands[0]), self.label_text(n.operands[1])
+            if n.operands[0].rank == 1:
+                return f"{self.np}.take({x}, {labels})", ATOM
+            return (f"{self.np}.squeeze({self.np}.take_along_axis({x}, {self.np}.expand_dims("
+                    f"{labels}, 1), axis=1), 1)"), ATOM
         if n.fn in ("clip", "maximum", "minimum"):
             return f"{self.np}.{n.fn}({', '.join(self(o) for o in n.operands)})", ATOM
         if n.fn == SHIFTED:   # exp(x) up to a factor the formula is invariant to (derivkit.lower.stable)
@@ -118,6 +136,7 @@ class NumpyPrinter(LanguagePrinter):
         ir.Where: _Where,
         ir.Sum: _Sum,
         ir.Extreme: _Extreme,
+        ir.OneHot: _OneHot,
         ir.Trace: _matrix_op,
         ir.Det: _matrix_op,
         ir.Inv: _matrix_op,
@@ -156,7 +175,7 @@ def printed_nodes(root: ir.Node) -> list[ir.Node]:
 
 #: macros NumpyPrinter lowers as one NumPy call (any other prints its expansion)
 NATIVE_MACROS = frozenset({"softmax", "mean", "logsumexp", "var", "std", "norm", "clip", "maximum",
-                           "minimum", SHIFTED})
+                           "minimum", "take", SHIFTED})
 
 
 def dims_used(roots: list[ir.Node]) -> set[str]:
@@ -169,6 +188,8 @@ def dims_used(roots: list[ir.Node]) -> set[str]:
                 out.add(n.name)
             elif isinstance(n, ir.Eye) and isinstance(n.n, str):
                 out.add(n.n)
+            elif isinstance(n, ir.OneHot) and isinstance(n.k, str):
+                out.add(n.k)
             elif isinstance(n, (ir.Ones, ir.Broadcast)):
                 out.update(d for d in n.shape if isinstance(d, str))
     return out
@@ -244,6 +265,9 @@ class BatchedNumpyPrinter(NumpyPrinter):
 
     def _DimSize(self, n: ir.DimSize) -> tuple[str, int]:
         return (str(self.sizes[n.name]), ATOM) if n.name in self.sizes else (n.name, ATOM)
+
+    def dim_text(self, d: ir.Dim) -> str:
+        return str(self.sizes.get(d, d)) if isinstance(d, str) else str(d)
 
     def _Binary(self, n: ir.Binary) -> tuple[str, int]:
         if not self.is_batched(n) or (n.a.rank == n.rank and n.b.rank == n.rank):
