@@ -97,3 +97,16 @@ def test_bad_uses_of_labels_are_one_line_input_errors(expr, wrt, says):
     with pytest.raises(DerivkitError) as info:
         api.derive_expression(expr, wrt, shapes)
     assert says in info.value.one_line()
+
+
+@pytest.mark.parametrize("expr, shapes, want", [
+    ("-log(softmax(z)[2])", {"z": "n"}, "softmax(z) - one_hot(2, n)"),
+    ("-sum(log(softmax(X @ W)[arange(m), y]))", {"X": "m,n", "W": "n,k", "y": "m:int"},
+     "X.T @ (softmax(X @ W) - one_hot(y, k))"),
+])
+def test_log_of_a_softmax_is_differentiated_as_log_softmax(expr, shapes, want):
+    """log∘softmax: the textbook softmax − one_hot, with no division by a softmax entry."""
+    wrt = [n for n in shapes if n in ("z", "W")]
+    d = api.derive_expression(expr, wrt, shapes)
+    assert d.derivatives[0].matrix.text == want
+    assert d.derivatives[0].matrix.verification.verified

@@ -151,4 +151,31 @@ def cotangents(out: ir.Node, seed: ir.Node, wrt: list[ir.Node]) -> dict[ir.Node,
 
 def vjp(out: ir.Node, seed: ir.Node, wrt: ir.Node) -> ir.Node | None:
     """∂⟨seed, out⟩/∂wrt, or None when `out` does not depend on `wrt`."""
-    return cotangents(out, seed, [wrt]).get(wrt)
+    return cotangents(log_softmax_form(out), seed, [wrt]).get(wrt)
+
+
+def log_softmax_form(node: ir.Node) -> ir.Node:
+    """`node` with log(softmax(x)) as log_softmax(x), and log(softmax(x)[…]) as
+    log_softmax(x)[…]: the same values, differentiated as a person does (x − logsumexp(x) has
+    the gradient g − softmax(x) Σg, with no division by a softmax)."""
+    from ..lang.parse import log_softmax, take
+
+    def as_log_softmax(s: ir.Node) -> ir.Node | None:
+        if isinstance(s, ir.Macro) and s.fn == "softmax":
+            kw = dict(s.kwargs)
+            axis = kw.get("axis", -1)
+            assert isinstance(axis, int)
+            return log_softmax(s.operands[0], axis, explicit_axis="axis" in kw)
+        return None
+
+    mapping: dict[ir.Node, ir.Node] = {}
+    for n in ir.walk(node):
+        if not (isinstance(n, ir.Apply) and n.fn == "log"):
+            continue
+        inner = n.a
+        if (direct := as_log_softmax(inner)) is not None:
+            mapping[n] = direct
+        elif isinstance(inner, ir.Macro) and inner.fn == "take" \
+                and (picked := as_log_softmax(inner.operands[0])) is not None:
+            mapping[n] = take(picked, inner.operands[1])
+    return ir.substitute(node, mapping) if mapping else node
