@@ -110,3 +110,20 @@ def test_log_of_a_softmax_is_differentiated_as_log_softmax(expr, shapes, want):
     d = api.derive_expression(expr, wrt, shapes)
     assert d.derivatives[0].matrix.text == want
     assert d.derivatives[0].matrix.verification.verified
+
+
+@pytest.mark.parametrize("args, says", [
+    (["derive", "--expr", CE, "--wrt", "y", "--shape", "Z=m,k", "--shape", "y=m:int"],
+     "an integer input (class labels): it cannot be differentiated"),
+    (["derive", "--expr", "sum(one_hot(1.5, n) * x)", "--wrt", "x", "--shape", "x=n"],
+     "is not a label"),
+    (["derive", "--expr", "sum(x, axis=3)", "--wrt", "x", "--shape", "x=n"], "out of range"),
+    (["check", "--expr", "-log(softmax(z)[2])", "--wrt", "z", "--shape", "z=n", "--size", "n=2"],
+     "n must be at least 3"),
+])
+def test_cli_bad_label_inputs_exit_2_with_one_line(runner, args, says):
+    from derivkit.cli.app import app
+
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
