@@ -308,6 +308,8 @@ def test_log_softmax_and_logsumexp_are_stable_at_large_logits(dtype):
     ("clip(x, 0)", "takes 3"),
     ("norm(x, ord=2)", "no keyword 'ord'"),
     ("max(s)", "needs a vector or a matrix"),
+    ("softmax(x, axis=1)", "softmax: axis 1 is out of range"),
+    ("max(x, axis=-2)", "max: axis -2 is out of range"),
 ])
 def test_bad_uses_are_one_line_errors(expr, says):
     from derivkit.errors import DerivkitError

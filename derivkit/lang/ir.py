@@ -435,8 +435,9 @@ def _axis(axis: int | None, rank: int, fn: str) -> int | None:
     return axis % rank
 
 
-def sum_(a: Node, axis: int | None = None, keepdims: bool = False) -> Node:
-    ax = _axis(axis, a.rank, "sum")
+def sum_(a: Node, axis: int | None = None, keepdims: bool = False, *, what: str = "sum") -> Node:
+    """Σ a over `axis` (all of it when None); `what` names the function in an axis error."""
+    ax = _axis(axis, a.rank, what)
     if ax is None:
         shape: Shape = tuple(1 for _ in a.shape) if keepdims else ()
     else:
@@ -452,7 +453,7 @@ def extreme(fn: str, a: Node, axis: int | None = None, keepdims: bool = False) -
     if a.rank == 0:
         raise ShapeError(f"{fn}() needs a vector or a matrix, got a scalar",
                          "use maximum(a, b) for the larger of two values")
-    reduced = sum_(a, axis, keepdims)
+    reduced = sum_(a, axis, keepdims, what=fn)
     assert isinstance(reduced, Sum)
     return Extreme(fn, a, reduced.axis, keepdims, reduced.shape)
 

@@ -133,10 +133,10 @@ def softmax(x: ir.Node, axis: int = -1, *, explicit_axis: bool = False) -> ir.No
     name; `explicit_axis`: the axis is printed."""
     e = ir.apply("exp", x)
     if x.rank == 1:
-        ir.sum_(x, axis)  # validates the axis
+        ir.sum_(x, axis, what="softmax")  # validates the axis
         s = ir.sum_(e)
     else:
-        s = ir.sum_(e, axis, keepdims=True)
+        s = ir.sum_(e, axis, keepdims=True, what="softmax")
     return ir.macro("softmax", (x,), ir.div(e, s), (("axis", axis),) if explicit_axis else ())
 
 
@@ -144,7 +144,7 @@ def mean(x: ir.Node, axis: int | None = None, keepdims: bool = False,
          kwargs: tuple[tuple[str, object], ...] | None = None) -> ir.Node:
     """mean(x) = Σ x / N along `axis` (all of x when None), as a macro printed by name;
     `kwargs`: the keywords printed (by default axis and keepdims where not the defaults)."""
-    total = ir.sum_(x, axis, keepdims)
+    total = ir.sum_(x, axis, keepdims, what="mean")
     assert isinstance(total, ir.Sum)
     dims = x.shape if total.axis is None else (x.shape[total.axis],)
     count: ir.Node | None = None
@@ -176,19 +176,21 @@ def _count(x: ir.Node, axis: int | None) -> ir.Node:
 def logsumexp(x: ir.Node, axis: int | None = None, keepdims: bool = False) -> ir.Node:
     """logsumexp(x) = log Σ exp(x) over `axis` (all of x when None), as SciPy's; lowered shifted
     by the maximum, so it never overflows."""
-    return ir.macro("logsumexp", (x,), ir.apply("log", ir.sum_(ir.apply("exp", x), axis, keepdims)),
+    return ir.macro("logsumexp", (x,), ir.apply("log", ir.sum_(ir.apply("exp", x), axis, keepdims,
+                                                               what="logsumexp")),
                     _kwargs(axis, keepdims))
 
 
 def log_softmax(x: ir.Node, axis: int = -1, *, explicit_axis: bool = False) -> ir.Node:
     """log_softmax(x) = x − logsumexp(x) along `axis` (a vector: all of it)."""
-    ir.sum_(x, axis)  # validates the axis
+    ir.sum_(x, axis, what="log_softmax")  # validates the axis
     lse = logsumexp(x) if x.rank == 1 else logsumexp(x, axis, keepdims=True)
     return ir.macro("log_softmax", (x,), ir.sub(x, lse), (("axis", axis),) if explicit_axis else ())
 
 
 def var(x: ir.Node, axis: int | None = None, keepdims: bool = False, ddof: int = 0) -> ir.Node:
     """var(x) = Σ (x − mean(x))² / (N − ddof) over `axis`, as NumPy's (population by default)."""
+    ir.sum_(x, axis, what="var")   # validates the axis
     centred = ir.sub(x, mean(x, axis, keepdims=True))
     squares = ir.power(centred, ir.const(2))
     value = (mean(squares, axis, keepdims) if ddof == 0 else
@@ -205,7 +207,8 @@ def std(x: ir.Node, axis: int | None = None, keepdims: bool = False, ddof: int =
 def norm(x: ir.Node, axis: int | None = None, keepdims: bool = False) -> ir.Node:
     """norm(x) = √Σ x²: the 2-norm of a vector, the Frobenius norm of a matrix (NumPy's
     np.linalg.norm with its default ord), or of each slice along `axis`."""
-    return ir.macro("norm", (x,), ir.apply("sqrt", ir.sum_(ir.power(x, ir.const(2)), axis, keepdims)),
+    return ir.macro("norm", (x,), ir.apply("sqrt", ir.sum_(ir.power(x, ir.const(2)), axis, keepdims,
+                                                           what="norm")),
                     _kwargs(axis, keepdims))
 
 
