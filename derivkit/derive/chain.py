@@ -86,13 +86,15 @@ def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node]]:
     return lines
 
 
-def inlined_gradients(recipe: Recipe) -> dict[str, ir.Node]:
-    """{w: ∂L/∂w} as the backward program's lines substituted into one another (each Δ replaced
-    by its line, the forward's named values kept): a closed form whose cost is the program's."""
+def inlined_gradients(recipe: Recipe, lines: list[tuple[str, str, str, ir.Node]] | None = None
+                      ) -> dict[str, ir.Node]:
+    """{w: ∂L/∂w} as the backward program's lines (`chain_lines`, derived here unless given)
+    substituted into one another (each Δ replaced by its line, the forward's named values kept):
+    a closed form whose cost is the program's."""
     steps = program(recipe).definitions
     deltas: dict[ir.Node, ir.Node] = {}
     out: dict[str, ir.Node] = {}
-    for _, target, kind, node in chain_lines(recipe):
+    for _, target, kind, node in (chain_lines(recipe) if lines is None else lines):
         node = ir.substitute(node, deltas) if deltas else node
         if kind == "delta":
             deltas[delta_var(target, steps[target].shape)] = node
@@ -101,11 +103,13 @@ def inlined_gradients(recipe: Recipe) -> dict[str, ir.Node]:
     return out
 
 
-def backward_chain(recipe: Recipe) -> tuple[ChainStep, ...]:
-    """The backward pass, each line verified element-wise as a function of its own operands."""
+def backward_chain(recipe: Recipe, lines: list[tuple[str, str, str, ir.Node]] | None = None
+                   ) -> tuple[ChainStep, ...]:
+    """The backward pass (`chain_lines`, derived here unless given), each line verified
+    element-wise as a function of its own operands."""
     steps = program(recipe).definitions
     inputs = {i.name: (i.shape, i.domain) for i in recipe.inputs}
-    lines = chain_lines(recipe)
+    lines = chain_lines(recipe) if lines is None else lines
     ascii_names = _ascii_names(recipe, lines)
     budget = Budget(verify.LINES_BUDGET_S)   # the symbolic comparisons of all lines share one
     verified: dict[tuple, Verification] = {}   # by the line's pattern: layers repeat

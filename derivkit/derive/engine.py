@@ -22,7 +22,7 @@ from ..lang.shapes import fmt_shape
 from ..results import ChainStep, Derivation, Derivative, Form, InputInfo, Verification
 from . import elementwise, verify
 from . import index as ix
-from .chain import inlined_gradients
+from .chain import chain_lines, inlined_gradients
 from .crosscheck import IndexForm, Problem, Verifier, size_assignments
 from .jacobian import jacobian
 from .oracle import Oracle
@@ -83,6 +83,7 @@ def derive(recipe: Recipe) -> Derivation:
                     size_assignments(dims, minimum=ir.minimum_sizes([out])))
 
     program_forms: dict[str, ir.Node] = {}
+    lines: list[tuple[str, str, str, ir.Node]] | None = None
     for w in recipe.wrt:
         x = scope.var(w)
         raw = vjp(out, seed, x)
@@ -93,7 +94,9 @@ def derive(recipe: Recipe) -> Derivation:
         simplifier = Simplifier(named_nodes)
         from_program = scalar and bool(prog.steps) and ir.operations(raw) > CLOSED_FORM_MAX_OPS
         if from_program:   # simplified as a whole it would cost minutes: the program, inlined
-            program_forms = program_forms or inlined_gradients(recipe)
+            if not program_forms:
+                lines = chain_lines(recipe)   # the program's lines, derived once for both uses
+                program_forms = inlined_gradients(recipe, lines)
             cot = program_forms[w]
         else:
             cot = simplifier(raw)
@@ -185,19 +188,21 @@ def derive(recipe: Recipe) -> Derivation:
         derivatives=tuple(derivatives), conventions=tuple(_conventions(out, recipe, upstream)),
         notes=recipe.notes, references=recipe.references,
         elapsed_s=time.perf_counter() - started, warnings=tuple(warnings),
-        chain=_chain(recipe),
+        chain=_chain(recipe, lines),
         intermediates=tuple((name, language(node)) for name, node in prog.definitions.items()
                             if name != recipe.output))
 
 
-def _chain(recipe: Recipe) -> tuple[ChainStep, ...]:
-    """The backward pass line by line, for a program of named steps whose last is a scalar loss."""
+def _chain(recipe: Recipe, lines: list[tuple[str, str, str, ir.Node]] | None = None
+           ) -> tuple[ChainStep, ...]:
+    """The backward pass line by line, for a program of named steps whose last is a scalar loss
+    (`lines`: its chain_lines, if already derived)."""
     if not program(recipe).steps:
         return ()
     from .chain import backward_chain
 
     try:
-        return backward_chain(recipe)
+        return backward_chain(recipe, lines)
     except DerivkitError:
         return ()  # e.g. a vector-valued last step: no loss to propagate from
 
