@@ -243,3 +243,29 @@ def linear_derivation() -> Derivation:
 @pytest.fixture
 def softmax_derivation() -> Derivation:
     return make_softmax_derivation()
+
+
+# ---------------------------------------------------------------- the heavy built-in recipe
+#: Recipes whose derivation takes seconds: their parametrised tests share one xdist group, so
+#: one worker derives each once (with `shared_derivations`), not every worker.
+HEAVY_RECIPES = ("transformer-block",)
+
+
+def recipe_params(names: list[str]) -> list:
+    """`names` for @pytest.mark.parametrize, the heavy recipes in their own xdist group."""
+    return [pytest.param(n, marks=pytest.mark.xdist_group(n)) if n in HEAVY_RECIPES else n
+            for n in names]
+
+
+class ByName(dict):
+    """{recipe name: make(name)}, made on first use and shared (`sharing_derivations`)."""
+
+    def __init__(self, make) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, name: str):
+        with sharing_derivations():
+            value = self.make(name)
+        self[name] = value
+        return value

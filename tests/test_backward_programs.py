@@ -10,6 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from conftest import recipe_params
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_textbook_refs import ENTRIES, functions, inputs_for
@@ -79,7 +80,7 @@ def test_no_adjoint_is_computed_that_no_gradient_needs():
 BUILTIN = [r.name for r in recipes.load_all() if program(r).steps]
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", recipe_params(BUILTIN))
 def test_every_line_of_every_builtin_recipe_agrees_with_the_oracle(name, oracle_only):
     lines = chain.backward_chain(recipes.load(name))
     assert lines and all(s.form.verification.verified for s in lines), [

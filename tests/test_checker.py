@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import recipe_params
 
 from derivkit import api
 from derivkit.check import runner
@@ -14,7 +15,7 @@ RECIPES = [r.name for r in recipes.load_all()]
 
 
 @pytest.mark.usefixtures("shared_derivations")   # mlp3's derivation, shared with other tests
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", recipe_params(RECIPES))
 @pytest.mark.parametrize("mode", ["full", "directional"])
 def test_correct_gradients_pass_with_max_rel_error_below_1e_8(name, mode):
     from derivkit.check.sampling import is_analytic

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import transformer_ref
+from conftest import recipe_params
 
 from derivkit import api
 from derivkit.lang import recipes
@@ -110,17 +111,17 @@ COMPOSITES = {"mlp3", "transformer-block"}  # verified by the oracle, not elemen
 
 @pytest.fixture(scope="module")
 def derivations():
-    from conftest import sharing_derivations
 
-    with sharing_derivations():
-        return {name: api.derive_recipe(name) for name in RECIPES}
+    from conftest import ByName
+
+    return ByName(api.derive_recipe)   # each derived on first use: one worker derives the heavy one
 
 
 def test_every_builtin_recipe_has_an_independent_reference():
     assert set(RECIPES) <= set(REFERENCE), "add a hand-written reference for each built-in recipe"
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", recipe_params(RECIPES))
 def test_every_form_is_verified(derivations, name):
     d = derivations[name]
     assert d.derivatives
@@ -135,7 +136,7 @@ def test_every_form_is_verified(derivations, name):
         assert dv.matrix.verification.method == "symbolic"
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", recipe_params(RECIPES))
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_matrix_forms_match_hand_written_numpy(derivations, name, seed):
     recipe = recipes.load(name)
@@ -161,7 +162,7 @@ def dv_shape(dv, values, out):
     return np.shape(out) + x if dv.kind == "jacobian" else x
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", recipe_params(RECIPES))
 def test_matrix_forms_match_finite_differences(derivations, name):
     recipe = recipes.load(name)
     rng = np.random.default_rng(7)
