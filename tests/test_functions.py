@@ -11,6 +11,8 @@ from functools import cache
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from derivkit import api
 from derivkit.derive import elementwise
@@ -328,3 +330,61 @@ def test_bad_uses_are_one_line_errors(expr, says):
 ])
 def test_latex_shows_the_axis_a_reduction_is_over(text, shown):
     assert shown in latex(parse(text, Scope({"X": ("m", "n")}, {})))
+
+
+# ---------------------------------------------------------------- every reduction, any axis, size-1 axes
+def _expand(G, axis, keepdims):
+    return G if keepdims or axis is None else np.expand_dims(G, axis)
+
+
+def _ref_gradient(fn, X, G, axis, keepdims):
+    """∂⟨G, fn(X, axis, keepdims)⟩/∂X by hand."""
+    Gb = _expand(G, axis, keepdims)
+    N = X.size if axis is None else X.shape[axis]
+    mu = X.mean(axis=axis, keepdims=True)
+    if fn == "sum":
+        return np.broadcast_to(Gb, X.shape) * 1.0
+    if fn == "mean":
+        return np.broadcast_to(Gb, X.shape) / N
+    if fn == "logsumexp":
+        e = np.exp(X - X.max(axis=axis, keepdims=True))
+        return Gb * e / e.sum(axis=axis, keepdims=True)
+    if fn == "var":
+        return Gb * 2 * (X - mu) / N
+    if fn == "std":
+        return Gb * (X - mu) / (N * X.std(axis=axis, keepdims=True))
+    if fn == "norm":
+        return Gb * X / np.sqrt((X * X).sum(axis=axis, keepdims=True))
+    hit = X == X.max(axis=axis, keepdims=True)          # max
+    return Gb * hit / hit.sum(axis=axis, keepdims=True)
+
+
+@cache
+def _reduction_gradient(fn, axis, keepdims):
+    kw = ("" if axis is None else f", axis={axis}") + (", keepdims=True" if keepdims else "")
+    out_shape = {None: "scalar", 0: "n", 1: "m"}[axis] if not keepdims else \
+        {None: "1,1", 0: "1,n", 1: "m,1"}[axis]
+    expr = f"sum({fn}(X{kw}) * G)"
+    shapes = {"X": "m,n", "G": out_shape}
+    d = api.derive_expression(expr, ["X"], shapes)
+    (dv,) = d.derivatives
+    assert dv.matrix.verification.verified, (expr, dv.matrix)
+    return form_function(api.recipe_from_expression(expr, ["X"], shapes), dv.matrix.text)
+
+
+@pytest.mark.parametrize("fn", ["sum", "mean", "logsumexp", "var", "std", "norm", "max"])
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(axis=st.sampled_from([None, 0, 1]), keepdims=st.booleans(),
+       m=st.integers(1, 3), n=st.integers(1, 3), seed=st.integers(0, 99))
+def test_every_reduction_over_any_axis_matches_numpy(fn, axis, keepdims, m, n, seed):
+    """Over sizes with axes of 1 (a reduction over one entry): the derived, verified gradient
+    equals the hand-written one."""
+    if fn in ("var", "std") and (m if axis == 0 else n if axis == 1 else m * n) == 1:
+        return   # the variance of one entry is 0: std is not differentiable there
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(m, n))
+    out = getattr(np, {"norm": "sum", "logsumexp": "sum"}.get(fn, fn))(X, axis=axis, keepdims=keepdims)
+    G = rng.normal(size=np.shape(out))
+    got = _reduction_gradient(fn, axis, keepdims)(X=X, G=G)
+    np.testing.assert_allclose(np.broadcast_to(got, X.shape), _ref_gradient(fn, X, G, axis, keepdims),
+                               rtol=1e-10, atol=1e-12)
