@@ -175,6 +175,7 @@ def test_kinks_are_never_straddled(monkeypatch):
     assert any("relu'(0) = 0" in c for c in tc.conventions)
 
 
+@pytest.mark.xdist_group("transformer-block")   # the worker that has derived it
 @pytest.mark.usefixtures("shared_derivations")
 def test_check_all_checks_every_recipe_and_reports_broken_ones(tmp_path):
     (tmp_path / "broken.toml").write_text('name = "broken"\nsummary = "x"\nforward = "frob(x)"\n'

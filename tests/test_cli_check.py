@@ -554,6 +554,7 @@ def test_engine_check_softmax_passes(runner):
 
 
 @engine
+@pytest.mark.xdist_group("transformer-block")   # the worker that has derived it
 def test_engine_check_all_json_every_target_passes(runner):
     result = runner.invoke(app, ["check", "--all", "--json"])
     assert result.exit_code == 0, result.output

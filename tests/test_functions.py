@@ -388,3 +388,26 @@ def test_every_reduction_over_any_axis_matches_numpy(fn, axis, keepdims, m, n, s
     got = _reduction_gradient(fn, axis, keepdims)(X=X, G=G)
     np.testing.assert_allclose(np.broadcast_to(got, X.shape), _ref_gradient(fn, X, G, axis, keepdims),
                                rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("text, want", [
+    ("X.mT", "X.T"), ("swapaxes(X, -1, -2)", "X.T"), ("swapaxes(X, 0, 1)", "X.T"),
+    ("transpose(X)", "X.T"), ("transpose(X, (1, 0))", "X.T"), ("transpose(X, axes=(0, 1))", "X"),
+    ("transpose(x)", "x"),
+])
+def test_numpy_transposes_mean_what_numpy_means(text, want):
+    """.mT and swapaxes(x, -1, -2) swap the last two axes, transpose(x) reverses them all (for
+    the matrices of today's language all three are X.T)."""
+    assert language(parse(text, Scope({"X": ("m", "n"), "x": ("n",)}, {}))) == want
+
+
+@pytest.mark.parametrize("text, says", [
+    ("x.mT", "'.mT' needs a matrix"), ("swapaxes(X, 0, 2)", "axis 2 is out of range"),
+    ("transpose(X, (0, 0))", "not a permutation"), ("swapaxes(X, 1)", "two axes"),
+])
+def test_bad_transposes_are_one_line_errors(text, says):
+    from derivkit.errors import DerivkitError
+
+    with pytest.raises(DerivkitError) as info:
+        parse(text, Scope({"X": ("m", "n"), "x": ("n",)}, {}))
+    assert says in info.value.one_line()

@@ -123,7 +123,7 @@ def constant_value(node: ir.Node) -> float | None:
 
 REDUCTIONS = ("sum", "mean", "logsumexp", "var", "std", "norm", "max", "min")   # axis=, keepdims=
 FUNCTIONS = (*ELEMENTWISE, *MATRIX_OPS, *REDUCTIONS, "softmax", "log_softmax", "eye", "ones",
-             "where", "expand_dims", "clip", "maximum", "minimum", "one_hot")
+             "where", "expand_dims", "clip", "maximum", "minimum", "one_hot", "swapaxes", "transpose")
 _CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "=="}
 _BIN = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 
@@ -319,7 +319,14 @@ class _Builder:
         if isinstance(node, ast.Attribute):
             if node.attr == "T":
                 return ir.transpose(self.build(node.value, depth))
-            raise self.fail(node, f"attribute '.{node.attr}' is not allowed (only .T, the transpose)")
+            if node.attr == "mT":   # NumPy's matrix transpose: the last two axes
+                x = self.build(node.value, depth)
+                if x.rank < 2:
+                    raise self.fail(node, f"'.mT' needs a matrix, got {fmt_shape(x.shape)}",
+                                    "a vector has no matrix transpose; use x as it is")
+                return ir.transpose(x)
+            raise self.fail(node, f"attribute '.{node.attr}' is not allowed (only .T and .mT, "
+                                  "transposes)")
         if isinstance(node, ast.Call):
             return self._call(node, depth)
         if isinstance(node, ast.Subscript):
@@ -480,6 +487,34 @@ class _Builder:
             op = MATRIX_OPS[fn]
             arity(op.arity, op.arity)
             return op.build(*(arg(i) for i in range(op.arity)))
+        if fn in ("swapaxes", "transpose"):
+            if fn == "swapaxes":
+                arity(1, 3)
+            else:
+                arity(1, 2, ("axes",))
+            x = arg(0)
+            if fn == "swapaxes":
+                if len(args) != 3:
+                    raise self.fail(node, "swapaxes() takes an array and two axes, e.g. "
+                                          "swapaxes(x, -1, -2)")
+                a, b = (self._int_kw(args[i], fn, "an axis") for i in (1, 2))
+                order = list(range(x.rank))
+                for ax in (a, b):
+                    if not -x.rank <= ax < x.rank:
+                        raise self.fail(node, f"swapaxes: axis {ax} is out of range for an array "
+                                              f"of rank {x.rank}")
+                order[a % x.rank], order[b % x.rank] = order[b % x.rank], order[a % x.rank]
+            else:
+                given = args[1] if len(args) == 2 else kws.get("axes")
+                order = list(reversed(range(x.rank)))
+                if given is not None:
+                    if not isinstance(given, ast.Tuple):
+                        raise self.fail(given, "transpose(): axes must be a tuple such as (1, 0)")
+                    order = [self._int_kw(e, fn, "an axis") % max(x.rank, 1) for e in given.elts]
+                    if sorted(order) != list(range(x.rank)):
+                        raise self.fail(given, f"transpose(): axes {tuple(order)} are not a "
+                                               f"permutation of the {x.rank} axes")
+            return x if order == sorted(order) else ir.transpose(x)
         if fn == "one_hot":
             arity(2, 2)
             return ir.one_hot(self._labels(args[0], depth), self._dim(args[1], fn))
