@@ -127,3 +127,32 @@ def test_cli_bad_label_inputs_exit_2_with_one_line(runner, args, says):
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+
+
+def test_a_recipe_whose_loss_step_takes_labels_derives(tmp_path):
+    """A backward line's own check must not evaluate one_hot of symbolic labels (it was an
+    internal error): the line goes to the oracle, and a constant label's least size holds."""
+    (tmp_path / "ce2.toml").write_text(
+        'name = "ce2"\nsummary = "linear layer and cross-entropy with labels"\nwrt = ["W"]\n'
+        '[[steps]]\nname = "Z"\nexpr = "X @ W"\n[[steps]]\nname = "L"\n'
+        'expr = "-sum(log_softmax(Z)[arange(m), y]) / m"\n'
+        '[inputs]\nX = "m,n"\nW = "n,k"\ny = "m:int"\n', encoding="utf-8")
+    d = api.derive_recipe("ce2", recipe_dirs=[tmp_path])
+    assert all(s.form.verification.verified for s in d.chain)
+    d = api.derive_expression("log(softmax(z)[2])", ["z"], {"z": "n"})
+    assert d.derivatives[0].matrix.verification.verified
+
+
+def test_labels_given_to_two_sizes_lie_below_the_smaller():
+    shapes = {"z": "n", "w": "p", "y": ":int"}
+    assert api.check_expression("z[y] + w[y]", ["z"], shapes, sizes={"n": 2, "p": 9}).passed
+
+
+@pytest.mark.parametrize("expr, shapes, says", [
+    ("z[5]", {"z": "3"}, "label 5 is out of range for 3 entries"),
+    ("sum(transpose(X, (0, 5)) @ X)", {"X": "n,n"}, "out of range for an array of rank 2"),
+])
+def test_out_of_range_labels_and_axes_are_input_errors(expr, shapes, says):
+    with pytest.raises(DerivkitError) as info:
+        api.derive_expression(expr, [next(iter(shapes))], shapes)
+    assert says in info.value.one_line()

@@ -74,12 +74,13 @@ def sample_inputs(recipe: Recipe, sizes: dict[str, int], rng: np.random.Generato
     bounds = ir.label_bounds([program(recipe).out]) if any(
         spec.domain == "integer" for spec in recipe.inputs) else {}
     return {spec.name: sample(concrete(spec.shape, sizes), spec.domain, rng, dtype,
-                              _classes(bounds.get(spec.name, 2), sizes))
+                              _classes(bounds.get(spec.name, (2,)), sizes))
             for spec in recipe.inputs}
 
 
-def _classes(bound: ir.Dim, sizes: dict[str, int]) -> int:
-    return bound if isinstance(bound, int) else sizes[bound]
+def _classes(bounds: tuple[ir.Dim, ...], sizes: dict[str, int]) -> int:
+    """Labels given to one_hot of several sizes lie below the smallest."""
+    return min(k if isinstance(k, int) else sizes[k] for k in bounds)
 
 
 def is_analytic(node: ir.Node) -> bool:
@@ -113,14 +114,28 @@ def kink_switches(node: ir.Node) -> list[ir.Node]:
 
 def switch_function(node: ir.Node, wrt: str, args: list[str], sizes: dict[str, int],
                     params: dict[str, float]) -> Callable[..., list[np.ndarray]] | None:
-    """f(**inputs) -> list of batched arrays, one per switching quantity (None if none)."""
+    """f(**inputs) -> list of batched arrays, one per switching quantity (None if none): the
+    kinks' arguments and where-conditions, and for each max/min which entry is the extreme one
+    (±1/2 per entry: a stencil that moves the argmax changes a sign)."""
     switches = kink_switches(node)
-    if not switches:
+    extremes = [n for n in ir.walk(node) if isinstance(n, ir.Extreme)]
+    if not switches and not extremes:
         return None
     fns = [batched_function(f"switch{i}", args, s, {wrt}, sizes, params)
            for i, s in enumerate(switches)]
+    operands = [(batched_function(f"extreme{i}", args, e.a, {wrt}, sizes, params), e)
+                for i, e in enumerate(extremes)]
+
+    def which(values: np.ndarray, e: ir.Extreme) -> np.ndarray:
+        if values.ndim == e.a.rank:   # the operand does not depend on the input: no batch axis
+            values = values[None]
+        axes = tuple(range(1, values.ndim)) if e.axis is None else (e.axis + 1,)
+        pick = values.max(axis=axes, keepdims=True) if e.fn == "max" else \
+            values.min(axis=axes, keepdims=True)
+        return (values == pick).astype(np.float64) - 0.5
 
     def evaluate(**kwargs: np.ndarray) -> list[np.ndarray]:
-        return [np.real(f(**kwargs)) for f in fns]
+        return ([np.real(f(**kwargs)) for f in fns]
+                + [which(np.real(f(**kwargs)), e) for f, e in operands])
 
     return evaluate

@@ -158,14 +158,15 @@ class Verifier:
         self.mismatch: Mismatch | None = None   # the first disagreement of the last check
         self.dims = sorted(ir.dims_used(problem.out) | {d for shape, _ in problem.inputs.values()
                                                         for d in shape if isinstance(d, str)})
+        every = [problem.out, *problem.consistent.values()]   # a line's step definitions too
         heavy = any(isinstance(n, (ir.Det, ir.Inv)) for n in ir.walk(problem.out))
-        candidates = (size_assignments(self.dims, heavy, ir.minimum_sizes([problem.out]))
+        candidates = (size_assignments(self.dims, heavy, ir.minimum_sizes(every))
                       if assignments is None else assignments)
         self.assignments = [a for a in candidates if self._entries(a) <= MAX_ENTRIES]
         if not self.assignments:
             self.assignments = [{d: 2 for d in self.dims}]
         self._cache: dict[int, _Context] = {}
-        self.cost = explicit_cost(problem.out, self.assignments[0])
+        self.cost = max(explicit_cost(n, self.assignments[0]) for n in every)
         self.feasible = self.cost <= MAX_COST
 
     def _entries(self, sizes: dict[str, int]) -> int:

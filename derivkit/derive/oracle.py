@@ -231,10 +231,11 @@ class Oracle:
                 rng = random.Random(f"{self.seed}/{k}/{attempt}")
                 env: dict[str, np.ndarray] = {}
                 for name, (shape, domain) in self.inputs.items():
-                    bound = self.labels.get(name, 2)
+                    classes = min(k if isinstance(k, int) else sizes[k]
+                                   for k in self.labels.get(name, (2,)))
                     env[name] = _sample(self._concrete(shape, sizes),
                                         "positive" if positive and domain != "integer" else domain,
-                                        rng, bound if isinstance(bound, int) else sizes[bound])
+                                        rng, classes)
                 for name, value in self.param_values.items():
                     env[name] = np.asarray(mpmath.mpf(repr(float(value))), dtype=object)
                 if self.upstream is not None:

@@ -461,13 +461,20 @@ def extreme(fn: str, a: Node, axis: int | None = None, keepdims: bool = False) -
 def one_hot(a: Node, k: Dim) -> Node:
     if a.rank > 1:
         raise ShapeError(f"one_hot() takes a scalar or a vector of labels, got {fmt_shape(a.shape)}")
+    if isinstance(a, Const) and isinstance(k, int) and float(a.value) >= k:
+        raise ShapeError(f"label {float(a.value):g} is out of range for {k} entries",
+                         f"labels lie in 0..{k - 1}")
     return OneHot(a, k, tuple(a.shape) + (k,))
 
 
-def label_bounds(roots: list[Node]) -> dict[str, Dim]:
-    """{integer input: the k of a one_hot it is given to}: its labels lie in [0, k)."""
-    return {n.a.name: n.k for root in roots for n in walk(root)
-            if isinstance(n, OneHot) and isinstance(n.a, Var)}
+def label_bounds(roots: list[Node]) -> dict[str, tuple[Dim, ...]]:
+    """{integer input: the k of every one_hot it is given to}: its labels lie in [0, min k)."""
+    out: dict[str, tuple[Dim, ...]] = {}
+    for root in roots:
+        for n in walk(root):
+            if isinstance(n, OneHot) and isinstance(n.a, Var) and n.k not in out.get(n.a.name, ()):
+                out[n.a.name] = out.get(n.a.name, ()) + (n.k,)
+    return out
 
 
 def minimum_sizes(roots: list[Node]) -> dict[str, int]:

@@ -226,8 +226,8 @@ def minimum(a: ir.Node, b: ir.Node) -> ir.Node:
 def clip(x: ir.Node, lo: ir.Node, hi: ir.Node) -> ir.Node:
     """clip(x, lo, hi), NumPy's (lo ≤ hi); the gradient is 1 where lo ≤ x ≤ hi, bounds
     included (PyTorch's clamp), 0 outside."""
-    inner = ir.where(ir.compare(">", x, hi), hi, x)
-    return ir.macro("clip", (x, lo, hi), ir.where(ir.compare("<", x, lo), lo, inner))
+    low = ir.where(ir.compare("<", x, lo), lo, x)   # max(x, lo), then min(·, hi): NumPy's order,
+    return ir.macro("clip", (x, lo, hi), ir.where(ir.compare(">", low, hi), hi, low))   # lo > hi: hi
 
 
 def take(x: ir.Node, labels: ir.Node) -> ir.Node:
@@ -510,7 +510,11 @@ class _Builder:
                 if given is not None:
                     if not isinstance(given, ast.Tuple):
                         raise self.fail(given, "transpose(): axes must be a tuple such as (1, 0)")
-                    order = [self._int_kw(e, fn, "an axis") % max(x.rank, 1) for e in given.elts]
+                    order = [self._int_kw(e, fn, "an axis") for e in given.elts]
+                    if any(not -x.rank <= ax < x.rank for ax in order):
+                        raise self.fail(given, f"transpose(): an axis of {tuple(order)} is out of "
+                                               f"range for an array of rank {x.rank}")
+                    order = [ax % x.rank for ax in order]
                     if sorted(order) != list(range(x.rank)):
                         raise self.fail(given, f"transpose(): axes {tuple(order)} are not a "
                                                f"permutation of the {x.rank} axes")
