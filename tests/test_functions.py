@@ -439,3 +439,9 @@ def test_a_max_reduction_is_not_checked_across_a_change_of_argmax():
         assert "avoid every kink" in exc.one_line()
     else:
         assert result.passed
+
+
+def test_an_index_form_with_a_scalar_input_in_a_sum_is_evaluated():
+    """A scalar input inside a summed index form reached mpmath as a 0-d array (internal error)."""
+    d = api.derive_expression("sum(softmax(X) * (c - G))", ["X"], {"X": "m,n", "G": "m,n", "c": "scalar"})
+    assert all(f.verification.verified for dv in d.derivatives for f in (dv.matrix, dv.index) if f)

@@ -101,8 +101,9 @@ def index_check(oracle: Oracle, verifier: Verifier | None, budget: Budget, wrt: 
         opaque = {str(getattr(b, "label", b)): n for b, n in form.opaque.items()}
 
         def array(name: str) -> Any:
-            if name in point.env:
-                return point.env[name]
+            if name in point.env:   # a scalar input as a number, as a named scalar below
+                value = point.env[name]
+                return value if np.ndim(value) else np.asarray(value).item()
             value = ex.ev(oracle.named[name] if name in oracle.named else opaque[name])
             return value if value.ndim else value.item()
 
