@@ -17,6 +17,9 @@ import sympy as sp
 
 from ..lang.ops import ELEMENTWISE
 
+#: the language's named constants (`ir.NAMED_NUMBERS`) as SymPy's exact numbers
+SYMPY_NUMBERS = {"pi": sp.pi, "e": sp.E}
+
 T = sp.Symbol("t", real=True)
 S = sp.Symbol("s", real=True)
 

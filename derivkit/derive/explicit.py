@@ -104,7 +104,7 @@ class Explicit:
         form that says 0.01 reads back and as parameters are read."""
         v = n.value
         if isinstance(v, ir.NamedNumber):
-            return {"pi": sp.pi, "e": sp.E}[v.name]
+            return elementwise.SYMPY_NUMBERS[v.name]
         if isinstance(v, float):
             v = Fraction(repr(v))
         return sp.Rational(v.numerator, v.denominator) if isinstance(v, Fraction) else sp.Float(v)

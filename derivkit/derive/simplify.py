@@ -29,7 +29,7 @@ import sympy as sp
 from ..lang import ir
 from ..lang.parse import mean, softmax
 from ..limits import _TimeUp, time_limit
-from .elementwise import definition
+from .elementwise import SYMPY_NUMBERS, definition
 from .to_ir import Unmappable, to_ir
 
 MAX_FACTOR_OPS = 80
@@ -43,7 +43,7 @@ ARITH = (ir.Binary, ir.Neg)
 
 def _sym_number(value: Fraction | float | ir.NamedNumber) -> sp.Expr:
     if isinstance(value, ir.NamedNumber):
-        return {"pi": sp.pi, "e": sp.E}[value.name]
+        return SYMPY_NUMBERS[value.name]
     if isinstance(value, Fraction):
         return sp.Rational(value.numerator, value.denominator)
     return sp.Float(value)

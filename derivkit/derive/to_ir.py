@@ -16,6 +16,7 @@ from fractions import Fraction
 import sympy as sp
 
 from ..lang import ir
+from ..lang.printing import terminating
 from . import elementwise
 
 _CMP = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<", sp.LessThan: "<="}
@@ -37,8 +38,9 @@ def to_ir(e: sp.Expr, symbols: Mapping[sp.Expr, ir.Node]) -> ir.Node:
         return symbols[e]
     if e.is_Number:
         return ir_number(e)
-    if e in (sp.pi, sp.E):
-        return ir.PI if e == sp.pi else ir.E
+    for name, value in elementwise.SYMPY_NUMBERS.items():
+        if e == value:
+            return ir.NAMED_NUMBERS[name]
     if isinstance(e, sp.Symbol):
         raise Unmappable(e)
     if isinstance(e, sp.Add):
@@ -111,11 +113,7 @@ def _product(e: sp.Mul, symbols: Mapping[sp.Expr, ir.Node]) -> ir.Node:
 
 def _long_decimal(c: sp.Rational) -> bool:
     """A coefficient written as the decimal it is (0.044715), not as p/q with q ≥ 1000."""
-    q = int(c.q)
-    for p in (2, 5):
-        while q % p == 0:
-            q //= p
-    return q == 1 and c.q >= 1000
+    return c.q >= 1000 and terminating(int(c.q))
 
 
 def _condition(c: sp.Basic, symbols: Mapping[sp.Expr, ir.Node]) -> ir.Node:

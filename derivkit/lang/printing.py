@@ -21,7 +21,8 @@ CMP_PRETTY = {">": ">", ">=": "≥", "<": "<", "<=": "≤", "==": "="}
 CMP_LATEX = {">": ">", ">=": r"\geq", "<": "<", "<=": r"\leq", "==": "="}
 
 
-def _terminating(q: int) -> bool:
+def terminating(q: int) -> bool:
+    """1/q is a terminating decimal (q's only prime factors are 2 and 5)."""
     for p in (2, 5):
         while q % p == 0:
             q //= p
@@ -36,7 +37,7 @@ def fmt_number(value: Fraction | float | ir.NamedNumber) -> str:
     if isinstance(value, Fraction):
         if value.denominator == 1:
             return str(value.numerator)
-        if _terminating(value.denominator):
+        if terminating(value.denominator):
             from decimal import Decimal
             text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
             return text
