@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import Field, dataclass, fields
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from ..errors import ShapeError
 from .shapes import Dim, Shape, broadcast, fmt_shape
@@ -427,7 +427,12 @@ def where(cond: Node, a: Node, b: Node) -> Node:
     return Where(cond, a, b, shape)
 
 
-def _axis(axis: int | None, rank: int, fn: str) -> int | None:
+@overload
+def axis_index(axis: int, rank: int, fn: str) -> int: ...
+@overload
+def axis_index(axis: None, rank: int, fn: str) -> None: ...
+def axis_index(axis: int | None, rank: int, fn: str) -> int | None:
+    """`axis` (NumPy's, negative from the end) as 0..rank-1, or a ShapeError naming `fn`."""
     if axis is None:
         return None
     if not -rank <= axis < rank:
@@ -437,7 +442,7 @@ def _axis(axis: int | None, rank: int, fn: str) -> int | None:
 
 def sum_(a: Node, axis: int | None = None, keepdims: bool = False, *, what: str = "sum") -> Node:
     """Σ a over `axis` (all of it when None); `what` names the function in an axis error."""
-    ax = _axis(axis, a.rank, what)
+    ax = axis_index(axis, a.rank, what)
     if ax is None:
         shape: Shape = tuple(1 for _ in a.shape) if keepdims else ()
     else:

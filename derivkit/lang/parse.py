@@ -133,27 +133,11 @@ def softmax(x: ir.Node, axis: int = -1, *, explicit_axis: bool = False) -> ir.No
     name; `explicit_axis`: the axis is printed."""
     e = ir.apply("exp", x)
     if x.rank == 1:
-        ir.sum_(x, axis, what="softmax")  # validates the axis
+        ir.axis_index(axis, x.rank, "softmax")
         s = ir.sum_(e)
     else:
         s = ir.sum_(e, axis, keepdims=True, what="softmax")
     return ir.macro("softmax", (x,), ir.div(e, s), (("axis", axis),) if explicit_axis else ())
-
-
-def mean(x: ir.Node, axis: int | None = None, keepdims: bool = False,
-         kwargs: tuple[tuple[str, object], ...] | None = None) -> ir.Node:
-    """mean(x) = Σ x / N along `axis` (all of x when None), as a macro printed by name;
-    `kwargs`: the keywords printed (by default axis and keepdims where not the defaults)."""
-    total = ir.sum_(x, axis, keepdims, what="mean")
-    assert isinstance(total, ir.Sum)
-    dims = x.shape if total.axis is None else (x.shape[total.axis],)
-    count: ir.Node | None = None
-    for d in dims:
-        term = ir.const(d) if isinstance(d, int) else ir.DimSize(d)
-        count = term if count is None else ir.mul(count, term)
-    if kwargs is None:
-        kwargs = (() if axis is None else (("axis", axis),)) + ((("keepdims", True),) if keepdims else ())
-    return ir.macro("mean", (x,), ir.div(total, count if count is not None else ir.ONE), kwargs)
 
 
 def _kwargs(axis: int | None, keepdims: bool, **extra: object) -> tuple[tuple[str, object], ...]:
@@ -173,6 +157,15 @@ def _count(x: ir.Node, axis: int | None) -> ir.Node:
     return count
 
 
+def mean(x: ir.Node, axis: int | None = None, keepdims: bool = False,
+         kwargs: tuple[tuple[str, object], ...] | None = None) -> ir.Node:
+    """mean(x) = Σ x / N along `axis` (all of x when None), as a macro printed by name;
+    `kwargs`: the keywords printed (by default axis and keepdims where not the defaults)."""
+    total = ir.sum_(x, axis, keepdims, what="mean")
+    return ir.macro("mean", (x,), ir.div(total, _count(x, axis)),
+                    _kwargs(axis, keepdims) if kwargs is None else kwargs)
+
+
 def logsumexp(x: ir.Node, axis: int | None = None, keepdims: bool = False) -> ir.Node:
     """logsumexp(x) = log Σ exp(x) over `axis` (all of x when None), as SciPy's; lowered shifted
     by the maximum, so it never overflows."""
@@ -183,14 +176,14 @@ def logsumexp(x: ir.Node, axis: int | None = None, keepdims: bool = False) -> ir
 
 def log_softmax(x: ir.Node, axis: int = -1, *, explicit_axis: bool = False) -> ir.Node:
     """log_softmax(x) = x − logsumexp(x) along `axis` (a vector: all of it)."""
-    ir.sum_(x, axis, what="log_softmax")  # validates the axis
+    ir.axis_index(axis, x.rank, "log_softmax")
     lse = logsumexp(x) if x.rank == 1 else logsumexp(x, axis, keepdims=True)
     return ir.macro("log_softmax", (x,), ir.sub(x, lse), (("axis", axis),) if explicit_axis else ())
 
 
 def var(x: ir.Node, axis: int | None = None, keepdims: bool = False, ddof: int = 0) -> ir.Node:
     """var(x) = Σ (x − mean(x))² / (N − ddof) over `axis`, as NumPy's (population by default)."""
-    ir.sum_(x, axis, what="var")   # validates the axis
+    ir.axis_index(axis, x.rank, "var")
     centred = ir.sub(x, mean(x, axis, keepdims=True))
     squares = ir.power(centred, ir.const(2))
     value = (mean(squares, axis, keepdims) if ddof == 0 else
@@ -497,24 +490,18 @@ class _Builder:
                 if len(args) != 3:
                     raise self.fail(node, "swapaxes() takes an array and two axes, e.g. "
                                           "swapaxes(x, -1, -2)")
-                a, b = (self._int_kw(args[i], fn, "an axis") for i in (1, 2))
+                a, b = (ir.axis_index(self._int_kw(args[i], fn, "an axis"), x.rank, fn)
+                        for i in (1, 2))
                 order = list(range(x.rank))
-                for ax in (a, b):
-                    if not -x.rank <= ax < x.rank:
-                        raise self.fail(node, f"swapaxes: axis {ax} is out of range for an array "
-                                              f"of rank {x.rank}")
-                order[a % x.rank], order[b % x.rank] = order[b % x.rank], order[a % x.rank]
+                order[a], order[b] = order[b], order[a]
             else:
                 given = args[1] if len(args) == 2 else kws.get("axes")
                 order = list(reversed(range(x.rank)))
                 if given is not None:
                     if not isinstance(given, ast.Tuple):
                         raise self.fail(given, "transpose(): axes must be a tuple such as (1, 0)")
-                    order = [self._int_kw(e, fn, "an axis") for e in given.elts]
-                    if any(not -x.rank <= ax < x.rank for ax in order):
-                        raise self.fail(given, f"transpose(): an axis of {tuple(order)} is out of "
-                                               f"range for an array of rank {x.rank}")
-                    order = [ax % x.rank for ax in order]
+                    order = [ir.axis_index(self._int_kw(e, fn, "an axis"), x.rank, fn)
+                             for e in given.elts]
                     if sorted(order) != list(range(x.rank)):
                         raise self.fail(given, f"transpose(): axes {tuple(order)} are not a "
                                                f"permutation of the {x.rank} axes")
