@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import DerivkitError
 from ..lang import ir
 from ..lang.ops import ELEMENTWISE
-from ..lang.recipes import Recipe
+from ..lang.recipes import INTEGER, Recipe
 from ..lang.shapes import Shape
 from ..lower.source import batched_function
 
@@ -57,7 +57,7 @@ def concrete(shape: Shape, sizes: dict[str, int]) -> tuple[int, ...]:
 
 def sample(shape: tuple[int, ...], domain: str, rng: np.random.Generator,
            dtype: type[np.floating[Any]], classes: int = 2) -> np.ndarray:
-    if domain == "integer":   # class labels in [0, classes)
+    if domain == INTEGER:   # class labels in [0, classes)
         return rng.integers(0, classes, size=shape)
     x = rng.standard_normal(shape)
     if domain == "positive":
@@ -72,15 +72,10 @@ def sample_inputs(recipe: Recipe, sizes: dict[str, int], rng: np.random.Generato
     from ..lang.program import program
 
     bounds = ir.label_bounds([program(recipe).out]) if any(
-        spec.domain == "integer" for spec in recipe.inputs) else {}
+        spec.domain == INTEGER for spec in recipe.inputs) else {}
     return {spec.name: sample(concrete(spec.shape, sizes), spec.domain, rng, dtype,
-                              _classes(bounds.get(spec.name, (2,)), sizes))
+                              ir.label_classes(bounds, spec.name, sizes))
             for spec in recipe.inputs}
-
-
-def _classes(bounds: tuple[ir.Dim, ...], sizes: dict[str, int]) -> int:
-    """Labels given to one_hot of several sizes lie below the smallest."""
-    return min(k if isinstance(k, int) else sizes[k] for k in bounds)
 
 
 def is_analytic(node: ir.Node) -> bool:

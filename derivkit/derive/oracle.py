@@ -31,6 +31,7 @@ import numpy as np
 
 from ..lang import ir
 from ..lang.ops import ELEMENTWISE
+from ..lang.recipes import INTEGER
 from ..lang.shapes import DECLARED, fmt_size_list, fmt_sizes
 from ..results import Verification
 from .explicit import Explicit
@@ -145,7 +146,7 @@ def _real(arr: np.ndarray) -> bool:
 
 def _sample(shape: tuple[int, ...], domain: str, rng: random.Random, classes: int = 2) -> np.ndarray:
     out = np.empty(shape, dtype=object)
-    if domain == "integer":   # class labels in [0, classes)
+    if domain == INTEGER:   # class labels in [0, classes)
         for idx in np.ndindex(*shape):
             out[idx] = rng.randrange(classes)
         return out
@@ -231,11 +232,9 @@ class Oracle:
                 rng = random.Random(f"{self.seed}/{k}/{attempt}")
                 env: dict[str, np.ndarray] = {}
                 for name, (shape, domain) in self.inputs.items():
-                    classes = min(k if isinstance(k, int) else sizes[k]
-                                   for k in self.labels.get(name, (2,)))
                     env[name] = _sample(self._concrete(shape, sizes),
-                                        "positive" if positive and domain != "integer" else domain,
-                                        rng, classes)
+                                        "positive" if positive and domain != INTEGER else domain,
+                                        rng, ir.label_classes(self.labels, name, sizes))
                 for name, value in self.param_values.items():
                     env[name] = np.asarray(mpmath.mpf(repr(float(value))), dtype=object)
                 if self.upstream is not None:

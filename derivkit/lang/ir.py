@@ -482,6 +482,12 @@ def label_bounds(roots: list[Node]) -> dict[str, tuple[Dim, ...]]:
     return out
 
 
+def label_classes(bounds: dict[str, tuple[Dim, ...]], name: str, sizes: dict[str, int]) -> int:
+    """How many classes labels `name` may take at `sizes` (`label_bounds`): below every one_hot
+    it is given to (2 where it is given to none)."""
+    return min(k if isinstance(k, int) else sizes[k] for k in bounds.get(name, (2,)))
+
+
 def minimum_sizes(roots: list[Node]) -> dict[str, int]:
     """{dimension: its least size}: z[2] of a vector of n entries needs n ≥ 3."""
     out: dict[str, int] = {}

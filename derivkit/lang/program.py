@@ -16,7 +16,7 @@ from . import ir
 from .naming import name_values
 from .parse import Scope, parse
 from .printing import language
-from .recipes import Recipe
+from .recipes import INTEGER, Recipe
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,7 +43,7 @@ def program(recipe: Recipe) -> Program:
     """Parse `recipe`, once per recipe: later calls with a recipe that differs only in what
     parsing does not read (what it differentiates, where inputs are sampled) return the same
     Program."""
-    inputs = tuple(replace(i, domain="integer" if i.domain == "integer" else "real")
+    inputs = tuple(replace(i, domain=INTEGER if i.domain == INTEGER else "real")
                    for i in recipe.inputs)
     return _parse(replace(recipe, wrt=(), inputs=inputs))
 
@@ -51,7 +51,7 @@ def program(recipe: Recipe) -> Program:
 @lru_cache(maxsize=256)
 def _parse(recipe: Recipe) -> Program:
     scope = Scope({i.name: i.shape for i in recipe.inputs}, {p.name: p.default for p in recipe.params},
-                  integers=frozenset(i.name for i in recipe.inputs if i.domain == "integer"))
+                  integers=frozenset(i.name for i in recipe.inputs if i.domain == INTEGER))
     steps = recipe.steps or (("", recipe.forward),)
     definitions: dict[str, ir.Node] = {}
     inlined: dict[str, ir.Node] = {}
