@@ -21,6 +21,11 @@ CMP_PRETTY = {">": ">", ">=": "≥", "<": "<", "<=": "≤", "==": "="}
 CMP_LATEX = {">": ">", ">=": r"\geq", "<": "<", "<=": r"\leq", "==": "="}
 
 
+def reduction_keywords(axis: int | None, keepdims: bool) -> str:
+    """', axis=1, keepdims=True' for a reduction's call: the keywords not at their defaults."""
+    return ("" if axis is None else f", axis={axis}") + (", keepdims=True" if keepdims else "")
+
+
 def terminating(q: int) -> bool:
     """1/q is a terminating decimal (q's only prime factors are 2 and 5)."""
     for p in (2, 5):
@@ -95,7 +100,7 @@ class _Printer:
         return fn
 
     def _Extreme(self, n: ir.Extreme) -> tuple[str, int]:
-        extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
+        extra = reduction_keywords(n.axis, n.keepdims)
         return f"{n.fn}({self(n.a)}{extra})", ATOM
 
     def _OneHot(self, n: ir.OneHot) -> tuple[str, int]:
@@ -158,7 +163,7 @@ class LanguagePrinter(_Printer):
         return f"where({self(n.cond)}, {self(n.a)}, {self(n.b)})", ATOM
 
     def _Sum(self, n: ir.Sum) -> tuple[str, int]:
-        extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
+        extra = reduction_keywords(n.axis, n.keepdims)
         return f"sum({self(n.a)}{extra})", ATOM
 
 

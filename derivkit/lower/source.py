@@ -15,7 +15,7 @@ from typing import Any, ClassVar, cast
 
 from ..lang import ir
 from ..lang.ops import BY_NODE, ELEMENTWISE, render
-from ..lang.printing import ADD, ATOM, MUL, NEG, POSTFIX, LanguagePrinter
+from ..lang.printing import ADD, ATOM, MUL, NEG, POSTFIX, LanguagePrinter, reduction_keywords
 from ..lang.shapes import Shape
 from . import emit
 from .stable import SHIFTED
@@ -65,7 +65,7 @@ class NumpyPrinter(LanguagePrinter):
         return f"{self.np}.where({self(n.cond)}, {self(n.a)}, {self(n.b)})", ATOM
 
     def _Extreme(self, n: ir.Extreme) -> tuple[str, int]:
-        extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
+        extra = reduction_keywords(n.axis, n.keepdims)
         return f"{self.np}.{n.fn}({self(n.a)}{extra})", ATOM
 
     def _OneHot(self, n: ir.OneHot) -> tuple[str, int]:
@@ -85,7 +85,7 @@ class NumpyPrinter(LanguagePrinter):
         if (n.axis is None and not n.keepdims and isinstance(a, ir.Binary) and a.op == "*"
                 and a.a.rank == 1 and a.b.rank == 1):
             return f"{self.wrap(a.a, MUL)} @ {self.wrap(a.b, MUL, strict=True)}", MUL  # ⟨a, b⟩
-        extra = ("" if n.axis is None else f", axis={n.axis}") + (", keepdims=True" if n.keepdims else "")
+        extra = reduction_keywords(n.axis, n.keepdims)
         return f"{self.np}.sum({self(n.a)}{extra})", ATOM
 
     def _matrix_op(self, n: ir.Node) -> tuple[str, int]:
@@ -104,13 +104,9 @@ class NumpyPrinter(LanguagePrinter):
         if n.fn == "softmax":
             axis = kw.get("axis", -1)
             return f"_softmax({x}, axis={axis})", ATOM
-        if n.fn in ("mean", "logsumexp"):
+        if n.fn in REDUCTION_CALLS:   # its keywords as printed: axis, keepdims, ddof
             extra = "".join(f", {k}={v}" for k, v in n.kwargs)
-            return f"{self.np}.mean({x}{extra})" if n.fn == "mean" else f"_logsumexp({x}{extra})", ATOM
-        if n.fn in ("var", "std", "norm"):
-            extra = "".join(f", {k}={v}" for k, v in n.kwargs)
-            call = f"{self.np}.linalg.norm" if n.fn == "norm" else f"{self.np}.{n.fn}"
-            return f"{call}({x}{extra})", ATOM
+            return f"{REDUCTION_CALLS[n.fn].format(np=self.np)}({x}{extra})", ATOM
         if n.fn == "take":   # x[i]; X[arange(m), y] without printing X twice
             x, labels = self(n.operands[0]), self.label_text(n.operands[1])
             if n.operands[0].rank == 1:
@@ -173,9 +169,12 @@ def printed_nodes(root: ir.Node) -> list[ir.Node]:
     return ir.postorder([root], ir.printed_children)
 
 
+#: reductions defined as macros, lowered as this one call with the macro's keywords
+REDUCTION_CALLS = {"mean": "{np}.mean", "logsumexp": "_logsumexp", "var": "{np}.var",
+                   "std": "{np}.std", "norm": "{np}.linalg.norm"}
+
 #: macros NumpyPrinter lowers as one NumPy call (any other prints its expansion)
-NATIVE_MACROS = frozenset({"softmax", "mean", "logsumexp", "var", "std", "norm", "clip", "maximum",
-                           "minimum", "take", SHIFTED})
+NATIVE_MACROS = frozenset({"softmax", *REDUCTION_CALLS, "clip", "maximum", "minimum", "take", SHIFTED})
 
 
 def dims_used(roots: list[ir.Node]) -> set[str]:
@@ -382,8 +381,7 @@ class BatchedNumpyPrinter(NumpyPrinter):
         if n.fn in ("mean", "logsumexp"):
             keep = ", keepdims=True" if kw.get("keepdims") else ""
             axes = self._axes(n, cast("int | None", kw.get("axis")), rank)
-            call = f"{self.np}.mean" if n.fn == "mean" else "_logsumexp"
-            return f"{call}({x}{axes}{keep})", ATOM
+            return f"{REDUCTION_CALLS[n.fn].format(np=self.np)}({x}{axes}{keep})", ATOM
         return self.p(n.expansion)  # pragma: no cover
 
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
