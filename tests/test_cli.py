@@ -183,7 +183,7 @@ def test_derive_name_and_expr_together(runner):
     ("X", "is not NAME=VALUE"),
     ("=n", "is not a plain name"),
     ("X=n,,n", "malformed shape"),
-    ("X=n,n,n", "rank 3"),
+    ("X=n,n,n,n,n", "rank 5"),
     ("X=0", "at least 1"),
 ])
 def test_derive_malformed_shape(runner, spec, words):

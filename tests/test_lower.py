@@ -26,7 +26,7 @@ from derivkit.lower import module
 from derivkit.results import Verification
 
 RECIPES = [r.name for r in recipes.load_all()]
-SIZES = {"m": 4, "n": 3, "k": 5, "d": 2, "d0": 3, "d1": 5, "d2": 4, "d3": 2, "t": 4, "f": 3, "v": 5}
+SIZES = {"m": 4, "n": 3, "k": 5, "d": 2, "d0": 3, "d1": 5, "d2": 4, "d3": 2, "t": 4, "f": 3, "v": 5, "b": 3}
 ANSI = "\x1b["
 
 # Hand-written forwards (the REFERENCE table has the derivatives).
@@ -41,6 +41,7 @@ FORWARD = {
     "tanh": lambda v, p: np.tanh(v["x"]),
     "mlp3": lambda v, p: _mlp3_loss(v, p),
     "transformer-block": lambda v, p: transformer_ref.forward(v, p)[0],
+    "attention-batched": lambda v, p: transformer_ref.attention_batched_forward(v)[0],
 }
 
 
@@ -124,13 +125,15 @@ def test_lowered_module_matches_hand_written_numpy(lowered, name, seed, tmp_path
             np.testing.assert_allclose(jac, ref[("jacobian", w)](values, None, params), rtol=1e-12,
                                        atol=1e-14, err_msg=f"{name} jacobian_{w}")
             compared.add(f"jacobian_{w}")
-    if np.ndim(out) == 0 and len(recipe.wrt) > 0 and "backward" in mod.__all__:
-        # the backward program: every gradient in one pass
-        got = mod.backward(**values)
+    if len(recipe.wrt) > 0 and "backward" in mod.__all__:
+        # the backward program: every gradient (or VJP, given the upstream) in one pass
+        scalar = np.ndim(out) == 0
+        got = mod.backward(**values) if scalar else mod.backward(**values, **{recipe.upstream: upstream})
         assert len(got) == len(recipe.wrt)
         for w, g in zip(recipe.wrt, got):
-            np.testing.assert_allclose(g, ref[("gradient", w)](values, None, params), rtol=1e-12,
-                                       atol=1e-14, err_msg=f"{name} backward: d{w}")
+            want = ref[("gradient", w)](values, None, params) if scalar else \
+                ref[("vjp", w)](values, upstream, params)
+            np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-14, err_msg=f"{name} backward: d{w}")
         compared.add("backward")
     assert compared == set(mod.__all__) == set(lowered[name].functions)
 
@@ -241,7 +244,8 @@ def test_signatures_are_keyword_only(lowered, name):
     for fname, fn in fns.items():
         sig = inspect.signature(fn)
         assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in sig.parameters.values())
-        expected = inputs + ([recipe.upstream] if fname.startswith("vjp_") else []) + list(params)
+        reads_upstream = fname.startswith("vjp_") or (fname == "backward" and not scalar)
+        expected = inputs + ([recipe.upstream] if reads_upstream else []) + list(params)
         assert list(sig.parameters) == expected, fname
         for pname, p in sig.parameters.items():
             assert p.default == params.get(pname, inspect.Parameter.empty)

@@ -52,7 +52,7 @@ BAD_CASES = [
     ('name = "bad"\nsummary = "s"\n[inputs]\nx = "n"\n', ["missing field 'forward'"]),
     ('name = "bad"\nsummary = "s"\nforward = "x"\n', ["missing field 'inputs'"]),
     ('name = "bad"\nsummary = "s"\nforward = "x"\n[inputs]\nx = "n,,n"\n', ["inputs.x", "malformed shape"]),
-    ('name = "bad"\nsummary = "s"\nforward = "x"\n[inputs]\nx = "a,b,c"\n', ["inputs.x", "rank 3"]),
+    ('name = "bad"\nsummary = "s"\nforward = "x"\n[inputs]\nx = "a,b,c,d,e"\n', ["inputs.x", "rank 5"]),
     ('name = "bad"\nsummary = "s"\nforward = "x"\n[inputs]\nx = 3\n', ["inputs.x", "shape string"]),
     ('name = "bad"\nsummary = "s"\nforward = "x"\nwrt = ["y"]\n[inputs]\nx = "n"\n',
      ["wrt", "'y'", "not an input"]),

@@ -87,3 +87,23 @@ def backward(v, p):
     dX_norm, dg1 = _layer_norm_backward(dA, c["xhat1"], c["sigma1"], v["g1"])
     return {"X": dH + dX_norm, "Wq": dWq, "Wk": dWk, "Wv": dWv, "Wo": dWo, "W1": dW1,
             "W2": dW2, "Wu": dWu, "g1": dg1, "g2": dg2}
+
+
+def attention_batched_forward(v):
+    """O = softmax(Q Kᵀ/√d + M) V for each sequence of the batch (einsum: no matmul convention)."""
+    d = v["Q"].shape[-1]
+    s = np.einsum("btd,bsd->bts", v["Q"], v["K"]) / math.sqrt(d) + v["M"]
+    p = _softmax(s)
+    return np.einsum("bts,bsd->btd", p, v["V"]), p
+
+
+def attention_batched_vjp(v, G):
+    """{Q, K, V: ∂L/∂·} given G = ∂L/∂O: dV = Pᵀ G, dP = G Vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)),
+    dQ = dS K/√d, dK = dSᵀ Q/√d, sequence by sequence."""
+    d = v["Q"].shape[-1]
+    _, p = attention_batched_forward(v)
+    dv = np.einsum("bts,btd->bsd", p, G)
+    dp = np.einsum("btd,bsd->bts", G, v["V"])
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+    return {"Q": np.einsum("bts,bsd->btd", ds, v["K"]) / math.sqrt(d),
+            "K": np.einsum("bts,btd->bsd", ds, v["Q"]) / math.sqrt(d), "V": dv}

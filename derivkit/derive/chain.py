@@ -1,6 +1,7 @@
 """The backward pass of a composite recipe, step by step (the tutorial's Δ chain).
 
-For steps s₁ … s_K (the last is the scalar loss L), Δ_s = ∂L/∂s. Going backwards, each step's
+For steps s₁ … s_K (the last is the scalar loss L, or an array output O whose upstream gradient
+G = ∂L/∂O the recipe names: then Δ_O = G), Δ_s = ∂L/∂s. Going backwards, each step's
 definition contributes to the Δ of every earlier step it uses and to the gradient of every
 parameter it uses, through that step's own local VJP with upstream Δ_s:
     Δ_p  = Σ_{s uses p} vjp(s, Δ_s, p),      ∂L/∂W = Σ_{s uses W} vjp(s, Δ_s, W).
@@ -46,8 +47,7 @@ def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node]]:
     steps = program(recipe).definitions
     names = list(steps)
     loss = names[-1]
-    if steps[loss].rank:
-        raise DerivkitError(f"the last step of {recipe.name!r} ({loss}) must be a scalar loss")
+    top = upstream_seed(recipe, steps[loss])
     reaches = set(recipe.wrt)   # steps whose value depends on a differentiated input
     for s in names:
         if any(isinstance(v, ir.Var) and v.role in ("named", "input") and v.name in reaches
@@ -57,7 +57,7 @@ def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node]]:
     lines: list[tuple[str, str, str, ir.Node]] = []
     for s in reversed(names):
         node = steps[s]
-        seed = ir.ONE if s == loss else delta_var(s, node.shape)
+        seed = top if s == loss else delta_var(s, node.shape)
         if s != loss:
             parts = contributions.get(s, [])
             if not parts:
@@ -82,8 +82,15 @@ def chain_lines(recipe: Recipe) -> list[tuple[str, str, str, ir.Node]]:
             total = parts[0][0]
             for p, _ in parts[1:]:
                 total = ir.add(total, p)
-            lines.append((f"∂{loss}/∂{w}", w, "gradient", simplify(total, {})))
+            lhs = f"∂{loss}/∂{w}" if top is ir.ONE else f"∂L/∂{w}"
+            lines.append((lhs, w, "gradient", simplify(total, {})))
     return lines
+
+
+def upstream_seed(recipe: Recipe, out: ir.Node) -> ir.Node:
+    """What the backward pass starts from: 1 for a scalar loss, else the recipe's upstream
+    gradient (∂L/∂out of a scalar loss L downstream, the shape of `out`)."""
+    return ir.ONE if not out.rank else ir.Var(recipe.upstream, tuple(out.shape), "upstream")
 
 
 def inlined_gradients(recipe: Recipe, lines: list[tuple[str, str, str, ir.Node]] | None = None
@@ -191,7 +198,8 @@ def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
     local_out: ir.Node | None = None
     for s in users:
         n = steps[s]
-        term = n if s == loss else ir.sum_(ir.mul(delta_var(s, n.shape), n))
+        seed = upstream_seed(recipe, n) if s == loss else delta_var(s, n.shape)
+        term = n if seed is ir.ONE else ir.sum_(ir.mul(seed, n))
         local_out = term if local_out is None else ir.add(local_out, term)
     if local_out is None:
         return Verification(False, "none", (), "NOT VERIFIED: the loss does not use it")

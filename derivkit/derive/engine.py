@@ -39,7 +39,8 @@ def _letters(out_rank: int, in_rank: int, taken: set[str]) -> tuple[list[str], l
     """Index names for the output's and the input's axes, distinct and clashing with no name
     in scope (however many are taken)."""
     out = ix.fresh_names(OUT_LETTERS, out_rank, taken)
-    return out, ix.fresh_names(IN_LETTERS[(out_rank, in_rank)], in_rank, taken | set(out))
+    preferred = IN_LETTERS.get((out_rank, in_rank), "ijkl" if out_rank == 0 else "rstu")
+    return out, ix.fresh_names(preferred, in_rank, taken | set(out))
 
 
 def _sub(name: str, idx: list[str], pretty_mode: bool) -> str:

@@ -141,7 +141,14 @@ class Explicit:
         return np.matmul(self.ev(n.a), self.ev(n.b))
 
     def _Transpose(self, n: ir.Transpose) -> np.ndarray:
-        return self.ev(n.a).T
+        a = self.ev(n.a)
+        return np.swapaxes(a, -1, -2) if a.ndim >= 2 else a
+
+    def _Permute(self, n: ir.Permute) -> np.ndarray:
+        return np.transpose(self.ev(n.a), n.axes)
+
+    def _Reshape(self, n: ir.Reshape) -> np.ndarray:
+        return np.reshape(self.ev(n.a), self.shape(n.shape))
 
     def _Apply(self, n: ir.Apply) -> np.ndarray:
         params = [self.ev(p).item() for p in n.params]
@@ -237,6 +244,8 @@ class Explicit:
         ir.Neg: _Neg,
         ir.MatMul: _MatMul,
         ir.Transpose: _Transpose,
+        ir.Permute: _Permute,
+        ir.Reshape: _Reshape,
         ir.Apply: _Apply,
         ir.Compare: _Compare,
         ir.Where: _Where,

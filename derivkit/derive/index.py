@@ -171,15 +171,39 @@ class IndexEvaluator:
         return -self.ev(n.a, idx)
 
     def _MatMul(self, n: ir.MatMul, idx: Indices) -> sp.Expr:
+        """(A B)[…, i, j] = Σ_k A[…, i, k] B[…, k, j], batch indices aligned as broadcast."""
         a, b = n.a, n.b
         k = self.dummy(a.shape[-1])
-        ia = (idx[0], k) if a.rank == 2 else (k,)
-        ib_rest = idx[a.rank - 1:] if a.rank == 2 else idx
-        ib = (k,) + tuple(ib_rest) if b.rank == 2 else (k,)
+        if a.rank == 1 and b.rank == 1:
+            ia, ib = (k,), (k,)
+        elif a.rank == 1:
+            ia, ib = (k,), self._batch(b, n, idx[:-1]) + (k, idx[-1])
+        elif b.rank == 1:
+            ia, ib = self._batch(a, n, idx[:-1]) + (idx[-1], k), (k,)
+        else:
+            batch = idx[:-2]
+            ia = self._batch(a, n, batch) + (idx[-2], k)
+            ib = self._batch(b, n, batch) + (k, idx[-1])
         return self.summed(self.ev(a, ia) * self.ev(b, ib), [(k, a.shape[-1])])
 
+    def _batch(self, operand: ir.Node, n: ir.MatMul, batch: Indices) -> Indices:
+        """The batch indices of a matmul operand (its axes before the matrix), broadcast."""
+        own = operand.shape[:-2]
+        return self._align(own, n.shape[:len(batch)], batch)
+
     def _Transpose(self, n: ir.Transpose, idx: Indices) -> sp.Expr:
-        return self.ev(n.a, tuple(reversed(idx)))
+        if len(idx) < 2:
+            return self.ev(n.a, idx)
+        return self.ev(n.a, idx[:-2] + (idx[-1], idx[-2]))
+
+    def _Permute(self, n: ir.Permute, idx: Indices) -> sp.Expr:
+        inner: list[sp.Expr] = [sp.Integer(0)] * len(idx)
+        for k, ax in enumerate(n.axes):
+            inner[ax] = idx[k]
+        return self.ev(n.a, tuple(inner))
+
+    def _Reshape(self, n: ir.Reshape, idx: Indices) -> sp.Expr:
+        raise NotImplementedError("reshape has no index form here")   # the oracle decides
 
     def _Apply(self, n: ir.Apply, idx: Indices) -> sp.Expr:
         params = tuple(self.ev(p, ()) for p in n.params)
@@ -259,6 +283,8 @@ class IndexEvaluator:
         ir.Neg: _Neg,
         ir.MatMul: _MatMul,
         ir.Transpose: _Transpose,
+        ir.Permute: _Permute,
+        ir.Reshape: _Reshape,
         ir.Apply: _Apply,
         ir.Compare: _Compare,
         ir.Where: _Where,

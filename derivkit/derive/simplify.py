@@ -114,11 +114,11 @@ class Simplifier:
             return a
         if isinstance(a, ir.Outer):
             return ir.outer(a.b, a.a)
-        if isinstance(a, ir.MatMul):
+        if isinstance(a, ir.MatMul) and a.a.rank >= 2 and a.b.rank >= 2:   # matrix by matrix
             return ir.matmul(ir.transpose(a.b), ir.transpose(a.a))
         if isinstance(a, ir.Neg):
             return ir.neg(ir.transpose(a.a))
-        if isinstance(a, ir.Binary) and a.op in "+-" and a.a.rank == 2 and a.b.rank == 2:
+        if isinstance(a, ir.Binary) and a.op in "+-" and a.a.rank >= 2 and a.b.rank >= 2:
             # (A ± B)ᵀ = Aᵀ ± Bᵀ only where that removes transposes (diag(p) − p pᵀ)
             pushed = self.simp(ir.binary(a.op, ir.transpose(a.a), ir.transpose(a.b)))
             return pushed if ir.count_ops(pushed) < ir.count_ops(n) else n

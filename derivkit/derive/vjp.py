@@ -75,14 +75,25 @@ def _binary(n: ir.Binary, g: ir.Node) -> Cotangents:
 
 
 def _matmul(n: ir.MatMul, g: ir.Node) -> Cotangents:
+    """C = A B: Ā = C̄ Bᵀ, B̄ = Aᵀ C̄, matrix by matrix over a batch, summed over the batch axes
+    an operand was broadcast along."""
     a, b = n.a, n.b
-    if a.rank == 2 and b.rank == 2:
-        return [(a, ir.matmul(g, ir.transpose(b))), (b, ir.matmul(ir.transpose(a), g))]
+    if a.rank >= 2 and b.rank >= 2:
+        return [(a, unbroadcast(ir.matmul(g, ir.transpose(b)), a.shape)),
+                (b, unbroadcast(ir.matmul(ir.transpose(a), g), b.shape))]
     if a.rank == 1 and b.rank == 2:      # (n,) @ (n,k) -> (k,)
         return [(a, ir.matmul(b, g)), (b, ir.outer(a, g))]
     if a.rank == 2 and b.rank == 1:      # (m,n) @ (n,) -> (m,)
         return [(a, ir.outer(g, b)), (b, ir.matmul(ir.transpose(a), g))]
-    return [(a, ir.mul(g, b)), (b, ir.mul(g, a))]  # (n,) @ (n,) -> ()
+    if a.rank == 1 and b.rank == 1:      # (n,) @ (n,) -> ()
+        return [(a, ir.mul(g, b)), (b, ir.mul(g, a))]
+    column = ir.expand_dims(g, g.rank)   # a stack of matrices and a vector: ḡ as a column
+    if a.rank == 1:                      # (n,) @ (…,n,k) -> (…,k)
+        row = ir.expand_dims(g, g.rank - 1)
+        return [(a, unbroadcast(ir.sum_(ir.matmul(b, column), -1), a.shape)),
+                (b, unbroadcast(ir.mul(ir.expand_dims(a, 1), row), b.shape))]
+    return [(a, unbroadcast(ir.mul(column, b), a.shape)),          # (…,m,n) @ (n,) -> (…,m)
+            (b, unbroadcast(ir.sum_(ir.mul(column, a), -2), b.shape))]
 
 
 def _sum(n: ir.Sum, g: ir.Node) -> Cotangents:
@@ -114,6 +125,8 @@ RULES: dict[type, Rule] = {
     ir.Neg: lambda n, g: [(n.a, ir.neg(g))],
     ir.MatMul: _matmul,
     ir.Transpose: lambda n, g: [(n.a, ir.transpose(g))],
+    ir.Permute: lambda n, g: [(n.a, ir.permute(g, ir.inverse_axes(n.axes)))],
+    ir.Reshape: lambda n, g: [(n.a, ir.Reshape(g, n.a.shape))],
     ir.Apply: lambda n, g: [(n.a, ir.mul(g, _elementwise_derivative(n)))],
     ir.Sum: _sum,
     ir.Extreme: _extreme,

@@ -1,4 +1,4 @@
-"""derivkit's typed expression IR: NumPy semantics on arrays of rank <= 2 with symbolic shapes.
+"""derivkit's typed expression IR: NumPy semantics on arrays of rank <= 4 with symbolic shapes.
 
 Nodes are frozen dataclasses compared structurally (equal subtrees are the same value). Build
 them through the constructor functions below (`add`, `matmul`, ...), which check and infer
@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from ..errors import ShapeError
-from .shapes import Dim, Shape, broadcast, fmt_shape
+from .shapes import MAX_RANK, Dim, Shape, broadcast, fmt_shape
 
 
 class Node:
@@ -141,6 +141,9 @@ class MatMul(Node):
 
 @dataclass(frozen=True)
 class Transpose(Node):
+    """The matrix transpose: the last two axes swapped (NumPy's `.mT`; `.T` of a matrix); a
+    stack of matrices is transposed matrix by matrix, a vector is left as it is."""
+
     a: Node
     shape: Shape
     _children = ("a",)
@@ -148,6 +151,35 @@ class Transpose(Node):
     def with_args(self, *new: Node) -> Node:
         (a,) = new
         return transpose(a)
+
+
+@dataclass(frozen=True)
+class Permute(Node):
+    """np.transpose(a, axes): axis k of the result is axis axes[k] of `a` (rank >= 3, and
+    neither the identity nor the swap of the last two axes, which is `Transpose`)."""
+
+    a: Node
+    axes: tuple[int, ...]
+    shape: Shape
+    _children = ("a",)
+
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
+        return permute(a, self.axes)
+
+
+@dataclass(frozen=True)
+class Reshape(Node):
+    """np.reshape(a, shape) in C order, between shapes of the same symbolic size (a dimension
+    declared as a product, e = h·d, splits into its factors)."""
+
+    a: Node
+    shape: Shape
+    _children = ("a",)
+
+    def with_args(self, *new: Node) -> Node:
+        (a,) = new
+        return Reshape(a, self.shape)
 
 
 @dataclass(frozen=True)
@@ -395,6 +427,8 @@ def neg(a: Node) -> Node:
 
 
 def matmul(a: Node, b: Node) -> Node:
+    """a @ b as NumPy's matmul: the last two axes are matrices, leading axes are a batch
+    (broadcast); a vector operand is a row (left) or a column (right), its axis then dropped."""
     if a.rank == 0 or b.rank == 0:
         raise ShapeError(f"'@' needs vectors or matrices, got {fmt_shape(a.shape)} @ {fmt_shape(b.shape)}",
                          "use '*' to multiply by a scalar")
@@ -403,12 +437,76 @@ def matmul(a: Node, b: Node) -> Node:
     if ka != kb:
         raise ShapeError(f"shapes do not fit for '@': {fmt_shape(a.shape)} @ {fmt_shape(b.shape)} "
                          f"({ka} ≠ {kb})")
-    shape = a.shape[:-1] + (b.shape[1:] if b.rank == 2 else ())
+    shape: Shape = ()
+    if a.rank == 1 and b.rank == 1:
+        pass
+    elif a.rank == 1:
+        shape = b.shape[:-2] + b.shape[-1:]
+    elif b.rank == 1:
+        shape = a.shape[:-1]
+    else:
+        batch = broadcast(a.shape[:-2], b.shape[:-2], what="the batch axes of '@'")
+        shape = batch + (a.shape[-2], b.shape[-1])
     return MatMul(a, b, shape)
 
 
 def transpose(a: Node) -> Node:
-    return Transpose(a, tuple(reversed(a.shape)))
+    """The matrix transpose (last two axes swapped; a vector as it is)."""
+    if a.rank < 2:
+        return Transpose(a, a.shape)
+    return Transpose(a, a.shape[:-2] + (a.shape[-1], a.shape[-2]))
+
+
+def permute(a: Node, axes: tuple[int, ...] | list[int]) -> Node:
+    """np.transpose(a, axes) (axes a permutation of 0..rank-1): `a` itself for the identity,
+    the matrix transpose where only the last two axes swap."""
+    order = tuple(axes)
+    if sorted(order) != list(range(a.rank)):
+        raise ShapeError(f"transpose: axes {order} are not a permutation of the {a.rank} axes")
+    identity = tuple(range(a.rank))
+    if order == identity:
+        return a
+    if a.rank >= 2 and order == identity[:-2] + (a.rank - 1, a.rank - 2):
+        return transpose(a)
+    if isinstance(a, Permute):   # two permutations are one
+        return permute(a.a, tuple(a.axes[k] for k in order))
+    return Permute(a, order, tuple(a.shape[k] for k in order))
+
+
+def inverse_axes(axes: tuple[int, ...]) -> tuple[int, ...]:
+    """The permutation undoing `axes`: permute(permute(a, axes), inverse_axes(axes)) is a."""
+    out = [0] * len(axes)
+    for k, ax in enumerate(axes):
+        out[ax] = k
+    return tuple(out)
+
+
+def reshape(a: Node, shape: Shape, products: dict[str, tuple[Dim, ...]] | None = None) -> Node:
+    """np.reshape(a, shape): the sizes must agree symbolically, with each dimension declared a
+    product in `products` (e = h·d) counted as its factors."""
+    shape = tuple(shape)
+    if a.shape == shape:
+        return a
+    if _factors(a.shape, products or {}) != _factors(shape, products or {}):
+        raise ShapeError(f"reshape: {fmt_shape(a.shape)} and {fmt_shape(shape)} do not have the "
+                         "same size", "declare a dimension as a product (e.g. e = h*d) where one "
+                         "splits into two")
+    return Reshape(a, shape)
+
+
+def _factors(shape: Shape, products: dict[str, tuple[Dim, ...]]) -> tuple[int, tuple[str, ...]]:
+    """A shape's size as (its integer factor, its named factors sorted), products expanded."""
+    number, names = 1, []
+    stack = list(shape)
+    while stack:
+        d = stack.pop()
+        if isinstance(d, int):
+            number *= d
+        elif d in products:
+            stack.extend(products[d])
+        else:
+            names.append(d)
+    return number, tuple(sorted(names))
 
 
 def apply(fn: str, a: Node, params: tuple[Node, ...] = ()) -> Node:
@@ -551,7 +649,7 @@ def broadcast_to(a: Node, shape: Shape) -> Node:
 
 
 def expand_dims(a: Node, axis: int) -> Node:
-    if not 0 <= axis <= a.rank or a.rank >= 2:
+    if not 0 <= axis <= a.rank or a.rank >= MAX_RANK:
         raise ShapeError(f"expand_dims: axis {axis} does not fit an array of rank {a.rank}")
     shape = a.shape[:axis] + (1,) + a.shape[axis:]
     return ExpandDims(a, axis, shape)

@@ -26,7 +26,7 @@ from typing import Protocol, SupportsFloat, cast
 from ..errors import BudgetExceeded, DerivkitError, ExpressionError, ShapeError
 from . import ir
 from .ops import ELEMENTWISE, MATRIX_OPS
-from .shapes import Dim, Shape, fmt_shape
+from .shapes import MAX_RANK, Dim, Shape, fmt_shape
 
 MAX_LENGTH = 20_000
 MAX_DEPTH = 64
@@ -310,8 +310,9 @@ class _Builder:
         if isinstance(node, ast.Name):
             return self._name(node)
         if isinstance(node, ast.Attribute):
-            if node.attr == "T":
-                return ir.transpose(self.build(node.value, depth))
+            if node.attr == "T":   # NumPy's: every axis reversed (a matrix's transpose)
+                x = self.build(node.value, depth)
+                return ir.permute(x, tuple(reversed(range(x.rank)))) if x.rank > 2 else ir.transpose(x)
             if node.attr == "mT":   # NumPy's matrix transpose: the last two axes
                 x = self.build(node.value, depth)
                 if x.rank < 2:
@@ -505,7 +506,7 @@ class _Builder:
                     if sorted(order) != list(range(x.rank)):
                         raise self.fail(given, f"transpose(): axes {tuple(order)} are not a "
                                                f"permutation of the {x.rank} axes")
-            return x if order == sorted(order) else ir.transpose(x)
+            return ir.permute(x, order)
         if fn == "one_hot":
             arity(2, 2)
             return ir.one_hot(self._labels(args[0], depth), self._dim(args[1], fn))
@@ -513,7 +514,7 @@ class _Builder:
             arity(1, 1)
             return ir.eye(self._dim(args[0], fn))
         if fn == "ones":
-            arity(1, 2)
+            arity(1, MAX_RANK)
             return ir.ones(tuple(self._dim(a, fn) for a in args))
         if fn == "expand_dims":
             arity(2, 2)

@@ -106,11 +106,20 @@ class _Printer:
     def _OneHot(self, n: ir.OneHot) -> tuple[str, int]:
         return f"{self.fn_name('one_hot')}({self(n.a)}, {n.k})", ATOM
 
+    def _Permute(self, n: ir.Permute) -> tuple[str, int]:
+        return f"{self.fn_name('transpose')}({self(n.a)}, {n.axes})", ATOM
+
+    def _Reshape(self, n: ir.Reshape) -> tuple[str, int]:
+        dims = ", ".join(str(d) for d in n.shape) + ("," if n.rank == 1 else "")
+        return f"{self.fn_name('reshape')}({self(n.a)}, ({dims}))", ATOM
+
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
     RULES: ClassVar[dict[type, Callable[..., Any]]] = {
         ir.Macro: _Macro,
         ir.Extreme: _Extreme,
         ir.OneHot: _OneHot,
+        ir.Permute: _Permute,
+        ir.Reshape: _Reshape,
     }
 
 
@@ -150,7 +159,8 @@ class LanguagePrinter(_Printer):
         return f"{self.wrap(n.a, MUL)} @ {self.wrap(n.b, MUL, strict=True)}", MUL
 
     def _Transpose(self, n: ir.Transpose) -> tuple[str, int]:
-        return f"{self.wrap(n.a, POSTFIX)}.T", POSTFIX
+        """`.T` of a matrix; `.mT` of a stack of matrices (NumPy's `.T` reverses every axis)."""
+        return f"{self.wrap(n.a, POSTFIX)}.{'mT' if n.rank > 2 else 'T'}", POSTFIX
 
     def _Apply(self, n: ir.Apply) -> tuple[str, int]:
         args = [self(n.a)] + [self(p) for p in n.params]

@@ -1,6 +1,7 @@
 """Shapes with symbolic dimensions. A shape is a tuple of dims; a dim is an int or a name.
 
-Rank 0 (scalar), 1 (vector, NumPy 1-D) and 2 (matrix) are supported. Broadcasting follows
+Ranks 0 (scalar), 1 (vector, NumPy 1-D), 2 (matrix), 3 and 4 (stacks of matrices: the
+leading axes are a batch, as NumPy's matmul reads them) are supported. Broadcasting follows
 NumPy: trailing dims are aligned, a dim of 1 stretches, equal names or equal ints match.
 """
 
@@ -15,7 +16,7 @@ from .names import IDENT
 Dim = int | str
 Shape = tuple[Dim, ...]
 
-MAX_RANK = 2
+MAX_RANK = 4
 
 
 #: What separates the dimensions of a shape: a comma, or the multiplication sign × (U+00D7) in
@@ -63,7 +64,7 @@ def parse_shape(text: str, *, where: str = "shape") -> Shape:
         raise ShapeError(f"{where}: malformed shape {text!r}", "write e.g. 'm,n' or '3,4'")
     if len(parts) > MAX_RANK:
         raise ShapeError(f"{where}: shape {text!r} has rank {len(parts)}; derivkit supports "
-                         "scalars, vectors and matrices (rank <= 2)")
+                         f"arrays of rank {MAX_RANK} at most")
     return tuple(parse_dim(p, where=where) for p in parts)
 
 

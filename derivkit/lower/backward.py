@@ -75,6 +75,8 @@ def program_lines(recipe: Recipe, derivation: Derivation) -> tuple[list[tuple[st
     prog = program(recipe)
     steps = prog.definitions
     shapes = {i.name: tuple(i.shape) for i in recipe.inputs}
+    if prog.out.rank:   # a VJP's program reads the upstream gradient
+        shapes[recipe.upstream] = tuple(prog.out.shape)
     lines: list[tuple[str, ir.Node]] = []
     grads: dict[str, str] = {}
     for step in derivation.chain:

@@ -204,16 +204,20 @@ def _sentence(text: str) -> str:
 def _backward(recipe: Recipe, derivation: Derivation, out: ir.Node, alias: str
               ) -> tuple[str, str, list[str]] | None:
     """(source of `backward`, its one-line summary, its docstring paragraphs) for a scalar output
-    with a verified backward program; None otherwise (the grad_x functions remain)."""
+    (gradients), or an array output given its upstream gradient (VJPs), with a verified
+    backward program; None otherwise (the grad_x / vjp_x functions remain)."""
     from .backward import program_lines
 
-    if out.rank or not derivation.chain or any(dv.kind != "gradient" for dv in derivation.derivatives):
+    kind = "vjp" if out.rank else "gradient"
+    if not derivation.chain or any(dv.kind != kind for dv in derivation.derivatives):
         return None
     try:
         assignments, results = program_lines(recipe, derivation)
     except DerivkitError:
         return None   # a line not verified: only the verified closed forms are written
     inputs = {i.name: tuple(i.shape) for i in recipe.inputs}
+    if out.rank:   # the upstream gradient, after the inputs (as vjp_x takes it)
+        inputs[recipe.upstream] = tuple(out.shape)
     params = {p.name: p.default for p in recipe.params}
     printer = _lower.NumpyPrinter(alias)
     nodes = [shift_exponentials(node) for _, node in assignments]   # same values, no overflow

@@ -92,6 +92,17 @@ class NumpyPrinter(LanguagePrinter):
         args = dict(zip("ab", (self(a) for a in n.args)))
         return BY_NODE[type(n)].numpy.format(np=self.np, **args), ATOM
 
+    def _Transpose(self, n: ir.Transpose) -> tuple[str, int]:
+        if n.rank > 2:   # NumPy >= 2's .mT, spelled for every supported NumPy
+            return f"{self.np}.swapaxes({self(n.a)}, -1, -2)", ATOM
+        return super()._Transpose(n)
+
+    def _Permute(self, n: ir.Permute) -> tuple[str, int]:
+        return f"{self.np}.transpose({self(n.a)}, {n.axes})", ATOM
+
+    def _Reshape(self, n: ir.Reshape) -> tuple[str, int]:
+        return f"{self.np}.reshape({self(n.a)}, {_shape_tuple(n.shape)})", ATOM
+
     def _Broadcast(self, n: ir.Broadcast) -> tuple[str, int]:
         return f"{self.np}.broadcast_to({self(n.a)}, {_shape_tuple(n.shape)})", ATOM
 
@@ -141,6 +152,9 @@ class NumpyPrinter(LanguagePrinter):
         ir.Broadcast: _Broadcast,
         ir.ExpandDims: _ExpandDims,
         ir.Macro: _Macro,
+        ir.Transpose: _Transpose,
+        ir.Permute: _Permute,
+        ir.Reshape: _Reshape,
     }
 
 
@@ -189,7 +203,7 @@ def dims_used(roots: list[ir.Node]) -> set[str]:
                 out.add(n.n)
             elif isinstance(n, ir.OneHot) and isinstance(n.k, str):
                 out.add(n.k)
-            elif isinstance(n, (ir.Ones, ir.Broadcast)):
+            elif isinstance(n, (ir.Ones, ir.Broadcast, ir.Reshape)):
                 out.update(d for d in n.shape if isinstance(d, str))
     return out
 
@@ -287,6 +301,15 @@ class BatchedNumpyPrinter(NumpyPrinter):
         a, b = n.a, n.b
         if not self.is_batched(n):
             return super()._MatMul(n)
+        np_ = self.np
+        if n.rank > 2 or max(a.rank, b.rank) > 2:   # stacks: batch axes aligned, then NumPy's
+            if a.rank == 1:
+                row = f"{np_}.expand_dims({self.aligned(a, b.rank - 1)}, -2)"
+                return f"{np_}.squeeze({np_}.matmul({row}, {self(b)}), -2)", ATOM
+            if b.rank == 1:
+                column = f"{np_}.expand_dims({self.aligned(b, a.rank - 1)}, -1)"
+                return f"{np_}.squeeze({np_}.matmul({self(a)}, {column}), -1)", ATOM
+            return f"{np_}.matmul({self.aligned(a, n.rank)}, {self.aligned(b, n.rank)})", ATOM
         if a.rank == 2 and b.rank == 2:
             # _real: the batched input's real part, when the caller knows every batch member
             # shares it (complex step: x + i·h·v); products then skip recomputing it
@@ -294,7 +317,6 @@ class BatchedNumpyPrinter(NumpyPrinter):
                             if isinstance(x, ir.Var) and self.is_batched(x)
                             and len(self.batched_names) == 1)
             return f"_matmul({self(a)}, {self(b)}{hints})", ATOM
-        np_ = self.np
         if (a.rank, b.rank) == (1, 2):   # (…, i) @ (…, i, j) -> (…, j)
             return f"{np_}.squeeze({np_}.matmul({np_}.expand_dims({self(a)}, -2), {self(b)}), -2)", ATOM
         if (a.rank, b.rank) == (2, 1):   # (…, i, j) @ (…, j) -> (…, i)
@@ -307,6 +329,17 @@ class BatchedNumpyPrinter(NumpyPrinter):
         if self.is_batched(n):
             return f"{self.np}.swapaxes({self(n.a)}, -1, -2)", ATOM
         return super()._Transpose(n)
+
+    def _Permute(self, n: ir.Permute) -> tuple[str, int]:
+        if not self.is_batched(n):
+            return super()._Permute(n)
+        return f"{self.np}.transpose({self(n.a)}, {(0, *(k + 1 for k in n.axes))})", ATOM
+
+    def _Reshape(self, n: ir.Reshape) -> tuple[str, int]:
+        dims = ", ".join(str(self.sizes.get(d, d) if isinstance(d, str) else d) for d in n.shape)
+        if not self.is_batched(n):
+            return f"{self.np}.reshape({self(n.a)}, ({dims},))", ATOM
+        return f"{self.np}.reshape({self(n.a)}, (-1, {dims}))", ATOM   # -1: the batch axis
 
     def _Apply(self, n: ir.Apply) -> tuple[str, int]:
         fn = ELEMENTWISE[n.fn]
@@ -392,6 +425,8 @@ class BatchedNumpyPrinter(NumpyPrinter):
         ir.Where: _Where,
         ir.MatMul: _MatMul,
         ir.Transpose: _Transpose,
+        ir.Permute: _Permute,
+        ir.Reshape: _Reshape,
         ir.Apply: _Apply,
         ir.Sum: _Sum,
         ir.Extreme: _Extreme,
