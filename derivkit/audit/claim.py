@@ -125,8 +125,10 @@ def _refuse_large(t: _Target, form: ir.Node) -> None:
     from ..check.sampling import concrete, default_sizes
 
     dims = t.verifier.dims
-    every = list(t.verifier.assignments) + [{d: 6 + i for i, d in enumerate(dims)},
-                                             default_sizes(dims)]
+    products = dict(t.recipe.products)
+    every = list(t.verifier.assignments) + [ir.with_products({d: 6 + i for i, d in enumerate(dims)},
+                                                             products),
+                                             default_sizes(dims, products=products)]
 
     def entries(n: ir.Node, sizes: dict[str, int]) -> int:
         count = 1
@@ -553,7 +555,7 @@ def _kink_probe(t: _Target, form: ir.Node, kind: str) -> str | None:
     from ..check.sampling import default_sizes, sample_inputs
     from ..lower.forms import call_form, form_function
 
-    sizes = default_sizes(t.verifier.dims)
+    sizes = default_sizes(t.verifier.dims, products=dict(t.recipe.products))
     values = sample_inputs(t.recipe, sizes, np.random.default_rng(0), np.float64)
     values[t.w] = np.zeros_like(values[t.w])
     if t.upstream is not None:

@@ -204,7 +204,8 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
             raise DerivkitError(f"--param {name}: {recipe.name!r} has no parameter {name!r}",
                                 f"parameters: {', '.join(all_params) or 'none'}")
         all_params[name] = float(value)
-    concrete_sizes = sampling.default_sizes(dims, sizes, ir.minimum_sizes([out]))
+    concrete_sizes = sampling.default_sizes(dims, sizes, ir.minimum_sizes([out]),
+                                            ir.size_products([out]))
     np_dtype = DTYPES[dtype]
     one_eval = sum(16 * int(np.prod(sampling.concrete(n.shape, concrete_sizes) or (1,)))
                    for n in ir.walk(out))

@@ -26,11 +26,25 @@ DEFAULT_VALUES = (3, 4, 5, 6, 7, 8, 9, 10)
 
 
 def default_sizes(dims: list[str], given: dict[str, int] | None = None,
-                  minimum: dict[str, int] | None = None) -> dict[str, int]:
+                  minimum: dict[str, int] | None = None,
+                  products: dict[str, tuple[ir.Dim, ...]] | None = None) -> dict[str, int]:
     """Sizes for a check: `given` (--size), else distinct small defaults, each at least its
-    `minimum` (z[2] needs n ≥ 3)."""
+    `minimum` (z[2] needs n ≥ 3); a declared product (`products`, e = h·d) is its factors'."""
     given = dict(given or {})
     minimum = minimum or {}
+    if products:
+        for name, value in list(given.items()):
+            if name not in products:
+                continue
+            known = all(not isinstance(f, str) or f in given for f in products[name])
+            if not known or ir.with_products(given, {name: products[name]})[name] != value:
+                factors = "·".join(map(str, products[name]))
+                raise DerivkitError(f"--size {name}={value}: {name} = {factors} is set by its factors",
+                                    "give the sizes of the factors instead")
+            del given[name]   # consistent with its factors' sizes: set by them below
+        plain = sorted({d for d in dims if d not in products}
+                       | {f for fs in products.values() for f in fs if isinstance(f, str)})
+        return ir.with_products(default_sizes(plain, given, minimum), products)
     for name, value in given.items():
         if name not in dims:
             raise DerivkitError(f"--size {name}={value}: {name!r} is not a dimension of this target",

@@ -226,7 +226,8 @@ def _verify_line(node: ir.Node, target: str, steps: dict[str, ir.Node],
     # numerically at the forward's own points: inputs sampled, every step's value (the loss's
     # too) computed from them, the Δs sampled freely
     oracle = Oracle(renamed, free, {p.name: p.default for p in recipe.params}, {}, None,
-                    size_assignments(dims, minimum=ir.minimum_sizes([renamed, *forward.values()])),
+                    size_assignments(dims, minimum=ir.minimum_sizes([renamed, *forward.values()]),
+                                     products=ir.size_products([renamed, *forward.values()])),
                     consistent=forward,
                     report_error=False,   # one sentence for all the lines
                     sizes=LINE_SIZES)

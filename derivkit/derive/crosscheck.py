@@ -62,9 +62,15 @@ class Problem:
 
 
 def size_assignments(dims: list[str], heavy: bool = False,
-                     minimum: dict[str, int] | None = None) -> list[dict[str, int]]:
+                     minimum: dict[str, int] | None = None,
+                     products: dict[str, tuple[ir.Dim, ...]] | None = None) -> list[dict[str, int]]:
     """Small sizes, distinct per dimension, at a few assignments; a dimension with a least size
-    (`minimum`, e.g. n ≥ 3 for z[2]) is shifted up to it."""
+    (`minimum`, e.g. n ≥ 3 for z[2]) is shifted up to it; a declared product (`products`,
+    e = h·d) is its factors' product."""
+    if products:
+        free = sorted({d for d in dims if d not in products}
+                      | {f for fs in products.values() for f in fs if isinstance(f, str)})
+        return [ir.with_products(a, products) for a in size_assignments(free, heavy, minimum)]
     if not dims:
         return [{}]
     minimum = minimum or {}
@@ -102,7 +108,8 @@ def explicit_cost(node: ir.Node, sizes: dict[str, int]) -> int:
             size = max(1, entries(n.a) // max(1, entries(n))) * a[0]
         elif isinstance(n, ir.Trace):
             size = dim(n.a.shape[0]) * a[0]
-        elif isinstance(n, (ir.Extreme, ir.OneHot)):   # piecewise in every entry: the oracle decides
+        elif isinstance(n, (ir.Extreme, ir.OneHot, ir.Reshape)):   # piecewise in every entry, or
+            # a reshape's index arithmetic (quotients and remainders): the oracle decides
             size = 10**12
         elif isinstance(n, (ir.Det, ir.Inv)):
             k = dim(n.a.shape[0])
@@ -160,7 +167,7 @@ class Verifier:
                                                         for d in shape if isinstance(d, str)})
         every = [problem.out, *problem.consistent.values()]   # a line's step definitions too
         heavy = any(isinstance(n, (ir.Det, ir.Inv)) for n in ir.walk(problem.out))
-        candidates = (size_assignments(self.dims, heavy, ir.minimum_sizes(every))
+        candidates = (size_assignments(self.dims, heavy, ir.minimum_sizes(every), ir.size_products(every))
                       if assignments is None else assignments)
         self.assignments = [a for a in candidates if self._entries(a) <= MAX_ENTRIES]
         if not self.assignments:

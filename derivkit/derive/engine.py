@@ -81,7 +81,8 @@ def derive(recipe: Recipe) -> Derivation:
     symbolic_until = time.monotonic() + verify.DERIVATION_BUDGET_S   # all inputs together
     dims = sorted(ir.dims_used(out) | {d for i in recipe.inputs for d in i.shape if isinstance(d, str)})
     oracle = Oracle(out, inputs, {p.name: p.default for p in recipe.params}, named_defs, upstream,
-                    size_assignments(dims, minimum=ir.minimum_sizes([out])))
+                    size_assignments(dims, minimum=ir.minimum_sizes([out]),
+                                     products=ir.size_products([out])))
 
     program_forms: dict[str, ir.Node] = {}
     lines: list[tuple[str, str, str, ir.Node]] | None = None
@@ -165,7 +166,10 @@ def derive(recipe: Recipe) -> Derivation:
                           f"another: derivkit simplifies a gradient as a whole only up to "
                           f"{CLOSED_FORM_MAX_OPS} operations, and the backward pass above is the "
                           f"short way to read it",)
-            if too_large or index_form is None:
+            if any(isinstance(n, ir.Reshape) for n in ir.walk(out)):
+                notes += ("no index form: a reshape's entries are found by quotients and "
+                          "remainders of indices, which derivkit does not write out",)
+            elif too_large or index_form is None:
                 notes += ("no index form: written entry by entry it would be too large to read",)
             index = None
             if index_form is not None:

@@ -170,16 +170,17 @@ class Permute(Node):
 
 @dataclass(frozen=True)
 class Reshape(Node):
-    """np.reshape(a, shape) in C order, between shapes of the same symbolic size (a dimension
-    declared as a product, e = h·d, splits into its factors)."""
+    """np.reshape(a, shape) in C order, between shapes of the same symbolic size; `products`
+    are the declared dimensions (e = h·d) the sizes agree by, which fix their size."""
 
     a: Node
     shape: Shape
+    products: tuple[tuple[str, tuple[Dim, ...]], ...] = ()
     _children = ("a",)
 
     def with_args(self, *new: Node) -> Node:
         (a,) = new
-        return Reshape(a, self.shape)
+        return Reshape(a, self.shape, self.products)
 
 
 @dataclass(frozen=True)
@@ -487,11 +488,30 @@ def reshape(a: Node, shape: Shape, products: dict[str, tuple[Dim, ...]] | None =
     shape = tuple(shape)
     if a.shape == shape:
         return a
-    if _factors(a.shape, products or {}) != _factors(shape, products or {}):
+    products = products or {}
+    if _factors(a.shape, products) != _factors(shape, products):
         raise ShapeError(f"reshape: {fmt_shape(a.shape)} and {fmt_shape(shape)} do not have the "
-                         "same size", "declare a dimension as a product (e.g. e = h*d) where one "
-                         "splits into two")
-    return Reshape(a, shape)
+                         "same size", "declare a dimension as a product where one splits into "
+                         "two (a recipe's [dims] e = \"h*d\")")
+    used = sorted(d for d in {*a.shape, *shape} if isinstance(d, str) and d in products)
+    return Reshape(a, shape, tuple((d, tuple(products[d])) for d in used))
+
+
+def size_products(roots: list[Node]) -> dict[str, tuple[Dim, ...]]:
+    """{dimension: its factors} for every declared product a reshape in `roots` relies on."""
+    return {d: f for root in roots for n in walk(root) if isinstance(n, Reshape)
+            for d, f in n.products}
+
+
+def with_products(sizes: dict[str, int], products: dict[str, tuple[Dim, ...]]) -> dict[str, int]:
+    """`sizes` with each declared product set to the product of its factors' sizes."""
+    out = dict(sizes)
+    for d, factors in products.items():
+        value = 1
+        for f in factors:
+            value *= f if isinstance(f, int) else out[f]
+        out[d] = value
+    return out
 
 
 def _factors(shape: Shape, products: dict[str, tuple[Dim, ...]]) -> tuple[int, tuple[str, ...]]:

@@ -123,7 +123,8 @@ def constant_value(node: ir.Node) -> float | None:
 
 REDUCTIONS = ("sum", "mean", "logsumexp", "var", "std", "norm", "max", "min")   # axis=, keepdims=
 FUNCTIONS = (*ELEMENTWISE, *MATRIX_OPS, *REDUCTIONS, "softmax", "log_softmax", "eye", "ones",
-             "where", "expand_dims", "clip", "maximum", "minimum", "one_hot", "swapaxes", "transpose")
+             "where", "expand_dims", "clip", "maximum", "minimum", "one_hot", "swapaxes", "transpose",
+             "reshape")
 _CMP = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "=="}
 _BIN = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 
@@ -245,10 +246,14 @@ class Scope:
     params: dict[str, float]
     named: dict[str, Shape] = field(default_factory=dict)  # earlier steps of a composite
     integers: frozenset[str] = frozenset()   # integer inputs (class labels): only in one_hot
+    products: dict[str, tuple[Dim, ...]] = field(default_factory=dict)   # e = h·d (reshape)
 
     @property
     def dims(self) -> set[str]:
-        return {d for shape in self.inputs.values() for d in shape if isinstance(d, str)}
+        """The dimension names: of the inputs' axes, and the declared products and factors."""
+        declared = {d for name, factors in self.products.items() for d in (name, *factors)
+                    if isinstance(d, str)}
+        return {d for shape in self.inputs.values() for d in shape if isinstance(d, str)} | declared
 
     def var(self, name: str) -> ir.Var:
         if name in self.inputs:
@@ -507,6 +512,23 @@ class _Builder:
                         raise self.fail(given, f"transpose(): axes {tuple(order)} are not a "
                                                f"permutation of the {x.rank} axes")
             return ir.permute(x, order)
+        if fn == "reshape":
+            arity(2, 2)
+            if not isinstance(args[1], ast.Tuple) or not args[1].elts:
+                raise self.fail(args[1], "reshape(): the shape must be a tuple of dimensions such "
+                                         "as (b, t, h, d)")
+            out = ir.reshape(arg(0), tuple(self._dim(e, fn) for e in args[1].elts),
+                             self.scope.products)
+            axes = {d for shape in self.scope.inputs.values() for d in shape}
+            for name, factors in getattr(out, "products", ()):
+                unknown = [f for f in factors if isinstance(f, str) and f not in axes]
+                if len(unknown) > 1:   # generated code reads sizes off the inputs' shapes
+                    raise self.fail(node, f"reshape(): {' and '.join(unknown)} are the sizes of "
+                                          f"no input's axis, so {name} = {'·'.join(map(str, factors))} "
+                                          "cannot be split at run time",
+                                    f"write one factor as a number (e.g. {name} = "
+                                    f"\"4*{unknown[-1]}\") or give an input an axis of that size")
+            return out
         if fn == "one_hot":
             arity(2, 2)
             return ir.one_hot(self._labels(args[0], depth), self._dim(args[1], fn))

@@ -51,7 +51,8 @@ def program(recipe: Recipe) -> Program:
 @lru_cache(maxsize=256)
 def _parse(recipe: Recipe) -> Program:
     scope = Scope({i.name: i.shape for i in recipe.inputs}, {p.name: p.default for p in recipe.params},
-                  integers=frozenset(i.name for i in recipe.inputs if i.domain == INTEGER))
+                  integers=frozenset(i.name for i in recipe.inputs if i.domain == INTEGER),
+                  products=dict(recipe.products))
     steps = recipe.steps or (("", recipe.forward),)
     definitions: dict[str, ir.Node] = {}
     inlined: dict[str, ir.Node] = {}

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from ..errors import RecipeError, UnknownRecipeError
 from .names import user_name_problem
-from .shapes import Shape, fmt_shape, parse_shape, split_integer
+from .shapes import Dim, Shape, fmt_shape, parse_dim, parse_shape, split_integer
 
 NAME_RE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
 DOMAINS = ("real", "positive", "nonzero")
@@ -57,6 +57,7 @@ class Recipe:
     path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     steps: tuple[tuple[str, str], ...] = ()   # composite recipes: (name, expression), in order
+    products: tuple[tuple[str, tuple[Dim, ...]], ...] = ()   # [dims] e = "h*d": e's size is h·d
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)  # TOML key -> line
 
     def where(self, key: str) -> str:
@@ -247,14 +248,42 @@ def parse_recipe(data: dict[str, Any], where: str, path: str | None = None, *,
     if upstream == output or upstream in {n for n, _ in steps}:
         raise RecipeError(f"{where}: upstream-gradient name {upstream!r} is already the name of "
                           f"the output or a step", key="upstream")
+    products = _products(data, where, set(names))
     known = {"name", "summary", "forward", "inputs", "domain", "params", "wrt", "output",
-             "upstream", "notes", "references", "steps"}
+             "upstream", "notes", "references", "steps", "dims"}
     extra = {k: v for k, v in data.items() if k not in known}
     return Recipe(name=name, summary=summary, forward=forward, inputs=tuple(inputs), wrt=wrt,
                   output=output, upstream=upstream, params=tuple(params),
                   notes=_strings(data, "notes", where),
                   references=_strings(data, "references", where), path=path, extra=extra,
-                  steps=steps)
+                  steps=steps, products=products)
+
+
+def _products(data: dict[str, Any], where: str, values: set[str]
+              ) -> tuple[tuple[str, tuple[Dim, ...]], ...]:
+    """[dims] e = "h*d": the dimension e is the product of h and d (what lets reshape split
+    e into h and d); factors are names or integers, and no factor is itself a product."""
+    raw = data.get("dims", {})
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{where}: field 'dims' must be a table of name = \"h*d\"", key="dims")
+    out: list[tuple[str, tuple[Dim, ...]]] = []
+    for key, text in raw.items():
+        _ident(key, "dimension name", where, f"dims.{key}")
+        if key in values:
+            raise RecipeError(f"{where}: dims.{key}: {key!r} is already the name of a value",
+                              key=f"dims.{key}")
+        if not isinstance(text, str) or "*" not in text:
+            raise RecipeError(f"{where}: dims.{key} must be a product such as \"h*d\"",
+                              key=f"dims.{key}")
+        try:
+            factors = tuple(parse_dim(f, where=f"{where}: dims.{key}") for f in text.split("*"))
+        except Exception as exc:  # ShapeError carries the message
+            raise RecipeError(getattr(exc, "message", str(exc)), key=f"dims.{key}") from None
+        if any(f in raw for f in factors):
+            raise RecipeError(f"{where}: dims.{key}: a factor of {key} is itself a product",
+                              "write the product of the plain dimensions", key=f"dims.{key}")
+        out.append((key, factors))
+    return tuple(out)
 
 
 def _steps(data: dict[str, Any], where: str) -> tuple[tuple[str, str], ...]:

@@ -42,7 +42,7 @@ def backward_function(recipe: Recipe) -> Callable[..., dict[str, Any]]:
     # earlier Δ as `_line<j>`: names no user name can take (user names have no underscore).
     as_backward: dict[ir.Node, ir.Node] = {ir.Var(a, shape, "input"): ir.Var(f"_b_{a}", shape, "input")
                    for a, shape in inputs.items()}
-    body = lower.dims_prelude(inputs, alias)
+    body = lower.dims_prelude(inputs, alias, ir.size_products(list(steps.values())))
     body += [(name, printer(node)) for name, node in steps.items()]
     deltas: dict[ir.Node, ir.Node] = {}
     for i, (_, target, kind, node) in enumerate(lines):
@@ -85,7 +85,8 @@ def program_lines(recipe: Recipe, derivation: Derivation) -> tuple[list[tuple[st
                                 "derivkit never emits an unverified gradient")
         target = steps[step.target] if step.target in steps else None
         scope = Scope({**shapes, **{n: tuple(v.shape) for n, v in lines}}, prog.scope.params,
-                      {k: v.shape for k, v in steps.items()}, prog.scope.integers)
+                      {k: v.shape for k, v in steps.items()}, prog.scope.integers,
+                      prog.scope.products)
         node = parse(step.name_text, scope, limits=False)
         if language(node) != step.name_text:   # what is lowered must be exactly what was verified
             raise RuntimeError(f"the line {step.name_text!r} prints back as {language(node)!r}")

@@ -36,7 +36,7 @@ def _parse_form(prog: Program, upstream: str, text: str, derived: bool
     inputs = dict(scope.inputs)
     if out.rank:
         inputs[upstream] = out.shape
-    form_scope = Scope(inputs, scope.params, named, scope.integers)
+    form_scope = Scope(inputs, scope.params, named, scope.integers, scope.products)
     node = parse(text, form_scope, limits=not derived)
     return node, steps, form_scope
 

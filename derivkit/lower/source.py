@@ -158,15 +158,24 @@ class NumpyPrinter(LanguagePrinter):
     }
 
 
-def dims_prelude(inputs: dict[str, tuple], alias: str = "np") -> list[tuple[str, str]]:
+def dims_prelude(inputs: dict[str, tuple], alias: str = "np",
+                 products: dict[str, tuple[ir.Dim, ...]] | None = None) -> list[tuple[str, str]]:
     """(dimension, expression) binding each symbolic dimension to the size of the first input
-    that has it."""
+    that has it; then each factor of a declared product (e = h·d) that no input has, as the
+    product's size divided by its other factors (d = e // h)."""
     lines, bound = [], set()
     for name, shape in inputs.items():
         for axis, d in enumerate(shape):
             if isinstance(d, str) and d not in bound:
                 bound.add(d)
                 lines.append((d, f"{alias}.shape({name})[{axis}]"))
+    for d, factors in (products or {}).items():
+        unbound = [f for f in factors if isinstance(f, str) and f not in bound]
+        if d in bound and len(unbound) == 1:
+            others = [str(f) for f in factors if f != unbound[0]]
+            lines.append((unbound[0], f"{d} // " + (others[0] if len(others) == 1
+                                                      else "(" + " * ".join(others) + ")")))
+            bound.add(unbound[0])
     return lines
 
 
@@ -233,7 +242,10 @@ def function_source(fname: str, args: list[str], body: ir.Node, inputs: dict[str
     alias = alias or emit.numpy_alias(user_names(inputs, args, params, named))
     printer = printer or NumpyPrinter(alias)
     dims = dims_used([body] + [named[name] for name in needed])
-    lines = [(d, e) for d, e in dims_prelude(inputs, alias) if d in dims]
+    roots = [body] + [named[name] for name in needed]
+    products = ir.size_products(roots)
+    dims |= {d for d in products if any(f in dims for f in products[d])}   # d = e // h reads e
+    lines = [(d, e) for d, e in dims_prelude(inputs, alias, products) if d in dims]
     lines += [(name, printer(named[name])) for name in needed]
     return emit.function(fname, args, params, lines, printer(body), doc)
 
