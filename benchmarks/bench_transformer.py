@@ -1,7 +1,8 @@
 """The transformer's pieces as whole processes (cold, imports included), measured in one run.
 
 Goals (issue 13): `derivkit derive transformer-block` ≤ 10 s, `derivkit check transformer-block`
-≤ 10 s; the new functions each derive like any expression. Each command runs in a fresh
+≤ 10 s; the batched attention recipe (rank-3 Q, K, V) ≤ 5 s; the new functions each derive like
+any expression. Each command runs in a fresh
 interpreter; the median of `--repeat` runs is printed beside its goal, and whether the command
 succeeded (exit 0).
 
@@ -24,6 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = [
     ("derive transformer-block", ["derive", "transformer-block"], 10.0),
     ("check transformer-block", ["check", "transformer-block"], 10.0),
+    ("derive attention-batched", ["derive", "attention-batched"], 5.0),
+    ("check attention-batched", ["check", "attention-batched"], 5.0),
+    ("lower attention-batched", ["lower", "attention-batched"], 5.0),
     ("derive gelu MLP", ["derive", "--expr", "sum(gelu(X @ W1) @ W2 * G)", "--wrt", "W1",
                          "--shape", "X=m,n", "--shape", "W1=n,h", "--shape", "W2=h,k",
                          "--shape", "G=m,k"], 5.0),
