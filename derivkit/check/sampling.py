@@ -42,9 +42,7 @@ def default_sizes(dims: list[str], given: dict[str, int] | None = None,
                 raise DerivkitError(f"--size {name}={value}: {name} = {factors} is set by its factors",
                                     "give the sizes of the factors instead")
             del given[name]   # consistent with its factors' sizes: set by them below
-        plain = sorted({d for d in dims if d not in products}
-                       | {f for fs in products.values() for f in fs if isinstance(f, str)})
-        return ir.with_products(default_sizes(plain, given, minimum), products)
+        return ir.with_products(default_sizes(ir.free_dims(dims, products), given, minimum), products)
     for name, value in given.items():
         if name not in dims:
             raise DerivkitError(f"--size {name}={value}: {name!r} is not a dimension of this target",

@@ -68,9 +68,8 @@ def size_assignments(dims: list[str], heavy: bool = False,
     (`minimum`, e.g. n ≥ 3 for z[2]) is shifted up to it; a declared product (`products`,
     e = h·d) is its factors' product."""
     if products:
-        free = sorted({d for d in dims if d not in products}
-                      | {f for fs in products.values() for f in fs if isinstance(f, str)})
-        return [ir.with_products(a, products) for a in size_assignments(free, heavy, minimum)]
+        return [ir.with_products(a, products)
+                for a in size_assignments(ir.free_dims(dims, products), heavy, minimum)]
     if not dims:
         return [{}]
     minimum = minimum or {}

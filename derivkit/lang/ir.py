@@ -503,6 +503,12 @@ def size_products(roots: list[Node]) -> dict[str, tuple[Dim, ...]]:
             for d, f in n.products}
 
 
+def free_dims(dims: list[str], products: dict[str, tuple[Dim, ...]]) -> list[str]:
+    """The dimensions whose sizes are chosen: `dims` but the declared products, with their factors."""
+    return sorted({d for d in dims if d not in products}
+                  | {f for fs in products.values() for f in fs if isinstance(f, str)})
+
+
 def with_products(sizes: dict[str, int], products: dict[str, tuple[Dim, ...]]) -> dict[str, int]:
     """`sizes` with each declared product set to the product of its factors' sizes."""
     out = dict(sizes)
