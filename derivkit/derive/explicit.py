@@ -54,15 +54,18 @@ def reduce_extreme(a: np.ndarray, axis: int | None, keepdims: bool, fn: Callable
     """fn(*entries) over `axis` of an object array (all of it when None), as np.max would."""
     if a.ndim == 0:
         return a
+    def pick(entries: np.ndarray) -> Any:   # max(x) of one number would iterate over it
+        return fn(*entries) if len(entries) > 1 else entries[0]
+
     if axis is None:
         whole: np.ndarray = np.empty((), dtype=object)
-        whole[()] = fn(*a.ravel())
+        whole[()] = pick(a.ravel())
         return whole.reshape((1,) * a.ndim) if keepdims else whole
     moved = np.moveaxis(a, axis, -1)
     flat = moved.reshape(-1, moved.shape[-1])
     rows: np.ndarray = np.empty(flat.shape[0], dtype=object)
     for i, row in enumerate(flat):
-        rows[i] = fn(*row)
+        rows[i] = pick(row)
     out = rows.reshape(moved.shape[:-1])
     return np.expand_dims(out, axis) if keepdims else out
 

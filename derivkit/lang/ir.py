@@ -446,7 +446,12 @@ def matmul(a: Node, b: Node) -> Node:
     elif b.rank == 1:
         shape = a.shape[:-1]
     else:
-        batch = broadcast(a.shape[:-2], b.shape[:-2], what="the batch axes of '@'")
+        try:
+            batch = broadcast(a.shape[:-2], b.shape[:-2], what="the batch axes of '@'")
+        except ShapeError as exc:
+            raise ShapeError(f"{exc.message}, in {fmt_shape(a.shape)} @ {fmt_shape(b.shape)}",
+                             "the axes before the last two must be equal or 1 (NumPy's "
+                             "broadcasting)") from None
         shape = batch + (a.shape[-2], b.shape[-1])
     return MatMul(a, b, shape)
 
