@@ -352,7 +352,8 @@ def test_junit_one_testcase_per_result(runner, fake_check, tmp_path):
     root = _junit(out)
     cases = root.findall(".//testcase")
     assert [(c.get("classname"), c.get("name")) for c in cases] == [
-        ("derivkit.failing", "X vjp"), ("derivkit.failing", "W vjp"), ("derivkit.failing", "b vjp")]
+        ("derivkit.failing", "X vjp full"), ("derivkit.failing", "W vjp directional"),
+        ("derivkit.failing", "b vjp full")]
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "0")
     failure = cases[1].find("failure")
     assert failure is not None and cases[0].find("failure") is None
@@ -627,7 +628,7 @@ def test_engine_gate_fails_on_a_wrong_rule_and_shows_it(runner, monkeypatch, tmp
     assert w["passed"] is False and w["worst"][0]["index"] == [1, 2]
     assert all(r["passed"] for r in data["results"] if r["wrt"] != "W")
     failures = [c for c in _junit(out).iter("testcase") if c.find("failure") is not None]
-    assert failures and all(c.get("name") == "W vjp" for c in failures)
+    assert failures and all(c.get("name").startswith("W vjp ") for c in failures)
     assert "[1, 2]" in failures[0].find("failure").text
 
 
@@ -636,3 +637,18 @@ def test_engine_unknown_size_name_is_a_usage_error(runner):
     result = runner.invoke(app, ["check", "softmax", "--size", "q=3"])
     assert result.exit_code == 2
     _one_error_line(result)
+
+
+def test_junit_names_are_unique_with_both_modes(runner, tmp_path):
+    """auto mode checks each input fully and along directions: two test cases, two names."""
+    out = tmp_path / "linear.xml"
+    assert runner.invoke(app, ["check", "linear", "--junit", str(out)]).exit_code == 0
+    names = [(c.get("classname"), c.get("name")) for c in _junit(out).iter("testcase")]
+    assert len(names) == len(set(names)) == 6
+    assert ("derivkit.linear", "W vjp directional") in names and ("derivkit.linear", "W vjp full") in names
+
+
+@pytest.mark.parametrize("args", [["-h"], ["check", "-h"], ["derive", "-h"]])
+def test_short_help_option(runner, args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "Usage" in result.output

@@ -123,6 +123,7 @@ class _DerivkitGroup(TyperGroup):
 app = typer.Typer(
     name="derivkit",
     cls=_DerivkitGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Derive matrix-calculus gradients symbolically from a forward definition, check every "
          "printed form against the forward differentiated numerically at 60 digits (and "
          "symbolically where that finishes), and print them in index "

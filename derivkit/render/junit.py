@@ -1,7 +1,8 @@
 """JUnit XML for CI systems (GitHub Actions, GitLab, Jenkins read it as test results).
 
-One `<testsuite>` per target and one `<testcase classname="derivkit.<target>" name="<wrt> <kind>">`
-per checked derivative. A failed check carries `<failure message=...>` with the worst entries (and,
+One `<testsuite>` per target and one `<testcase classname="derivkit.<target>"
+name="<wrt> <kind> <mode>">` per checked derivative (full and directional checks of one input are
+two test cases with different names, never merged by a CI reporter). A failed check carries `<failure message=...>` with the worst entries (and,
 for a user's implementation checked with --impl, the mistakes diagnosed); a
 target that could not be checked (`TargetCheck.error`) is a testcase `name="check"` with
 `<error>`. Seed, dtype and sizes are `<properties>`, so a failure can be reproduced.
@@ -97,7 +98,7 @@ def failure_detail(r: CheckResult, t: TargetCheck) -> str:
 
 
 def _testcase(suite: ET.Element, t: TargetCheck, r: CheckResult) -> bool:
-    case = _el(suite, "testcase", classname=f"derivkit.{t.target}", name=f"{r.wrt} {r.kind}",
+    case = _el(suite, "testcase", classname=f"derivkit.{t.target}", name=f"{r.wrt} {r.kind} {r.mode}",
                time=_secs(r.seconds))
     if result_passed(r):
         _el(case, "system-out", f"{r.mode} check, {r.method}: max relative error "
