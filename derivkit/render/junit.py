@@ -4,8 +4,9 @@ One `<testsuite>` per target and one `<testcase classname="derivkit.<target>"
 name="<wrt> <kind> <mode>">` per checked derivative (full and directional checks of one input are
 two test cases with different names, never merged by a CI reporter). A failed check carries
 `<failure message=...>` with the worst entries (and, for a user's implementation checked with
---impl, the mistakes diagnosed); a target that could not be checked (`TargetCheck.error`) is a testcase `name="check"` with
-`<error>`. Seed, dtype and sizes are `<properties>`, so a failure can be reproduced.
+--impl, the mistakes diagnosed); a target that could not be checked (`TargetCheck.error`) is a
+testcase `name="check"` with `<error>`. Seed, dtype and sizes are `<properties>`, so a failure can
+be reproduced.
 
 Built with `xml.etree.ElementTree` (which escapes text and attributes). Every string of the
 results goes through `render.text.visible` first, as on a terminal: control characters, escape
