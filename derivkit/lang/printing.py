@@ -21,6 +21,12 @@ CMP_PRETTY = {">": ">", ">=": "≥", "<": "<", "<=": "≤", "==": "="}
 CMP_LATEX = {">": ">", ">=": r"\geq", "<": "<", "<=": r"\leq", "==": "="}
 
 
+def shape_tuple(shape: ir.Shape) -> str:
+    """A shape as a Python tuple literal of its dims: (m, n), (n,)."""
+    dims = [str(d) for d in shape]
+    return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+
+
 def reduction_keywords(axis: int | None, keepdims: bool) -> str:
     """', axis=1, keepdims=True' for a reduction's call: the keywords not at their defaults."""
     return ("" if axis is None else f", axis={axis}") + (", keepdims=True" if keepdims else "")
@@ -110,8 +116,7 @@ class _Printer:
         return f"{self.fn_name('transpose')}({self(n.a)}, {n.axes})", ATOM
 
     def _Reshape(self, n: ir.Reshape) -> tuple[str, int]:
-        dims = ", ".join(str(d) for d in n.shape) + ("," if n.rank == 1 else "")
-        return f"{self.fn_name('reshape')}({self(n.a)}, ({dims}))", ATOM
+        return f"{self.fn_name('reshape')}({self(n.a)}, {shape_tuple(n.shape)})", ATOM
 
     #: node type -> its rule (explicit dispatch; tests check every node type is covered)
     RULES: ClassVar[dict[type, Callable[..., Any]]] = {

@@ -221,10 +221,7 @@ def _backward(recipe: Recipe, derivation: Derivation, out: ir.Node, alias: str
     params = {p.name: p.default for p in recipe.params}
     printer = _lower.NumpyPrinter(alias)
     nodes = [shift_exponentials(node) for _, node in assignments]   # same values, no overflow
-    dims = _lower.dims_used(nodes)
-    products = ir.size_products(nodes)
-    dims |= {d for d in products if any(f in dims for f in products[d])}   # d = e // h reads e
-    lines = [(d, e) for d, e in _lower.dims_prelude(inputs, alias, products) if d in dims]
+    lines = _lower.size_lines(inputs, alias, nodes)
     lines += [(name, printer(node)) for (name, _), node in zip(assignments, nodes)]
     result = ", ".join(results) + ("," if len(results) == 1 else "")
     grads = ", ".join(dv.lhs_pretty for dv in derivation.derivatives)

@@ -15,15 +15,9 @@ from typing import Any, ClassVar, cast
 
 from ..lang import ir
 from ..lang.ops import BY_NODE, ELEMENTWISE, render
-from ..lang.printing import ADD, ATOM, MUL, NEG, POSTFIX, LanguagePrinter, reduction_keywords
-from ..lang.shapes import Shape
+from ..lang.printing import ADD, ATOM, MUL, NEG, POSTFIX, LanguagePrinter, reduction_keywords, shape_tuple
 from . import emit
 from .stable import SHIFTED
-
-
-def _shape_tuple(shape: Shape) -> str:
-    dims = [str(d) for d in shape]
-    return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
 
 
 class NumpyPrinter(LanguagePrinter):
@@ -47,7 +41,7 @@ class NumpyPrinter(LanguagePrinter):
         return f"{self.np}.eye({n.n})", ATOM
 
     def _Ones(self, n: ir.Ones) -> tuple[str, int]:
-        return f"{self.np}.ones({_shape_tuple(n.shape)})", ATOM
+        return f"{self.np}.ones({shape_tuple(n.shape)})", ATOM
 
     def _Binary(self, n: ir.Binary) -> tuple[str, int]:
         if n.op == "**" and isinstance(n.b, ir.Const) and n.b.value == 2:
@@ -101,10 +95,10 @@ class NumpyPrinter(LanguagePrinter):
         return f"{self.np}.transpose({self(n.a)}, {n.axes})", ATOM
 
     def _Reshape(self, n: ir.Reshape) -> tuple[str, int]:
-        return f"{self.np}.reshape({self(n.a)}, {_shape_tuple(n.shape)})", ATOM
+        return f"{self.np}.reshape({self(n.a)}, {shape_tuple(n.shape)})", ATOM
 
     def _Broadcast(self, n: ir.Broadcast) -> tuple[str, int]:
-        return f"{self.np}.broadcast_to({self(n.a)}, {_shape_tuple(n.shape)})", ATOM
+        return f"{self.np}.broadcast_to({self(n.a)}, {shape_tuple(n.shape)})", ATOM
 
     def _ExpandDims(self, n: ir.ExpandDims) -> tuple[str, int]:
         return f"{self.np}.expand_dims({self(n.a)}, {n.axis})", ATOM
@@ -179,6 +173,15 @@ def dims_prelude(inputs: dict[str, tuple], alias: str = "np",
     return lines
 
 
+def size_lines(inputs: dict[str, tuple], alias: str, roots: list[ir.Node]) -> list[tuple[str, str]]:
+    """The `dims_prelude` lines binding the sizes printed `roots` read (and, for a factor
+    d = e // h of a declared product, the product e it is computed from)."""
+    dims = dims_used(roots)
+    products = ir.size_products(roots)
+    dims |= {d for d in products if any(f in dims for f in products[d])}
+    return [(d, e) for d, e in dims_prelude(inputs, alias, products) if d in dims]
+
+
 def user_names(inputs: dict[str, tuple], *more: Iterable[str]) -> set[str]:
     """Every user name a generated function sees: inputs, their dimensions, and `more`."""
     names = set(inputs) | {d for shape in inputs.values() for d in shape if isinstance(d, str)}
@@ -241,11 +244,7 @@ def function_source(fname: str, args: list[str], body: ir.Node, inputs: dict[str
     needed = needed_names(body, named)
     alias = alias or emit.numpy_alias(user_names(inputs, args, params, named))
     printer = printer or NumpyPrinter(alias)
-    dims = dims_used([body] + [named[name] for name in needed])
-    roots = [body] + [named[name] for name in needed]
-    products = ir.size_products(roots)
-    dims |= {d for d in products if any(f in dims for f in products[d])}   # d = e // h reads e
-    lines = [(d, e) for d, e in dims_prelude(inputs, alias, products) if d in dims]
+    lines = size_lines(inputs, alias, [body] + [named[name] for name in needed])
     lines += [(name, printer(named[name])) for name in needed]
     return emit.function(fname, args, params, lines, printer(body), doc)
 
@@ -348,7 +347,7 @@ class BatchedNumpyPrinter(NumpyPrinter):
         return f"{self.np}.transpose({self(n.a)}, {(0, *(k + 1 for k in n.axes))})", ATOM
 
     def _Reshape(self, n: ir.Reshape) -> tuple[str, int]:
-        dims = ", ".join(str(self.sizes.get(d, d) if isinstance(d, str) else d) for d in n.shape)
+        dims = ", ".join(self.dim_text(d) for d in n.shape)
         if not self.is_batched(n):
             return f"{self.np}.reshape({self(n.a)}, ({dims},))", ATOM
         return f"{self.np}.reshape({self(n.a)}, (-1, {dims}))", ATOM   # -1: the batch axis
@@ -399,11 +398,11 @@ class BatchedNumpyPrinter(NumpyPrinter):
         return f"{self.np}.eye({size})", ATOM
 
     def _Ones(self, n: ir.Ones) -> tuple[str, int]:
-        dims = ", ".join(str(self.sizes.get(d, d) if isinstance(d, str) else d) for d in n.shape)
+        dims = ", ".join(self.dim_text(d) for d in n.shape)
         return f"{self.np}.ones(({dims},))", ATOM
 
     def _Broadcast(self, n: ir.Broadcast) -> tuple[str, int]:
-        dims = ", ".join(str(self.sizes.get(d, d) if isinstance(d, str) else d) for d in n.shape)
+        dims = ", ".join(self.dim_text(d) for d in n.shape)
         if not self.is_batched(n):
             return f"{self.np}.broadcast_to({self(n.a)}, ({dims},))", ATOM
         a = self.aligned(n.a, n.rank)
