@@ -84,6 +84,7 @@ def derive(recipe: Recipe) -> Derivation:
                     size_assignments(dims, minimum=ir.minimum_sizes([out]),
                                      products=ir.size_products([out])))
 
+    reshaped = any(isinstance(n, ir.Reshape) for n in ir.walk(out))   # no index form (a note)
     program_forms: dict[str, ir.Node] = {}
     lines: list[tuple[str, str, str, ir.Node]] | None = None
     for w in recipe.wrt:
@@ -166,7 +167,7 @@ def derive(recipe: Recipe) -> Derivation:
                           f"another: derivkit simplifies a gradient as a whole only up to "
                           f"{CLOSED_FORM_MAX_OPS} operations, and the backward pass above is the "
                           f"short way to read it",)
-            if any(isinstance(n, ir.Reshape) for n in ir.walk(out)):
+            if reshaped:
                 notes += ("no index form: a reshape's entries are found by quotients and "
                           "remainders of indices, which derivkit does not write out",)
             elif too_large or index_form is None:
@@ -200,8 +201,8 @@ def derive(recipe: Recipe) -> Derivation:
 
 def _chain(recipe: Recipe, lines: list[tuple[str, str, str, ir.Node]] | None = None
            ) -> tuple[ChainStep, ...]:
-    """The backward pass line by line, for a program of named steps whose last is a scalar loss
-    (`lines`: its chain_lines, if already derived)."""
+    """The backward pass line by line, for a program of named steps (from 1 for a scalar loss,
+    from the upstream gradient for an array output; `lines`: its chain_lines, if derived)."""
     if not program(recipe).steps:
         return ()
     from .chain import backward_chain
@@ -209,7 +210,7 @@ def _chain(recipe: Recipe, lines: list[tuple[str, str, str, ir.Node]] | None = N
     try:
         return backward_chain(recipe, lines)
     except DerivkitError:
-        return ()  # e.g. a vector-valued last step: no loss to propagate from
+        return ()  # no backward program (the closed forms remain)
 
 
 def _closed_form(raw: ir.Node, cot: ir.Node, prog: Program, output: str, shape: ir.Shape) -> ir.Node:

@@ -197,10 +197,7 @@ class IndexEvaluator:
         return self.ev(n.a, idx[:-2] + (idx[-1], idx[-2]))
 
     def _Permute(self, n: ir.Permute, idx: Indices) -> sp.Expr:
-        inner: list[sp.Expr] = [sp.Integer(0)] * len(idx)
-        for k, ax in enumerate(n.axes):
-            inner[ax] = idx[k]
-        return self.ev(n.a, tuple(inner))
+        return self.ev(n.a, tuple(idx[k] for k in ir.inverse_axes(n.axes)))
 
     def _Reshape(self, n: ir.Reshape, idx: Indices) -> sp.Expr:
         raise NotImplementedError("reshape has no index form here")   # the oracle decides

@@ -126,7 +126,7 @@ RULES: dict[type, Rule] = {
     ir.MatMul: _matmul,
     ir.Transpose: lambda n, g: [(n.a, ir.transpose(g))],
     ir.Permute: lambda n, g: [(n.a, ir.permute(g, ir.inverse_axes(n.axes)))],
-    ir.Reshape: lambda n, g: [(n.a, ir.Reshape(g, n.a.shape))],
+    ir.Reshape: lambda n, g: [(n.a, ir.Reshape(g, n.a.shape, n.products))],
     ir.Apply: lambda n, g: [(n.a, ir.mul(g, _elementwise_derivative(n)))],
     ir.Sum: _sum,
     ir.Extreme: _extreme,
