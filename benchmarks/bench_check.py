@@ -51,7 +51,7 @@ def loop_check(X, G, W, grad, rtol=1e-3, atol=1e-5, eps=1e-6):
 
 def main() -> None:
     from derivkit import api
-    from derivkit.check import runner
+    from derivkit.checking import runner
     from derivkit.lang import recipes
 
     recipe = dataclasses.replace(recipes.load("linear"), wrt=("W",))

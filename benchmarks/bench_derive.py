@@ -33,7 +33,7 @@ def main() -> None:
     print(f"import sympy: {time.perf_counter() - t:.2f} s")
     from derivkit import api
     from derivkit.lang import recipes
-    from derivkit.lower import forms
+    from derivkit.lowering import forms
 
     print("\nderive, per recipe: cold = first derivation in a fresh process (SymPy imported, its caches"
           "\nempty); warm = median of 3 more in the same process (SymPy's caches filled)")

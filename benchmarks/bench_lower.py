@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from derivkit import api
-from derivkit.lower import module
+from derivkit.lowering import module
 
 
 def hand_softmax_vjp(*, z, g):

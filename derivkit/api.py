@@ -30,7 +30,7 @@ def derive_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                   wrt: list[str] | None = None) -> Derivation:
     """Derive every derivative a recipe declares (or only `wrt`), verified element-wise."""
     recipe = _load_with_wrt(name, recipe_dirs, wrt)
-    from .derive.engine import derive
+    from .derivation.engine import derive
 
     return derive(recipe)
 
@@ -75,7 +75,7 @@ def _build_expression_recipe(data: dict[str, Any], output_expr: str | None) -> _
 def derive_expression(expr: str, wrt: list[str], shapes: dict[str, str],
                       params: dict[str, float] | None = None) -> Derivation:
     recipe = recipe_from_expression(expr, wrt, shapes, params)
-    from .derive.engine import derive
+    from .derivation.engine import derive
 
     return derive(recipe)
 
@@ -129,7 +129,7 @@ def check_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                  params: dict[str, float] | None = None) -> TargetCheck:
     """Check every derivative of a recipe against finite differences (-> results.TargetCheck)."""
     recipe = _load_with_wrt(name, recipe_dirs, wrt)
-    from .check.runner import check
+    from .checking.runner import check
 
     return check(recipe, mode=mode, sizes=sizes, seed=seed, dtype=dtype, rtol=rtol, atol=atol,
                  directions=directions, params=params)
@@ -139,7 +139,7 @@ def check_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
 def check_expression(expr: str, wrt: list[str], shapes: dict[str, str],
                      params: dict[str, float] | None = None, **options: Any) -> TargetCheck:
     recipe = recipe_from_expression(expr, wrt, shapes, params)
-    from .check.runner import check
+    from .checking.runner import check
 
     return check(recipe, params=params, **options)
 
@@ -172,7 +172,7 @@ def check_all(*, recipe_dirs: list[str | Path] | None = None,
               progress: Callable[[str], object] | None = None, **options: Any) -> CheckReport:
     """Check every recipe on the search path (-> results.CheckReport). `progress(name)` is
     called before each recipe. A recipe that cannot be loaded or checked is a failed target."""
-    from .check.runner import check_all as _check_all
+    from .checking.runner import check_all as _check_all
 
     return _check_all(recipe_dirs=recipe_dirs, progress=progress, **options)
 
@@ -182,7 +182,7 @@ def lower_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
                  wrt: list[str] | None = None) -> Lowered:
     """A standalone NumPy module (-> results.Lowered) with `forward` and, per input, its verified
     `vjp_x` (plus `grad_x` for scalar outputs, `jacobian_x` for vector -> vector). Raises
-    DerivkitError if a form is not verified. `derivkit.lower.module.load(lowered)` gives the callables."""
+    DerivkitError if a form is not verified. `derivkit.lowering.module.load(lowered)` gives the callables."""
     recipe = _load_with_wrt(name, recipe_dirs, wrt)
     return _lower(recipe)
 
@@ -195,8 +195,8 @@ def lower_expression(expr: str, wrt: list[str], shapes: dict[str, str],
 
 
 def _lower(recipe: _recipes.Recipe) -> Lowered:
-    from .derive.engine import derive
-    from .lower.module import lower
+    from .derivation.engine import derive
+    from .lowering.module import lower
 
     return lower(recipe, derive(recipe))
 

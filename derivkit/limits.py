@@ -360,25 +360,25 @@ def phase(text: str) -> Iterator[None]:
 # ---------------------------------------------------------------- the message
 # The innermost derivkit module running when the budget ran out -> what it was doing.
 _DOING = (
-    ("derivkit.derive.simplify", "simplifying"),
-    ("derivkit.derive.index", "building the index form of"),
-    ("derivkit.derive.crosscheck", "verifying"),
-    ("derivkit.derive.oracle", "verifying"),
-    ("derivkit.derive.verify", "verifying"),
-    ("derivkit.derive.explicit", "verifying"),
-    ("derivkit.derive.vjp", "differentiating"),
-    ("derivkit.derive.jacobian", "building the Jacobian of"),
+    ("derivkit.derivation.simplify", "simplifying"),
+    ("derivkit.derivation.index", "building the index form of"),
+    ("derivkit.derivation.crosscheck", "verifying"),
+    ("derivkit.derivation.oracle", "verifying"),
+    ("derivkit.derivation.verify", "verifying"),
+    ("derivkit.derivation.explicit", "verifying"),
+    ("derivkit.derivation.vjp", "differentiating"),
+    ("derivkit.derivation.jacobian", "building the Jacobian of"),
     ("derivkit.lang.parse", "parsing the expression"),
     ("derivkit.audit.claims", "reading the claim"),
     ("derivkit.audit.claim", "checking the claim about"),
-    ("derivkit.check", "checking numerically"),
+    ("derivkit.checking", "checking numerically"),
     ("derivkit.audit.diagnose", "diagnosing"),
-    ("derivkit.train", "training"),
-    ("derivkit.derive.chain", "deriving the backward pass"),
-    ("derivkit.lower.source", "writing NumPy code"),
-    ("derivkit.lower.module", "writing NumPy code"),
-    ("derivkit.lower.emit", "writing NumPy code"),
-    ("derivkit.derive.engine", "deriving"),
+    ("derivkit.training", "training"),
+    ("derivkit.derivation.chain", "deriving the backward pass"),
+    ("derivkit.lowering.source", "writing NumPy code"),
+    ("derivkit.lowering.module", "writing NumPy code"),
+    ("derivkit.lowering.emit", "writing NumPy code"),
+    ("derivkit.derivation.engine", "deriving"),
     ("derivkit.lang.recipes", "reading the recipes"),
     ("derivkit.api", "reading the expression"),
 )
@@ -410,7 +410,7 @@ def describe(frame: FrameType | None) -> str:
         for name, f in _derivkit_frames(frame):
             if doing is None:   # helpers (derivkit.lang.ir, printing) say nothing: look further out
                 doing = next((text for prefix, text in _DOING if name.startswith(prefix)), None)
-            if what is None and name == "derivkit.derive.engine" and "w" in f.f_locals:
+            if what is None and name == "derivkit.derivation.engine" and "w" in f.f_locals:
                 recipe = f.f_locals.get("recipe")
                 output = getattr(recipe, "output", None)
                 w = f.f_locals["w"]

@@ -11,7 +11,7 @@ class Verification:
     """How a printed form was confirmed; `detail` is the sentence shown with it.
 
     Every verified form agrees with the oracle (the forward differentiated numerically at 60
-    digits, `derivkit.derive.oracle`) at every size in `sizes`. `method` is "symbolic" when it
+    digits, `derivkit.derivation.oracle`) at every size in `sizes`. `method` is "symbolic" when it
     also equals the element-wise SymPy derivation exactly, "numeric" when that equality was
     decided at random points with 40-digit arithmetic, "oracle" when the element-wise
     comparison was too large or did not finish in its budget, "finite-differences" for a
@@ -219,7 +219,7 @@ class Lowered:
     `source` imports only NumPy; `functions` names its public functions in order (`forward`,
     then per input `grad_x` / `jacobian_x` and `vjp_x`); `formulas` pairs each function with the
     pretty equation it computes. Only verified matrix forms are ever lowered. Get the callables
-    with `derivkit.lower.module.load(lowered)`."""
+    with `derivkit.lowering.module.load(lowered)`."""
 
     target: str
     source: str

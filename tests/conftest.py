@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from derivkit.derive import verify as verify_module
+from derivkit.derivation import verify as verify_module
 from derivkit.results import Derivation, Derivative, Form, InputInfo, Verification
 
 # Hypothesis profiles. "ci", the default, makes `python -m pytest` the same run on every machine
@@ -60,13 +60,13 @@ RECIPES = REPO / "recipes"
 # verifier or a time budget must NOT opt in: it would be handed the shared, untampered result
 # (and must not put a tampered one in the cache).
 #
-# What is memoised, keyed by the recipe: `derivkit.derive.engine.derive` (every derivation:
-# api.derive_*, check, lower, verify, the audit) and `derivkit.derive.chain.backward_chain` (the
+# What is memoised, keyed by the recipe: `derivkit.derivation.engine.derive` (every derivation:
+# api.derive_*, check, lower, verify, the audit) and `derivkit.derivation.chain.backward_chain` (the
 # composite recipes' Δ chain, most of mlp3's cost). Each is replaced in its module and wherever a
 # module of derivkit or of tests/ imported it by name, and restored afterwards. Only successful
 # results are kept; an exception (an input error, a budget) is raised again on the next call.
 _SHARED: dict[tuple[str, object], object] = {}
-_MEMOISED = (("derivkit.derive.engine", "derive"), ("derivkit.derive.chain", "backward_chain"))
+_MEMOISED = (("derivkit.derivation.engine", "derive"), ("derivkit.derivation.chain", "backward_chain"))
 
 
 def _memo(kind: str, real):

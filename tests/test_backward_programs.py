@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from test_textbook_refs import ENTRIES, functions, inputs_for
 
 from derivkit import api
-from derivkit.derive import chain, verify
+from derivkit.derivation import chain, verify
 from derivkit.lang import ir, recipes
 from derivkit.lang.program import program
-from derivkit.lower.backward import backward_function
+from derivkit.lowering.backward import backward_function
 
 
 def _recipe(e: dict):
@@ -97,7 +97,7 @@ def test_a_transposed_local_rule_names_the_failing_line_and_check_fails(monkeypa
     which line is NOT VERIFIED, and check fails."""
     from conftest import user_budgets
 
-    from derivkit.derive import vjp as vjp_mod
+    from derivkit.derivation import vjp as vjp_mod
 
     good = vjp_mod.RULES[ir.MatMul]
 
@@ -118,7 +118,7 @@ def test_a_transposed_local_rule_names_the_failing_line_and_check_fails(monkeypa
 def test_a_factor_in_an_elementwise_rule_is_caught(monkeypatch):
     from conftest import user_budgets
 
-    from derivkit.derive import vjp as vjp_mod
+    from derivkit.derivation import vjp as vjp_mod
 
     good = vjp_mod.RULES[ir.Apply]
     monkeypatch.setitem(vjp_mod.RULES, ir.Apply, lambda n, g: [
@@ -203,7 +203,7 @@ def _derive_verify_and_compare(prog, seed: int) -> None:
     assert d.verified, [(dv.wrt, dv.matrix.verification.detail) for dv in d.derivatives] + [
         (c.lhs, c.form.verification.detail) for c in d.chain]
     # independent of the oracle: the lowered module against central differences in float64
-    from derivkit.lower import module
+    from derivkit.lowering import module
 
     fns = module.load(module.lower(recipe, d))
     rng = np.random.default_rng(seed)

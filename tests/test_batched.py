@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from derivkit import api
 from derivkit.cli.app import app
 from derivkit.lang import ir
-from derivkit.lower import module
-from derivkit.lower.forms import call_form, form_function
+from derivkit.lowering import module
+from derivkit.lowering.forms import call_form, form_function
 
 DIM = st.integers(1, 3)
 RANK = st.integers(3, 4)
@@ -426,7 +426,7 @@ def _mm_values(seed: int = 0) -> dict[str, np.ndarray]:
 def test_a_matmul_rule_that_transposes_the_wrong_axes_is_not_verified(monkeypatch):
     """The MatMul VJP with .T (every axis reversed) where it needs .mT: the shapes still fit
     (all axes 2) but derive must say NOT VERIFIED, and the comparison must fail."""
-    from derivkit.derive import vjp
+    from derivkit.derivation import vjp
 
     good = vjp.RULES[ir.MatMul]
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import recipe_params
 
 from derivkit import api
-from derivkit.check import runner
+from derivkit.checking import runner
 from derivkit.errors import DerivkitError
 from derivkit.lang import recipes
 
@@ -18,7 +18,7 @@ RECIPES = [r.name for r in recipes.load_all()]
 @pytest.mark.parametrize("name", recipe_params(RECIPES))
 @pytest.mark.parametrize("mode", ["full", "directional"])
 def test_correct_gradients_pass_with_max_rel_error_below_1e_8(name, mode):
-    from derivkit.check.sampling import is_analytic
+    from derivkit.checking.sampling import is_analytic
     from derivkit.lang.program import program
 
     tc = api.check_recipe(name, mode=mode, seed=3)
@@ -156,7 +156,7 @@ def test_bad_options_are_input_errors():
 def test_kinks_are_never_straddled(monkeypatch):
     """A first draw with an input 1e-9 from relu's kink must be rejected and redrawn (a central
     difference across the kink would give 0.5); relu's checks then pass."""
-    from derivkit.check import sampling
+    from derivkit.checking import sampling
 
     real = sampling.sample_inputs
     calls = []

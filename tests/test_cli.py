@@ -1,5 +1,5 @@
 """The CLI: exit codes (0 ok, 1 a check failed, 2 usage/input error), one-line errors on stderr,
-help with examples, JSON for machines. Tests marked "engine" need derivkit/derive/engine.py."""
+help with examples, JSON for machines. Tests marked "engine" need derivkit/derivation/engine.py."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ the api, the Rich, JSON and JUnit outputs, the progress bar of --all.
 
 Most tests replace `derivkit.api.check_*` by a stand-in returning hand-built results, so they test
 the CLI's plumbing and the renderers without the numerical engine. Tests marked "engine" run the
-real checker (derivkit/check/runner.py)."""
+real checker (derivkit/checking/runner.py)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ from derivkit.cli.app import app
 from derivkit.results import CheckReport, CheckResult, TargetCheck, WorstEntry
 
 ANSI = "\x1b["
-ENGINE = (Path(__file__).resolve().parent.parent / "derivkit" / "check" / "runner.py").exists()
-engine = pytest.mark.skipif(not ENGINE, reason="needs the numerical checker derivkit/check/")
 
 # No test here changes how derivkit derives: derivations are shared across the session (conftest).
 pytestmark = pytest.mark.usefixtures("shared_derivations")
@@ -529,7 +527,7 @@ def test_check_help_does_not_import_heavy_modules(args, tmp_path):
     code = ("import sys\nfrom derivkit.cli import app\n"
             "try:\n    app(args=sys.argv[1:], prog_name='derivkit')\nexcept SystemExit:\n    pass\n"
             "print('@@', sorted(m for m in sys.modules if m.split('.')[0] in ('sympy', 'numpy') "
-            "or m.startswith('derivkit.check')))")
+            "or m.startswith('derivkit.checking')))")
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           cwd=tmp_path, env=dict(os.environ, NO_COLOR="1"))
     assert "@@ []" in proc.stdout, proc.stdout[-500:] + proc.stderr
@@ -547,14 +545,12 @@ def test_pre_commit_hook_file():
 
 # ---------------------------------------------------------------------------- the real checker
 
-@engine
 def test_engine_check_softmax_passes(runner):
     result = runner.invoke(app, ["check", "softmax"])
     assert result.exit_code == 0, result.output
     assert "✓ pass" in result.stdout and "✗" not in result.stdout
 
 
-@engine
 @pytest.mark.xdist_group("transformer-block")   # the worker that has derived it
 def test_engine_check_all_json_every_target_passes(runner):
     result = runner.invoke(app, ["check", "--all", "--json"])
@@ -566,7 +562,6 @@ def test_engine_check_all_json_every_target_passes(runner):
         assert t["passed"] is True and t["results"], t["target"]
 
 
-@engine
 def test_engine_check_expression_with_sizes_and_junit(runner, tmp_path):
     out = tmp_path / "expr.xml"
     result = runner.invoke(app, ["check", "--expr", "sum(tanh(X @ w))", "--wrt", "w",
@@ -579,7 +574,6 @@ def test_engine_check_expression_with_sizes_and_junit(runner, tmp_path):
     assert _junit(out).get("failures") == "0"
 
 
-@engine
 def test_engine_all_with_a_broken_recipe_fails_and_names_it(runner, tmp_path, builtin_recipes):
     """Two built-ins and a broken recipe: the broken one alone fails, and is named (every
     built-in passing `check --all` is test_engine_check_all_json_every_target_passes)."""
@@ -598,12 +592,11 @@ def test_engine_all_with_a_broken_recipe_fails_and_names_it(runner, tmp_path, bu
     assert _junit(out).get("errors") == "1"
 
 
-@engine
 def test_engine_gate_fails_on_a_wrong_rule_and_shows_it(runner, monkeypatch, tmp_path):
     """The real checker with a linear-layer VJP whose entry [1, 2] is 0.1 % off: exit 1, the
     entry named in the table, the JSON and the JUnit failure."""
     import derivkit.api as api
-    from derivkit.check import runner as check_runner
+    from derivkit.checking import runner as check_runner
     from derivkit.lang import recipes
 
     def vjp_w(X, W, b, G):
@@ -632,7 +625,6 @@ def test_engine_gate_fails_on_a_wrong_rule_and_shows_it(runner, monkeypatch, tmp
     assert "[1, 2]" in failures[0].find("failure").text
 
 
-@engine
 def test_engine_unknown_size_name_is_a_usage_error(runner):
     result = runner.invoke(app, ["check", "softmax", "--size", "q=3"])
     assert result.exit_code == 2

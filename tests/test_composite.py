@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from derivkit import api
-from derivkit.check import runner
+from derivkit.checking import runner
 from derivkit.errors import DerivkitError, RecipeError
 from derivkit.lang import recipes
 
@@ -60,7 +60,7 @@ def test_a_users_composite_is_derived_in_terms_of_its_intermediates(two_layer):
 @pytest.mark.xdist_group("two_layer")   # one worker derives it once
 def test_composite_gradients_match_hand_written_backprop(two_layer):
     dirs = two_layer
-    from derivkit.lower import forms
+    from derivkit.lowering import forms
     recipe = recipes.load("comp", dirs)
     d = api.derive_recipe("comp", recipe_dirs=dirs)
     rng = np.random.default_rng(0)
@@ -139,7 +139,7 @@ def test_a_step_using_a_later_name_is_an_input_error(tmp_path):
 
 
 def test_mlp3_backward_chain_is_the_tutorials_with_shapes_and_every_line_verified():
-    from derivkit.derive import chain
+    from derivkit.derivation import chain
 
     lines = {s.lhs: s for s in chain.backward_chain(recipes.load("mlp3"))}
     assert lines["ΔZ3"].form.text == "ΔYhat * where(Z3 >= 0, 1, alpha)"
@@ -154,7 +154,7 @@ def test_backward_function_matches_hand_written_backprop_and_shows_the_updated_w
     import sys
     from pathlib import Path
 
-    from derivkit.lower.backward import backward_function
+    from derivkit.lowering.backward import backward_function
     sys.path.insert(0, str(Path(__file__).parent))
     from test_engine import _mlp3_backprop
 

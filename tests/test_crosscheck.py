@@ -8,14 +8,14 @@ import pytest
 import sympy as sp
 
 from derivkit import api
-from derivkit.derive import elementwise as functions
-from derivkit.derive import engine
-from derivkit.derive import vjp as vjp_mod
-from derivkit.derive.crosscheck import IndexForm, Problem, Verifier
-from derivkit.derive.index import index_symbol
+from derivkit.derivation import elementwise as functions
+from derivkit.derivation import engine
+from derivkit.derivation import vjp as vjp_mod
+from derivkit.derivation.crosscheck import IndexForm, Problem, Verifier
+from derivkit.derivation.index import index_symbol
 from derivkit.lang import ir, recipes
 from derivkit.lang.program import program
-from derivkit.lower import forms
+from derivkit.lowering import forms
 
 
 def _verifier(name: str, wrt: str) -> tuple[Verifier, recipes.Recipe]:

@@ -10,7 +10,7 @@ from conftest import recipe_params
 
 from derivkit import api
 from derivkit.lang import recipes
-from derivkit.lower import forms
+from derivkit.lowering import forms
 
 RECIPES = [r.name for r in recipes.load_all()]
 
@@ -243,7 +243,7 @@ def test_scalar_rules_keep_float_constants_exact():
     """A float in an elementwise derivative (e.g. 0.5) is lowered as 0.5, not rounded."""
     import sympy as sp
 
-    from derivkit.derive.vjp import from_scalar_sympy
+    from derivkit.derivation.vjp import from_scalar_sympy
     from derivkit.lang import ir
 
     t = sp.Symbol("t", real=True)

@@ -15,13 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from derivkit import api
-from derivkit.derive import elementwise
+from derivkit.derivation import elementwise
 from derivkit.lang import ir
 from derivkit.lang.parse import Scope, parse
 from derivkit.lang.printing import language, latex, pretty
-from derivkit.lower.forms import form_function
-from derivkit.lower.module import load
-from derivkit.lower.source import compile_function, function_source
+from derivkit.lowering.forms import form_function
+from derivkit.lowering.module import load
+from derivkit.lowering.source import compile_function, function_source
 
 _erf = np.vectorize(math.erf)
 SQRT_2_PI = math.sqrt(2.0 / math.pi)
@@ -116,7 +116,7 @@ def test_a_mutated_rule_is_not_verified(monkeypatch):
 
     import sympy as sp
 
-    from derivkit.derive import vjp
+    from derivkit.derivation import vjp
 
     rule = elementwise.derivative("gelu")
     wrong = dataclasses.replace(rule, expr=rule.expr * sp.Rational(1001, 1000))
@@ -161,7 +161,7 @@ def test_a_declared_name_shadows_a_constant():
 def test_check_passes_with_the_real_only_erf_lowering(name):
     """erf's NumPy lowering is real-only: the check uses central differences for it (and the
     complex step elsewhere), and passes."""
-    from derivkit.check import sampling
+    from derivkit.checking import sampling
 
     node = parse(f"{name}(x)", SCOPE)
     assert sampling.is_analytic(node) == (name != "gelu")
@@ -241,7 +241,7 @@ def test_constructs_match_hand_written_numpy(case):
     expr, shapes, inputs, forward, grads = CASES[case]
     wrt = sorted(grads)
     lowered = api.lower_expression(expr, wrt, shapes)
-    from derivkit.lower.module import load
+    from derivkit.lowering.module import load
 
     module = load(lowered)
     np.testing.assert_allclose(module["forward"](**inputs), forward(**inputs), rtol=1e-12)
@@ -292,7 +292,7 @@ def test_tie_and_bound_conventions():
 def test_log_softmax_and_logsumexp_are_stable_at_large_logits(dtype):
     shapes = {"Z": "m,k", "T": "m,k"}
     module_src = api.lower_expression("-sum(log_softmax(Z) * T)", ["Z"], shapes)
-    from derivkit.lower.module import load
+    from derivkit.lowering.module import load
 
     module = load(module_src)
     Z = np.array([[1000.0, 0.0, -1000.0], [88.0, 89.0, 90.0]], dtype=dtype)

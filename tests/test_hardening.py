@@ -154,7 +154,7 @@ def test_sizes_whose_jacobian_does_not_fit_in_memory(cli):
 
 def test_simplification_time_budget_falls_back_to_a_verified_form(monkeypatch):
     from derivkit import api
-    from derivkit.derive import simplify
+    from derivkit.derivation import simplify
 
     monkeypatch.setattr(simplify, "BUDGET_S", 0.0)
     d = api.derive_recipe("softmax")
@@ -169,7 +169,7 @@ def test_simplification_time_budget_falls_back_to_a_verified_form(monkeypatch):
 def test_a_single_sympy_call_is_interrupted(monkeypatch):
     import time as _time
 
-    from derivkit.derive import simplify
+    from derivkit.derivation import simplify
 
     monkeypatch.setattr(simplify, "CALL_LIMIT_S", 0.2)
     s = simplify.Simplifier()
@@ -358,7 +358,7 @@ def test_check_reports_a_zero_derivative(cli):
 
 def test_an_internal_error_in_one_recipe_does_not_stop_check_all(monkeypatch, builtin_recipes):
     from derivkit import api
-    from derivkit.check import runner
+    from derivkit.checking import runner
 
     builtin_recipes("linear", "relu", "softmax")   # test_checker checks every built-in
 
@@ -415,7 +415,7 @@ def test_singular_matrix_inside_det_is_reported(cli):
 def test_nested_time_limits_rearm_the_outer_one():
     import time as _time
 
-    from derivkit.derive.simplify import _TimeUp, time_limit
+    from derivkit.derivation.simplify import _TimeUp, time_limit
 
     started = _time.monotonic()
     with pytest.raises(_TimeUp):

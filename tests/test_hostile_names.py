@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from derivkit import api
-from derivkit.check.runner import check
-from derivkit.derive.engine import derive
+from derivkit.checking.runner import check
+from derivkit.derivation.engine import derive
 from derivkit.errors import DerivkitError, RecipeError
 from derivkit.lang.recipes import parse_recipe
-from derivkit.lower import emit, module
-from derivkit.lower.backward import backward_function
+from derivkit.lowering import emit, module
+from derivkit.lowering.backward import backward_function
 
 # No test here changes how derivkit derives: derivations are shared across the session (conftest).
 pytestmark = pytest.mark.usefixtures("shared_derivations")
@@ -212,7 +212,7 @@ def test_lowered_softmax_gradients_are_as_stable_as_the_forward():
 
 def test_only_formulas_invariant_to_the_scaling_are_shifted():
     from derivkit.lang import ir
-    from derivkit.lower.stable import SHIFTED, shift_exponentials
+    from derivkit.lowering.stable import SHIFTED, shift_exponentials
 
     Z, C = ir.Var("Z", ("m", "n")), ir.Var("C", ("m", "n"))
     x = ir.Var("x", ("n",))

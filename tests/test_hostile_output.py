@@ -312,7 +312,7 @@ def test_train_renderer_cleans_names():
     from rich.console import Console
 
     from derivkit.render.train_render import render_train as _render
-    from derivkit.train import TrainResult
+    from derivkit.training import TrainResult
 
     result = TrainResult(recipe=FAKE_VERDICT, epochs=2, lr=0.1, seed=0, sizes={TITLE: 3},
                          losses=(2.0, 1.0), final_loss=0.5, use_updated_weights=True,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from derivkit import api
-from derivkit.derive.simplify import simplify
+from derivkit.derivation.simplify import simplify
 from derivkit.lang import ir
 from derivkit.lang.parse import Scope, parse
 from derivkit.lang.printing import language
@@ -46,7 +46,7 @@ def test_identities_shorten_and_keep_the_value(text, want):
     rng = np.random.default_rng(0)
     values = {"x": rng.normal(size=4), "g": rng.normal(size=4), "X": rng.normal(size=(3, 4)),
               "G": rng.normal(size=(3, 4)), "A": rng.normal(size=(4, 4)), "B": rng.normal(size=(4, 3))}
-    from derivkit.lower.source import compile_function, function_source
+    from derivkit.lowering.source import compile_function, function_source
 
     def run(t: str):
         node = parse(t, SCOPE)

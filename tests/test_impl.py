@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from derivkit import api
 from derivkit.audit.diagnose import LOW_PRECISION
 from derivkit.audit.impl import check as check_impl
-from derivkit.check import runner as check_runner
+from derivkit.checking import runner as check_runner
 from derivkit.cli.app import app
 from derivkit.errors import DerivkitError
 from derivkit.lang import recipes
@@ -296,7 +296,7 @@ def _with_wrt(w: str):
 
 def test_diagnose_says_nothing_for_the_true_value_or_for_noise():
     from derivkit.audit.diagnose import Point, diagnose, true_value
-    from derivkit.derive.engine import derive
+    from derivkit.derivation.engine import derive
 
     recipe = recipes.load("linear")
     dv = next(d for d in derive(recipe).derivatives if d.wrt == "W")

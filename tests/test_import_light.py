@@ -22,7 +22,7 @@ except SystemExit as exc:
 else:
     code = 0
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("sympy", "numpy", "mpmath")
-               or m.startswith(("derivkit.derive", "derivkit.lang.parse")))
+               or m.startswith(("derivkit.derivation", "derivkit.lang.parse")))
 print("\\n@@" + json.dumps({"code": code, "heavy": heavy}))
 """
 

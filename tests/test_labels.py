@@ -11,8 +11,8 @@ import pytest
 from derivkit import api
 from derivkit.errors import DerivkitError
 from derivkit.lang import recipes
-from derivkit.lower.forms import form_function
-from derivkit.lower.module import load
+from derivkit.lowering.forms import form_function
+from derivkit.lowering.module import load
 
 
 def _softmax(z, axis=-1):

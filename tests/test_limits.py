@@ -221,7 +221,7 @@ def test_train_past_its_budget_stops_with_one_line(cli):
 
 @needs_alarm
 def test_check_all_stops_at_the_budget_instead_of_failing_one_target(cli, monkeypatch):
-    import derivkit.check.runner as runner
+    import derivkit.checking.runner as runner
 
     real = runner.check
 
@@ -251,7 +251,7 @@ def test_a_bad_timeout_is_an_input_error(cli, value):
 @pytest.mark.parametrize("given,expected", [((), 60.0), (("--timeout", "7"), 7.0)])
 def test_every_command_runs_under_its_budget_which_ends_with_it(runner, monkeypatch, args, where,
                                                                 given, expected):
-    import derivkit.train
+    import derivkit.training
 
     module, name = where.split(".")
     seen = []
@@ -260,7 +260,7 @@ def test_every_command_runs_under_its_budget_which_ends_with_it(runner, monkeypa
         seen.append(limits.remaining())
         raise DerivkitError("stand-in")
 
-    monkeypatch.setattr({"api": api, "train": derivkit.train}[module], name, stand_in)
+    monkeypatch.setattr({"api": api, "train": derivkit.training}[module], name, stand_in)
     r = runner.invoke(app, [*args, *given])
     assert r.exit_code == 2 and "stand-in" in r.stderr
     assert expected - 2 < seen[0] <= expected
@@ -280,7 +280,7 @@ def test_the_python_api_takes_a_timeout():
 
 @needs_alarm
 def test_check_all_lets_the_budget_through(monkeypatch):
-    from derivkit.check import runner as check_runner
+    from derivkit.checking import runner as check_runner
 
     def out_of_time(recipe, **kw):
         raise BudgetExceeded("check took longer than the 1 s budget")
@@ -416,9 +416,9 @@ def test_training_arrays_that_do_not_fit_are_refused(cli):
 
 
 def test_memory_estimates_cover_every_array_and_let_ordinary_sizes_through():
-    from derivkit.check import runner as check_runner
+    from derivkit.checking import runner as check_runner
     from derivkit.lang import recipes
-    from derivkit.train import MAX_TRAIN_BYTES, memory_estimate, task_sizes
+    from derivkit.training import MAX_TRAIN_BYTES, memory_estimate, task_sizes
 
     mlp3 = recipes.load("mlp3")
     assert memory_estimate(mlp3, task_sizes(mlp3)) < 2**20

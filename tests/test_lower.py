@@ -22,7 +22,7 @@ from derivkit import api
 from derivkit.cli.app import app
 from derivkit.errors import DerivkitError
 from derivkit.lang import recipes
-from derivkit.lower import module
+from derivkit.lowering import module
 from derivkit.results import Verification
 
 RECIPES = [r.name for r in recipes.load_all()]
@@ -310,7 +310,7 @@ def _unverified(self, kind, form):
 
 
 def test_an_unverified_form_is_refused(monkeypatch):
-    import derivkit.derive.engine as engine
+    import derivkit.derivation.engine as engine
 
     monkeypatch.setattr(engine.Verifier, "check_matrix", _unverified)
     with pytest.raises(DerivkitError) as info:
@@ -320,7 +320,7 @@ def test_an_unverified_form_is_refused(monkeypatch):
 
 
 def test_one_unverified_form_refuses_the_whole_module(monkeypatch):
-    import derivkit.derive.engine as engine
+    import derivkit.derivation.engine as engine
 
     real = engine.Verifier.check_matrix
 
@@ -343,7 +343,7 @@ def test_the_gate_without_the_engine():
 
 
 def test_cli_refuses_unverified_exit_2_one_line_nothing_written(runner, monkeypatch, tmp_path):
-    import derivkit.derive.engine as engine
+    import derivkit.derivation.engine as engine
 
     monkeypatch.setattr(engine.Verifier, "check_matrix", _unverified)
     out = tmp_path / "grads.py"
@@ -469,7 +469,7 @@ def test_jacobian_without_a_closed_form_is_built_from_the_verified_vjp():
 
 def test_an_unverified_index_form_does_not_stop_lowering(monkeypatch):
     """The module computes the matrix forms only; an index form's status is derive's to show."""
-    import derivkit.derive.engine as engine
+    import derivkit.derivation.engine as engine
 
     monkeypatch.setattr(engine.Verifier, "check_index", lambda self, form: _unverified(self, "", form))
     d = api.derive_recipe("linear", wrt=["W"])

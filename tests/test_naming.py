@@ -10,7 +10,7 @@ from derivkit import api
 from derivkit.lang import ir
 from derivkit.lang.parse import Scope
 from derivkit.lang.program import length, program
-from derivkit.lower import module
+from derivkit.lowering import module
 
 ATTENTION = ("sum((softmax(Q @ K.T / sqrt(d)) @ V) * G)", {"Q": "m,d", "K": "n,d", "V": "n,e", "G": "m,e"})
 
@@ -23,8 +23,8 @@ def _derive_and_lower(expr: str, wrt: list[str], shapes: dict[str, str]):
     symbolic label is compared here)."""
     from conftest import user_budgets
 
-    from derivkit.derive.engine import derive
-    from derivkit.lower.module import lower
+    from derivkit.derivation.engine import derive
+    from derivkit.lowering.module import lower
 
     key = (expr, tuple(wrt))
     if key not in _DERIVED:
@@ -145,8 +145,8 @@ def test_lower_does_not_write_a_backward_program_with_an_unverified_line():
     from dataclasses import replace
 
     from derivkit.errors import DerivkitError
-    from derivkit.lower.backward import program_lines
-    from derivkit.lower.module import lower
+    from derivkit.lowering.backward import program_lines
+    from derivkit.lowering.module import lower
     from derivkit.results import Verification
 
     d, _ = _derive_and_lower(ATTENTION[0], ["Q", "K", "V"], ATTENTION[1])
@@ -177,7 +177,7 @@ def test_a_line_naming_a_value_of_its_own_step_is_verified():
 
 
 def _mutated(monkeypatch, node_type, mutate):
-    from derivkit.derive import vjp as vjp_mod
+    from derivkit.derivation import vjp as vjp_mod
 
     good = vjp_mod.RULES[node_type]
     monkeypatch.setitem(vjp_mod.RULES, node_type, lambda n, g: mutate(n, g, good(n, g)))

@@ -17,12 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from derivkit import api
-from derivkit.derive import explicit, index, vjp
-from derivkit.derive.elementwise import T, definition
+from derivkit.derivation import explicit, index, vjp
+from derivkit.derivation.elementwise import T, definition
 from derivkit.lang import ir, printing
 from derivkit.lang.ops import ELEMENTWISE, MATRIX_OPS
-from derivkit.lower import source
-from derivkit.lower.forms import form_function
+from derivkit.lowering import source
+from derivkit.lowering.forms import form_function
 
 NODE_TYPES = [c for c in vars(ir).values()
               if isinstance(c, type) and issubclass(c, ir.Node) and c is not ir.Node
@@ -123,7 +123,7 @@ def test_each_function_prints_and_lowers_from_its_entry(name):
     complex_safe = source.BatchedNumpyPrinter(set())(node)
     assert "x" in real and "x" in complex_safe
     # the real and the complex-safe lowerings are the same function on real inputs
-    from derivkit.lower.source import compile_function, function_source
+    from derivkit.lowering.source import compile_function, function_source
     values = np.array([0.3, 1.7, 2.5]) if fn.domain == "positive" else np.array([-1.3, 0.4, 2.5])
     lowered = compile_function("f", function_source("f", ["x"], node, {"x": ("n",)}, {}, {}))
     batched = source.batched_function("f", ["x"], node, {"x"}, {"n": 3}, {})
@@ -131,7 +131,7 @@ def test_each_function_prints_and_lowers_from_its_entry(name):
 
 
 def test_the_simplifier_rules_are_an_explicit_table_of_ir_node_types():
-    from derivkit.derive.simplify import Simplifier
+    from derivkit.derivation.simplify import Simplifier
 
     assert set(Simplifier.STRUCTURAL) <= set(NODE_TYPES) and ir.Transpose in Simplifier.STRUCTURAL
     # (Aᵀ)ᵀ = A through the table

@@ -9,11 +9,11 @@ import pytest
 import sympy as sp
 
 from derivkit import api
-from derivkit.derive import elementwise
-from derivkit.derive.crosscheck import IndexForm, size_assignments
-from derivkit.derive.index import index_symbol
-from derivkit.derive.oracle import MP, Oracle
-from derivkit.derive.verify import Budget, index_check, matrix_check
+from derivkit.derivation import elementwise
+from derivkit.derivation.crosscheck import IndexForm, size_assignments
+from derivkit.derivation.index import index_symbol
+from derivkit.derivation.oracle import MP, Oracle
+from derivkit.derivation.verify import Budget, index_check, matrix_check
 from derivkit.lang import ir
 from derivkit.lang.ops import ELEMENTWISE
 from derivkit.lang.program import program

@@ -8,7 +8,7 @@ import pytest
 
 from derivkit import api
 from derivkit.cli.app import app
-from derivkit.lower import module
+from derivkit.lowering import module
 
 HEADS = """name = "heads"
 summary = "split heads, attend within each"

@@ -62,7 +62,7 @@ def test_named_steps_check_against_finite_differences_and_a_hand_written_gradien
     tc = api.check_expression("H = tanh(X @ W); sum(H * T)", ["W"], shapes, sizes={"m": 5, "n": 3, "k": 4})
     assert tc.passed
     # the derived form, lowered, against NumPy written by hand: Xᵀ (T ⊙ (1 − H²))
-    from derivkit.lower.forms import form_function
+    from derivkit.lowering.forms import form_function
 
     recipe = api.recipe_from_expression("H = tanh(X @ W); sum(H * T)", ["W"], shapes)
     (dv,) = api.derive_expression("H = tanh(X @ W); sum(H * T)", ["W"], shapes).derivatives
@@ -102,8 +102,8 @@ def test_bad_steps_are_one_line_input_errors(runner, expr, words):
 def test_attention_backward_lines_are_flashattentions_and_run_as_hand_written_numpy():
     """ΔP = G Vᵀ, ΔS = P ⊙ (ΔP − (P ⊙ ΔP)𝟙), ΔQ = ΔS K/√d, ΔK = ΔSᵀ Q/√d, ΔV = Pᵀ G, each line
     verified, and the lowered backward pass equals the same written by hand in NumPy."""
-    from derivkit.derive.chain import backward_chain
-    from derivkit.lower.backward import backward_function
+    from derivkit.derivation.chain import backward_chain
+    from derivkit.lowering.backward import backward_function
 
     recipe = api.recipe_from_expression(ATTENTION, ["Q", "K", "V"], SHAPES)
     lines = {c.lhs: c for c in backward_chain(recipe)}
@@ -150,7 +150,7 @@ def test_json_chain_lines_carry_ascii_names_that_parse_back(runner):
 
 
 def test_ascii_names_avoid_the_recipes_names():
-    from derivkit.derive.chain import backward_chain
+    from derivkit.derivation.chain import backward_chain
 
     recipe = api.recipe_from_expression("H = tanh(X @ W); dH = H * 2; sum(dH)", ["W"],
                                         {"X": "m,n", "W": "n,k"})

@@ -11,10 +11,10 @@ from conftest import user_budgets
 from test_textbook_refs import BY_NAME, functions, inputs_for
 
 from derivkit import api
-from derivkit.derive.engine import derive
+from derivkit.derivation.engine import derive
 from derivkit.lang.parse import Scope
 from derivkit.lang.program import length
-from derivkit.lower import module
+from derivkit.lowering import module
 
 # Each is derived with the budgets users get (no label is compared here).
 AT_MOST_TEXTBOOK = ["cross_entropy", "bce_logits", "least_squares", "logsumexp", "softmax_regression",

@@ -1,4 +1,4 @@
-"""`derivkit train` and `derivkit.train`: gradient descent with the derived gradients."""
+"""`derivkit train` and `derivkit.training`: gradient descent with the derived gradients."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from derivkit.cli.app import app
 from derivkit.errors import DerivkitError
 from derivkit.lang import recipes
 from derivkit.render.train_render import loss_chart
-from derivkit.train import last_layer, make_task, train
+from derivkit.training import last_layer, make_task, train
 
 # No test here changes how derivkit derives: derivations are shared across the session (conftest).
 pytestmark = pytest.mark.usefixtures("shared_derivations")

@@ -30,11 +30,11 @@ from typing import Any, TypedDict
 import numpy as np
 import sympy as sp
 
-from ..derive import elementwise
-from ..derive.crosscheck import IndexForm, Mismatch, Problem, Verifier, index_entries, make_lookup
-from ..derive.engine import derive
-from ..derive.explicit import Explicit, _sample, value_at, witness
-from ..derive.index import index_symbol
+from ..derivation import elementwise
+from ..derivation.crosscheck import IndexForm, Mismatch, Problem, Verifier, index_entries, make_lookup
+from ..derivation.engine import derive
+from ..derivation.explicit import Explicit, _sample, value_at, witness
+from ..derivation.index import index_symbol
 from ..errors import DerivkitError
 from ..lang import ir
 from ..lang.printing import language
@@ -42,7 +42,7 @@ from ..lang.program import program
 from ..lang.recipes import Recipe
 from ..lang.shapes import DECLARED, Shape, fmt_shape, fmt_sizes
 from ..limits import phase
-from ..lower.forms import parse_form
+from ..lowering.forms import parse_form
 from ..results import ClaimVerdict, Counterexample, Derivation, Derivative, Verification
 from .claims import ClaimScope, is_index_claim, parse_index_claim
 
@@ -122,7 +122,7 @@ def verify_claim(recipe: Recipe, claim: str, *, seed: int = 0) -> ClaimVerdict:
 def _refuse_large(t: _Target, form: ir.Node) -> None:
     """A claim whose arrays are far larger than anything the derivative needs (ones(10**6,
     10**6)) is refused before it is evaluated at the sizes it will be compared at."""
-    from ..check.sampling import concrete, default_sizes
+    from ..checking.sampling import concrete, default_sizes
 
     dims = t.verifier.dims
     products = dict(t.recipe.products)
@@ -257,8 +257,8 @@ def _finite_differences(t: _Target, kind: str, form: ir.Node, seed: int
                         ) -> tuple[bool, str, Counterexample | None] | None:
     """(passed, sentence, counterexample) from `check` with the claim as the implementation, at
     the checker's default sizes (larger than the symbolic ones)."""
-    from ..check.runner import check
-    from ..lower.forms import form_function
+    from ..checking.runner import check
+    from ..lowering.forms import form_function
 
     fn = form_function(t.recipe, language(form), "claim")
     tc = check(t.recipe, mode="full", seed=seed, derivation=t.derivation,
@@ -285,8 +285,8 @@ def _numeric_only(t: _Target, kind: str, form: ir.Node, seed: int, base: _Base) 
     """Targets too large for the element-wise derivation: finite differences at several sizes."""
     why = (f"too large to compare symbolically element-wise (about {t.verifier.cost:,} operations "
            f"at the smallest sizes)")
-    from ..check.runner import check
-    from ..lower.forms import form_function
+    from ..checking.runner import check
+    from ..lowering.forms import form_function
 
     fn = form_function(t.recipe, language(form), "claim")
     done: list[dict[str, int]] = []
@@ -386,8 +386,8 @@ def _index_lhs(t: _Target) -> str:
 def _index_numeric(t: _Target, form: IndexForm, sizes: dict, seed: int) -> str:
     """Every entry of the claim at a random point vs derivkit's verified matrix form, lowered to
     NumPy (Jacobian rows from the VJP with unit upstreams)."""
-    from ..check.sampling import concrete, sample_inputs
-    from ..lower.forms import form_function
+    from ..checking.sampling import concrete, sample_inputs
+    from ..lowering.forms import form_function
 
     kind = "gradient" if t.scalar else "vjp"
     dv = t.derived(kind)
@@ -552,14 +552,14 @@ def _kink_probe(t: _Target, form: ir.Node, kind: str) -> str | None:
     dv = t.derived(kind)
     if not direct or dv is None or dv.matrix is None:
         return None
-    from ..check.sampling import default_sizes, sample_inputs
-    from ..lower.forms import call_form, form_function
+    from ..checking.sampling import default_sizes, sample_inputs
+    from ..lowering.forms import call_form, form_function
 
     sizes = default_sizes(t.verifier.dims, products=dict(t.recipe.products))
     values = sample_inputs(t.recipe, sizes, np.random.default_rng(0), np.float64)
     values[t.w] = np.zeros_like(values[t.w])
     if t.upstream is not None:
-        from ..check.sampling import concrete
+        from ..checking.sampling import concrete
 
         values[t.recipe.upstream] = np.ones(concrete(t.out.shape, sizes))
     params = t.params

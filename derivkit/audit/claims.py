@@ -22,8 +22,8 @@ from fractions import Fraction
 
 import sympy as sp
 
-from ..derive import elementwise
-from ..derive.index import CMP, Where, dim_symbol, index_symbol, opaque
+from ..derivation import elementwise
+from ..derivation.index import CMP, Where, dim_symbol, index_symbol, opaque
 from ..errors import ExpressionError
 from ..lang.ops import ELEMENTWISE
 from ..lang.parse import (

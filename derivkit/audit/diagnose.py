@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from ..check.runner import Point, compiled_form, relative_errors
+from ..checking.runner import Point, compiled_form, relative_errors
 from ..errors import BudgetExceeded, DerivkitError
 from ..lang import ir
 from ..lang.printing import language
 from ..lang.recipes import Recipe
-from ..lower.forms import call_form
+from ..lowering.forms import call_form
 from ..results import CheckResult, Diagnosis
 
 MAX_SUM_TEXT = 60
@@ -282,7 +282,7 @@ def _sum_text(node: ir.Node, axis: int | None, keepdims: bool) -> str:
 
 
 def _wrong_sum_axis(point: Point, kwargs: dict, U: np.ndarray, T: np.ndarray) -> list[Diagnosis]:
-    from ..lower.forms import parse_form
+    from ..lowering.forms import parse_form
 
     if point.dv.matrix is None:   # (never: diagnosed only against a verified matrix form)
         return []
@@ -332,7 +332,7 @@ def _wrong_sum_axis(point: Point, kwargs: dict, U: np.ndarray, T: np.ndarray) ->
 # ---------------------------------------------------------------- a parameter after its update
 @lru_cache(maxsize=32)
 def _backward(recipe: Recipe) -> Callable[..., dict[str, Any]]:
-    from ..lower.backward import backward_function
+    from ..lowering.backward import backward_function
 
     return backward_function(recipe)
 

@@ -308,7 +308,7 @@ def _type_text(item: object) -> str:
 # ---------------------------------------------------------------- the check
 @lru_cache(maxsize=32)
 def _derivation(recipe: Recipe) -> Derivation:
-    from ..derive.engine import derive
+    from ..derivation.engine import derive
 
     return derive(recipe)
 
@@ -320,7 +320,7 @@ def check(recipe: Recipe, impl: str | UserFunction | Callable[..., Any], *,
     derivation (-> results.TargetCheck with diagnoses on failed results)."""
     from dataclasses import replace
 
-    from ..check.runner import check as run_check
+    from ..checking.runner import check as run_check
     from ..lang.program import program
     from .diagnose import assess
 

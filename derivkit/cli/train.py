@@ -1,7 +1,7 @@
 """`derivkit train`: gradient descent on a seeded synthetic regression task with the derived,
 verified, lowered gradients of a composite recipe (`mlp3` by default).
 
-The command parses options, calls `derivkit.train.train` (a transient Rich progress bar on stderr
+The command parses options, calls `derivkit.training.train` (a transient Rich progress bar on stderr
 while training, only on an interactive terminal, never with --json) and hands the result to
 `derivkit.render.train_render`.
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..lang.recipes import Recipe
-    from ..train import TrainResult
+    from ..training import TrainResult
 
 HELP = ("Train a composite recipe's network by gradient descent with derivkit's gradients.\n\n"
         "Builds a seeded synthetic regression task (X ~ N(0,1), targets from a random teacher "
@@ -69,7 +69,7 @@ def train_command(
 ) -> None:
     """Train a composite recipe's network by gradient descent (help text: HELP)."""
     from ..lang.recipes import load
-    from ..train import train
+    from ..training import train
     from .values import parse_sizes
 
     sizes = parse_sizes(size)

@@ -2,7 +2,7 @@
 each.
 
 An entry holds everything about its function side by side: the SymPy definition f(t; params)
-(the derivative is *derived* from it, in `derivkit.derive.elementwise`, never stated here),
+(the derivative is *derived* from it, in `derivkit.derivation.elementwise`, never stated here),
 its parameters and their defaults, the domain where it is real, the kink where a piecewise
 definition switches branch, its NumPy lowering (real, and analytic in x for complex-step
 checks), and its Unicode and LaTeX printing. Nothing here imports SymPy or NumPy: a definition

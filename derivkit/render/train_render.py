@@ -15,7 +15,7 @@ from .text import visible_data
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..train import TrainResult
+    from ..training import TrainResult
 
 WARNING = ("The tutorial's warning: backpropagate with the weights of the forward pass — "
            "Δ_A2 = Δ_Z3 W3 must use W3 from before its update; with W3 already updated the "

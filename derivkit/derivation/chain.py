@@ -6,7 +6,7 @@ definition contributes to the Δ of every earlier step it uses and to the gradie
 parameter it uses, through that step's own local VJP with upstream Δ_s:
     Δ_p  = Σ_{s uses p} vjp(s, Δ_s, p),      ∂L/∂W = Σ_{s uses W} vjp(s, Δ_s, W).
 Each local VJP is derived like any derivation (small: one layer) and verified against the
-element-wise derivation of that step on its own. `derivkit.lower.backward` lowers the chain to
+element-wise derivation of that step on its own. `derivkit.lowering.backward` lowers the chain to
 NumPy.
 """
 

@@ -2,7 +2,7 @@
 
 `lower(recipe, derivation)` builds a module's source from the derivation's *printed, verified*
 matrix forms: each form's text is parsed back with `forms.parse_form` (and must print back to
-the same text), then printed by `derivkit.lower.source`'s NumPy printer, the one lowering path. The
+the same text), then printed by `derivkit.lowering.source`'s NumPy printer, the one lowering path. The
 module holds
 
     forward(*, inputs..., params=defaults)
@@ -12,7 +12,7 @@ module holds
     backward(*, inputs..., params)                  scalar outputs: (∂L/∂x, ...) in one pass
 
 for every input x the derivation differentiates, and imports only NumPy. `backward` is the
-verified backward program (`derivkit.lower.backward.program_lines`): the forward's named values
+verified backward program (`derivkit.lowering.backward.program_lines`): the forward's named values
 computed once, then one line per Δ and gradient, as hand-written backprop does. A form that is not
 verified is refused with a DerivkitError naming it: an unverified gradient is never emitted.
 
@@ -79,7 +79,7 @@ def lower(recipe: Recipe, derivation: Derivation) -> Lowered:
 
 
 def load_module(lowered: Lowered) -> types.ModuleType:
-    """A module object built from a `Lowered`'s source (audited by `derivkit.lower.emit`)."""
+    """A module object built from a `Lowered`'s source (audited by `derivkit.lowering.emit`)."""
     return emit.load_module(lowered.source, f"derivkit_lowered_{lowered.target.replace('-', '_')}",
                             f"<derivkit lower {lowered.target}>")
 

@@ -20,7 +20,7 @@ from ..lang import ir
 from ..lang.ops import ELEMENTWISE
 from ..lang.recipes import INTEGER, Recipe
 from ..lang.shapes import Shape
-from ..lower.source import batched_function
+from ..lowering.source import batched_function
 
 DEFAULT_VALUES = (3, 4, 5, 6, 7, 8, 9, 10)
 

@@ -3,7 +3,7 @@
 The printers here turn IR into NumPy expressions: `NumpyPrinter` for lowered modules and forms,
 `BatchedNumpyPrinter` (complex-safe, a leading batch axis) for checks, `StackedNumpyPrinter`
 for Jacobians evaluated from a VJP. Functions are assembled, audited and built by
-`derivkit.lower.emit`, never from user text. Softmax is lowered in its stable form
+`derivkit.lowering.emit`, never from user text. Softmax is lowered in its stable form
 exp(x − max x) / Σ exp(x − max x), which is the same function.
 """
 
@@ -22,7 +22,7 @@ from .stable import SHIFTED
 
 class NumpyPrinter(LanguagePrinter):
     """NumPy source for an IR expression; named nodes are referenced by name. `np` is the name
-    NumPy is bound to (`_np` where a user name is `np`, see `derivkit.lower.emit`)."""
+    NumPy is bound to (`_np` where a user name is `np`, see `derivkit.lowering.emit`)."""
 
     def __init__(self, np: str = "np") -> None:
         self.np = np
@@ -120,7 +120,7 @@ class NumpyPrinter(LanguagePrinter):
                     f"{labels}, 1), axis=1), 1)"), ATOM
         if n.fn in ("clip", "maximum", "minimum"):
             return f"{self.np}.{n.fn}({', '.join(self(o) for o in n.operands)})", ATOM
-        if n.fn == SHIFTED:   # exp(x) up to a factor the formula is invariant to (derivkit.lower.stable)
+        if n.fn == SHIFTED:   # exp(x) up to a factor the formula is invariant to (derivkit.lowering.stable)
             extra = "".join(f", {k}={v}" for k, v in n.kwargs) + (", keepdims=True" if n.kwargs else "")
             return f"{self.np}.exp({x} - {self.np}.max({x}{extra}))", ATOM
         return self.p(n.expansion)  # pragma: no cover

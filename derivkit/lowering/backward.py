@@ -1,4 +1,4 @@
-"""The backward program (`derivkit.derive.chain`) lowered to NumPy.
+"""The backward program (`derivkit.derivation.chain`) lowered to NumPy.
 
 `program_lines` reads a derivation's *printed, verified* backward program back into IR: the
 forward's named values (S = Q Kᵀ/√d, P = softmax(S)), then one line per Δ and gradient (dP, dS,
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..derive.chain import chain_lines, delta_var
+from ..derivation.chain import chain_lines, delta_var
 from ..errors import DerivkitError
 from ..lang import ir
 from ..lang.parse import Scope, parse

@@ -6,8 +6,8 @@ X ~ N(0, 1), a random "teacher" network of the same architecture gives T = teach
 little noise (regression) or, where the loss is a cross-entropy against log_softmax(logits),
 the one-hot of the teacher's most likely class per row; the student starts from another seeded
 draw. `train` then runs plain
-full-batch gradient descent with `derivkit.lower.backward.backward_function` (the derived, verified,
-lowered backward pass) and `derivkit.lower.forms.forward_function` (the loss).
+full-batch gradient descent with `derivkit.lowering.backward.backward_function` (the derived, verified,
+lowered backward pass) and `derivkit.lowering.forms.forward_function` (the loss).
 
 `use_updated_weights=True` reproduces the backprop tutorial's warning on purpose: the last
 layer's parameters are updated first and the backward pass of the layers below then runs with
@@ -231,7 +231,7 @@ def make_task(recipe: Recipe, sizes: Mapping[str, int] | None = None, seed: int 
     """A seeded synthetic task for a composite recipe (see the module docstring)."""
     import numpy as np
 
-    from .lower.forms import form_function
+    from .lowering.forms import form_function
 
     _need_composite(recipe)
     concrete = task_sizes(recipe, sizes)
@@ -275,8 +275,8 @@ def train(recipe: Recipe, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
     `timeout=S` stops it after S seconds with `BudgetExceeded` (see `derivkit.limits`)."""
     import numpy as np
 
-    from .lower.backward import backward_function
-    from .lower.forms import forward_function
+    from .lowering.backward import backward_function
+    from .lowering.forms import forward_function
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise DerivkitError(f"--epochs {epochs!r}: give a whole number of epochs >= 1")

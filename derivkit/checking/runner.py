@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..derive.engine import derive
+from ..derivation.engine import derive
 from ..errors import BudgetExceeded, DerivkitError
 from ..lang import ir
 from ..lang.ops import BY_NODE
@@ -40,8 +40,8 @@ from ..lang.program import program
 from ..lang.recipes import Recipe
 from ..lang.shapes import DECLARED, fmt_sizes
 from ..limits import phase
-from ..lower.forms import form_function, parse_form
-from ..lower.source import batched_function
+from ..lowering.forms import form_function, parse_form
+from ..lowering.source import batched_function
 from ..results import CheckReport, CheckResult, Derivation, Derivative, TargetCheck, WorstEntry
 from . import finite, sampling
 
@@ -420,7 +420,7 @@ def _refuse_singular(target: _Target, values: dict[str, np.ndarray]) -> None:
     """An inverse of a (nearly) singular matrix at the sampled point: its derivative (∝ its
     condition number squared) cannot be checked there, and is reported instead."""
     from ..lang.printing import language
-    from ..lower.source import compile_function, function_source
+    from ..lowering.source import compile_function, function_source
 
     inputs = {i.name: i.shape for i in target.recipe.inputs}
     for n in [n for n in ir.walk(target.out) if type(n) in NEEDS_INVERTIBLE]:  # inner first
