@@ -1,9 +1,14 @@
-"""Plain frozen dataclasses every command returns; renderers (rich, json) only read these."""
+"""Plain frozen dataclasses every command returns; renderers (rich, json) only read these.
+
+Every key of a result's JSON document (`--json`) is also an attribute of the result (some as
+properties: `Derivative.matrix_form`, `.latex`, `.verified_at`, …)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from .markup.html import with_lhs
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,41 @@ class Derivative:
         forms = [f for f in (self.index, self.matrix) if f is not None]
         return bool(forms) and all(f.verification.verified for f in forms)
 
+    # The names of the JSON document (`derivkit derive --json`), as attributes.
+    @property
+    def lhs(self) -> str:
+        return self.lhs_pretty
+
+    @property
+    def index_lhs(self) -> str | None:
+        return self.index_lhs_pretty
+
+    @property
+    def index_form(self) -> str | None:
+        """The index form in the expression language, e.g. "p[i]*(delta(i, j) - p[j])"."""
+        return self.index.text if self.index is not None else None
+
+    @property
+    def matrix_form(self) -> str | None:
+        """The matrix form in NumPy syntax, e.g. "X.T @ G"."""
+        return self.matrix.text if self.matrix is not None else None
+
+    @property
+    def latex(self) -> str:
+        """One LaTeX equation: the matrix form if obtained, else the index form ("" if neither)."""
+        if self.matrix is not None:
+            return with_lhs(self.lhs_latex, self.matrix.latex)
+        if self.index is not None:
+            return with_lhs(self.index_lhs_latex or self.lhs_latex, self.index.latex)
+        return ""
+
+    @property
+    def verified_at(self) -> tuple[dict[str, int], ...]:
+        """The sizes at which the headline form (matrix, else index) was confirmed; () if the
+        derivative is not verified."""
+        shown = self.matrix if self.matrix is not None else self.index
+        return tuple(shown.verification.sizes) if shown is not None and self.verified else ()
+
 
 @dataclass(frozen=True)
 class ChainStep:
@@ -82,6 +122,10 @@ class InputInfo:
     shape: tuple[int | str, ...]
     shape_text: str
     domain: str
+
+    @property
+    def dims(self) -> tuple[int | str, ...]:   # the JSON key
+        return self.shape
 
 
 @dataclass(frozen=True)
@@ -110,6 +154,10 @@ class Derivation:
     intermediates: tuple[tuple[str, str], ...] = ()
 
     @property
+    def output_shape(self) -> str:   # the JSON key
+        return self.output_shape_text
+
+    @property
     def verified(self) -> bool:
         return (all(d.verified for d in self.derivatives)
                 and all(c.form.verification.verified for c in self.chain))
@@ -125,6 +173,22 @@ class Derivation:
             return tuple(groups)
         return tuple(f"{', '.join(lines)}: {detail.removeprefix('each line ')}"
                      for detail, lines in groups.items())
+
+    # Jupyter display: rendered maths (MathML), the equations as LaTeX, a Markdown summary
+    def _repr_html_(self) -> str:
+        from .markup.html import derivation_html, fragment
+
+        return fragment(derivation_html(self))
+
+    def _repr_latex_(self) -> str:
+        from .markup.notebook import derivation_latex
+
+        return derivation_latex(self)
+
+    def _repr_markdown_(self) -> str:
+        from .markup.notebook import derivation_markdown
+
+        return derivation_markdown(self)
 
 
 @dataclass(frozen=True)
@@ -203,12 +267,51 @@ class TargetCheck:
     seconds: float = 0.0
     implementation: str | None = None   # --impl FILE.py:FUNCTION: the user's code was checked
 
+    def _repr_html_(self) -> str:   # Jupyter display: the check table with a verdict per result
+        from .markup.html import fragment, target_html
+
+        return fragment(target_html(self))
+
+    def _repr_latex_(self) -> str:
+        from .markup.notebook import target_latex
+
+        return target_latex(self)
+
+    def _repr_markdown_(self) -> str:
+        from .markup.notebook import target_markdown
+
+        return target_markdown(self)
+
 
 @dataclass(frozen=True)
 class CheckReport:
     passed: bool
     targets: tuple[TargetCheck, ...]
     seconds: float = 0.0
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.targets)
+
+    @property
+    def n_passed(self) -> int:
+        return sum(1 for t in self.targets
+                   if t.passed and t.error is None and all(r.passed for r in t.results))
+
+    def _repr_html_(self) -> str:   # Jupyter display
+        from .markup.html import fragment, report_html
+
+        return fragment(report_html(self))
+
+    def _repr_latex_(self) -> str:
+        from .markup.notebook import report_latex
+
+        return report_latex(self)
+
+    def _repr_markdown_(self) -> str:
+        from .markup.notebook import report_markdown
+
+        return report_markdown(self)
 
 
 # ---------------------------------------------------------------- lowering
@@ -269,3 +372,18 @@ class ClaimVerdict:
     @property
     def verified(self) -> bool:
         return self.verdict == "verified"
+
+    def _repr_html_(self) -> str:   # Jupyter display
+        from .markup.html import fragment, verdict_html
+
+        return fragment(verdict_html(self))
+
+    def _repr_latex_(self) -> str:
+        from .markup.notebook import verdict_latex
+
+        return verdict_latex(self)
+
+    def _repr_markdown_(self) -> str:
+        from .markup.notebook import verdict_markdown
+
+        return verdict_markdown(self)

@@ -88,6 +88,21 @@ class TrainResult:
         values = [v for series in self.deviations.values() for v in series]
         return max(values) if values else None
 
+    def _repr_html_(self) -> str:   # Jupyter display: the run, the loss curve, the deviations
+        from .markup.html import fragment, train_html
+
+        return fragment(train_html(self))
+
+    def _repr_latex_(self) -> str:
+        from .markup.notebook import train_latex
+
+        return train_latex(self)
+
+    def _repr_markdown_(self) -> str:
+        from .markup.notebook import train_markdown
+
+        return train_markdown(self)
+
 
 def _need_composite(recipe: Recipe) -> None:
     if not recipe.steps:
@@ -120,14 +135,14 @@ def task_sizes(recipe: Recipe, sizes: Mapping[str, int] | None = None) -> dict[s
                 dims.append(d)
     unknown = sorted(set(sizes or {}) - set(dims))
     if unknown:
-        raise DerivkitError(f"--size {unknown[0]}: {recipe.name!r} has no dimension {unknown[0]!r}",
+        raise DerivkitError(f"⟨--size⟩ {unknown[0]}: {recipe.name!r} has no dimension {unknown[0]!r}",
                             f"its dimensions: {', '.join(dims) or 'none'}")
     data = [i for i in recipe.inputs if i.name not in recipe.wrt and i.shape]
     batch = data[0].shape[0] if data else None
     out = {d: (BATCH_SIZE if d == batch else WIDTH) for d in dims}
     for name, value in (sizes or {}).items():
         if int(value) < 1:
-            raise DerivkitError(f"--size {name}={value}: sizes must be at least 1")
+            raise DerivkitError(f"⟨--size⟩ {name}={value}: sizes must be at least 1")
         out[name] = int(value)
     return out
 
@@ -162,7 +177,7 @@ def _refuse_large(recipe: Recipe, sizes: Mapping[str, int]) -> None:
         raise DerivkitError(f"training {recipe.name!r} at {shown} needs about "
                             f"{need / 2**30:,.1f} GiB of memory (the data, the weights and every "
                             f"layer's activations and gradients); the limit is "
-                            f"{MAX_TRAIN_BYTES / 2**30:g} GiB", "use smaller --size values")
+                            f"{MAX_TRAIN_BYTES / 2**30:g} GiB", "use smaller ⟨--size values|sizes⟩")
 
 
 def _concrete(shape: Shape, sizes: Mapping[str, int]) -> tuple[int, ...]:
@@ -279,9 +294,9 @@ def train(recipe: Recipe, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
     from .lowering.forms import forward_function
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise DerivkitError(f"--epochs {epochs!r}: give a whole number of epochs >= 1")
+        raise DerivkitError(f"⟨--epochs⟩ {epochs!r}: give a whole number of epochs >= 1")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise DerivkitError(f"--lr {lr!r}: the learning rate must be a finite number > 0")
+        raise DerivkitError(f"⟨--lr⟩ {lr!r}: the learning rate must be a finite number > 0")
     task = make_task(recipe, sizes, seed)
     backward = backward_function(recipe)
     loss_of = forward_function(recipe)
@@ -297,7 +312,7 @@ def train(recipe: Recipe, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
             value = float(loss_of(**task.data, **p))
         if not math.isfinite(value):
             raise DerivkitError(f"training diverged: the loss is {value} after {len(losses)} "
-                                f"epoch(s) at --lr {lr}", "use a smaller --lr")
+                                f"epoch(s) at ⟨--lr⟩ {lr}", "use a smaller ⟨--lr|learning rate⟩")
         return value
 
     shown = fmt_sizes(task.sizes)

@@ -11,6 +11,7 @@ Module-level imports stay light (no SymPy, NumPy or engine) so that `derivkit --
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 from enum import Enum
@@ -59,6 +60,32 @@ def _is_cli_control_flow(exc: Exception) -> bool:
     return type(exc).__module__.split(".")[0] in ("typer", "click")
 
 
+#: What Rich reads as a markup tag (`rich.markup.escape`'s pattern): `[i]`, `[steps]`, `[/]`.
+_MARKUP_TAG = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+
+
+def escape_markup(text: str) -> str:
+    """`text` with everything Rich would read as markup escaped (as `rich.markup.escape` does,
+    without importing Rich): shown exactly as written."""
+    return _MARKUP_TAG.sub(lambda m: f"{m.group(1)}{m.group(1)}\\{m.group(2)}", text)
+
+
+def _help_as_written(command: Any) -> None:
+    """Typer shows help text as Rich markup (`rich_markup_mode`), which would eat the brackets of
+    examples (`p[i]*(delta(i,j) - p[j])` shown as `p*(delta(i,j) - p)`, `[[steps]]` as `[]`):
+    every help text, epilog and option help is escaped once, so it is shown as written."""
+    if getattr(command, "_derivkit_help_escaped", False):
+        return
+    for attr in ("help", "epilog", "short_help"):
+        value = getattr(command, attr, None)
+        if isinstance(value, str):
+            setattr(command, attr, escape_markup(value))
+    for param in getattr(command, "params", ()):
+        if isinstance(getattr(param, "help", None), str):
+            param.help = escape_markup(param.help)
+    command._derivkit_help_escaped = True
+
+
 class _DerivkitGroup(TyperGroup):
     """The one place where errors become exit codes: library input errors (DerivkitError) and
     command-line usage errors are one line on stderr and exit 2; bugs are one line and exit 3."""
@@ -70,6 +97,7 @@ class _DerivkitGroup(TyperGroup):
 
         for command in (self, *self.commands.values()):
             plain_coercion(command)
+            _help_as_written(command)
         if not standalone_mode:
             return super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                                 standalone_mode=False, windows_expand_args=windows_expand_args,
@@ -102,7 +130,7 @@ class _DerivkitGroup(TyperGroup):
             with command_scope():   # the --timeout budget (started as it is parsed) ends here
                 return super().invoke(ctx)
         except DerivkitError as exc:   # BudgetExceeded (--timeout) included
-            typer.echo(_visible(f"derivkit: error: {exc.one_line()}"), err=True)
+            typer.echo(_visible(f"derivkit: error: {exc.one_line(cli=True)}"), err=True)
             raise typer.Exit(EXIT_USAGE) from None
         except (RecursionError, MemoryError) as exc:   # safety net: limits should come first
             if os.environ.get(DEBUG_ENV):
@@ -139,7 +167,7 @@ app = typer.Typer(
            "Exit codes: 0 ok, 1 a check failed (e.g. a form NOT VERIFIED), 2 usage or input "
            "error, 3 internal error.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
 )
@@ -217,6 +245,10 @@ def derive_command(
         help="What to show: index, matrix, latex, or all (index + matrix + LaTeX). "
              "Default: the index and matrix forms.")] = None,
     json_out: JsonOption = False,
+    html: Annotated[Optional[Path], typer.Option(
+        "--html", metavar="FILE", dir_okay=False, show_default=False,
+        help="Also write one self-contained HTML page to FILE: the formulas rendered (MathML), "
+             "the backward program and every verification; no script, nothing fetched.")] = None,
     recipes: RecipesOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
@@ -230,6 +262,10 @@ def derive_command(
     names, shapes, params = parse_target(
         name, expr, wrt, shape, param,
         "e.g. 'derivkit derive softmax'; 'derivkit list' shows the recipes")
+    if html is not None:   # refused before deriving (a symlink, a FIFO, no such folder)
+        from ..render.html_render import check_html_path
+
+        check_html_path(html)
 
     from .. import api
 
@@ -237,6 +273,10 @@ def derive_command(
         result = api.derive_recipe(name, recipe_dirs=recipes or None, wrt=names or None)
     else:
         result = api.derive_expression(expr, names, shapes, params)
+    if html is not None:
+        from ..render.html_render import write_derivation_page
+
+        write_derivation_page(html, result)
 
     if json_out:
         from ..render.json_render import derivation_data, dumps
