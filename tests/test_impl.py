@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import optional
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -47,7 +48,12 @@ def _by_wrt(tc) -> dict:
 
 
 def _names(result) -> list[str]:
-    return [d.name for d in result.diagnoses]
+    """The mistakes named (a wrong shape, stated first when there is one, aside)."""
+    return [d.name for d in result.diagnoses if d.name != "wrong shape"]
+
+
+def _mistakes(result) -> list:
+    return [d for d in result.diagnoses if d.name != "wrong shape"]
 
 
 def _line_of(file: str, text: str) -> int:
@@ -110,8 +116,8 @@ def test_transposed_weight_gradient_is_named(function):
     tc = _run("linear", "linear.py", function)
     by = _by_wrt(tc)
     assert not tc.passed and not by["W"].passed
-    assert _names(by["W"]) == ["transposed"]
-    assert "transposed" in by["W"].diagnoses[0].detail
+    assert [d.name for d in by["W"].diagnoses] == ["wrong shape", "transposed"]
+    assert "transposed" in by["W"].diagnoses[1].detail
     assert by["X"].passed and by["b"].passed and not by["X"].diagnoses
 
 
@@ -134,7 +140,7 @@ def test_sign_flipped():
 def test_bias_summed_over_the_wrong_axis():
     b = _by_wrt(_run("linear", "linear.py", "bias_wrong_axis"))["b"]
     assert not b.passed and _names(b) == ["summed over the wrong axis"]
-    assert "axis 1 instead of axis 0" in b.diagnoses[0].detail
+    assert "axis 1 instead of axis 0" in _mistakes(b)[0].detail
 
 
 def test_bias_summed_over_the_wrong_axis_on_square_sizes():
@@ -397,7 +403,8 @@ def test_json_has_diagnoses_and_the_implementation(runner):
     data = json.loads(result.stdout)
     assert data["implementation"] == spec and data["passed"] is False
     b = [r for r in data["results"] if r["wrt"] == "b"]
-    assert b and all(r["diagnoses"][0]["name"] == "summed over the wrong axis" for r in b)
+    assert b and all([d["name"] for d in r["diagnoses"]] == ["wrong shape", "summed over the wrong axis"]
+                     for r in b)
     assert all(set(d) == {"name", "detail"} for r in b for d in r["diagnoses"])
     assert all(r["diagnoses"] == [] and r["max_rel_error_vs_derived"] < 1e-10
                for r in data["results"] if r["wrt"] != "b")
@@ -462,3 +469,59 @@ def test_a_float32_result_is_diagnosed_as_low_precision_not_a_factor(tmp_path):
     tc = api.check_implementation(f"{tmp_path / 'f32.py'}:relu_f32", "relu")
     names = {d.name for r in tc.results for d in r.diagnoses}
     assert not tc.passed and names == {"low precision"}
+
+
+# ---------------------------------------------------------------------------- issue 14
+def test_torch_implementation_is_detected_and_stated():
+    optional("torch")
+    tc = _run("linear", "linear_torch.py", "correct")
+    assert tc.passed, tc
+    assert all(any("called with torch tensors (float64)" in n for n in r.notes) for r in tc.results)
+    numpy_tc = _run("linear", "linear.py", "correct_tuple")   # a NumPy function: no such note
+    assert not any("torch" in n for r in numpy_tc.results for n in r.notes)
+
+
+def test_torch_implementation_mistake_is_caught_and_named():
+    optional("torch")
+    by = _by_wrt(_run("linear", "linear_torch.py", "sign_flipped_w"))
+    assert by["X"].passed and by["b"].passed
+    assert not by["W"].passed and _names(by["W"]) == ["sign flipped"]
+
+
+def test_torch_implementation_on_the_cli_says_so(runner):
+    optional("torch")
+    ok = _cli(runner, "linear", "--impl", _spec("linear_torch.py", "correct"))
+    assert ok.exit_code == 0, ok.output
+    assert "called with torch tensors (float64)" in " ".join(ok.stdout.split())
+
+
+@pytest.mark.parametrize("file", ["linear.py", "linear_torch.py"])
+def test_an_unrecognised_upstream_name_is_named_with_the_accepted_ones(runner, tmp_path, file):
+    if file == "linear_torch.py":
+        optional("torch")
+    path = tmp_path / "dy.py"
+    path.write_text("def backward(X, W, b, dY):\n    return dY @ W.T, X.T @ dY, dY.sum(axis=0)\n")
+    spec = f"{path}:backward" if file == "linear.py" else _spec(file, "upstream_named_dy")
+    line = _one_error_line(_cli(runner, "linear", "--impl", spec))
+    assert "'dY'" in line and "accepted: X, W, b, g or G" in line and "rename dY to G" in line, line
+
+
+def test_a_wrong_shape_is_reported_as_shapes_first(runner):
+    result = _cli(runner, "linear", "--impl", _spec("linear.py", "transposed_w"))
+    assert result.exit_code == 1
+    text = result.stdout
+    w_rows = [ln for ln in text.splitlines() if ln.startswith("W ")]
+    assert w_rows and all("yours (3, 5)" in ln and "inf" not in ln and "nan" not in ln
+                          for ln in w_rows), text
+    failure = text[text.index("✗ linear: your ∂/∂W"):]
+    assert failure.splitlines()[1].strip() == "shape: yours (3, 5), expected (5, 3)", failure
+    assert "rtol nan" not in text and "abs inf" not in text
+    w = _by_wrt(_run("linear", "linear.py", "transposed_w"))["W"]
+    assert w.diagnoses[0].name == "wrong shape" and w.diagnoses[0].detail == "yours (3, 5), expected (5, 3)"
+
+
+def test_impl_value_columns_say_yours_and_numeric(runner):
+    result = _cli(runner, "linear", "--impl", _spec("linear.py", "stray_two"))
+    assert result.exit_code == 1
+    headers = [ln.split() for ln in result.stdout.splitlines() if "|error|" in ln]
+    assert headers and all(h[1] == "yours" and "derived" not in h for h in headers), result.stdout

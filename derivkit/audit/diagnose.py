@@ -14,7 +14,9 @@ float64); the measured difference is part of the text. Nothing reproduced, nothi
   each other axis (and with/without keepdims): a variant equal to U names the axis;
 - uses an updated weight (composite recipes): the backward pass with P − lr·∂L/∂P in place of a
   parameter P, lr fitted by least squares (U is affine in the overridden P);
-- modifies an input in place: the implementation changed an argument (it gets copies).
+- modifies an input in place: the implementation changed an argument (it gets copies);
+- wrong shape (stated first): U neither has nor broadcasts to T's shape: "yours (3, 5),
+  expected (5, 3)".
 """
 
 from __future__ import annotations
@@ -104,6 +106,9 @@ def assess(point: Point, impl: Callable[..., Any], results: list[CheckResult],
     rel = None if T is None else error_vs_derived(U, T, point.shape)
     modified = dict(getattr(impl, "modified", None) or {})
     diagnoses: list[Diagnosis] = []
+    shape = wrong_shape(U, tuple(point.shape))
+    if shape is not None:   # first: no error the checker computed means anything then
+        diagnoses.append(shape)
     if modified:
         diagnoses.append(in_place(modified))
     if T is not None and any(not r.passed for r in results):
@@ -111,6 +116,22 @@ def assess(point: Point, impl: Callable[..., Any], results: list[CheckResult],
     return [replace(r, passed=r.passed and not modified, max_rel_error_vs_derived=rel,
                     diagnoses=tuple(diagnoses) if (not r.passed or modified) else ())
             for r in results]
+
+
+#: the name of the diagnosis of a value whose shape is not the expected one (renderers lead
+#: with it: the errors of such a check are inf and its tolerances nan)
+WRONG_SHAPE = "wrong shape"
+
+
+def wrong_shape(U: np.ndarray, shape: tuple) -> Diagnosis | None:
+    """'yours (3, 5), expected (5, 3)' when U does not have (or broadcast to) `shape`."""
+    try:
+        fits = np.broadcast_shapes(U.shape, shape) == shape
+    except ValueError:
+        fits = False
+    if fits:
+        return None
+    return Diagnosis(WRONG_SHAPE, f"yours {_shape(U.shape)}, expected {_shape(shape)}")
 
 
 def in_place(modified: dict[str, float]) -> Diagnosis:

@@ -9,6 +9,12 @@ their own code. FUNCTION is called with keyword arguments:
 It returns one array (one input checked), a tuple in --wrt order (default: the recipe's wrt
 order; a tuple of every wrt input of the recipe is also accepted) or a dict keyed by input name.
 
+PyTorch functions work too, detected by trying: if the call with NumPy arrays raises a
+TypeError or AttributeError (what torch-only code raises on them) and the function's module
+imported torch, it is called again with float64 torch tensors (integer labels: int64); a function that returns
+tensors has them read back with `.detach().cpu().numpy()`. Either way the check's notes say
+"called with torch tensors (float64)".
+
 Every call gets copies of the inputs; an input changed in place is recorded on the callable
 (`modified`) and becomes a failed result with a diagnosis. Anything the user's code prints goes
 to stderr, so `--json` stays valid. Every problem with the file or a call is one
@@ -173,6 +179,7 @@ class Implementation:
         self.full_order = tuple(full_wrt)
         self.scalar_output = scalar_output
         self.modified: dict[str, float] = {}   # input name -> largest in-place change
+        self.torch: bool | None = None   # called with torch tensors (None: not yet called)
         self._plan()
 
     # -- the calling convention, checked before anything runs
@@ -201,7 +208,17 @@ class Implementation:
         self.params = [n for n in params if self.var_kw or n in names]
         self.upstream = [n for n in upstream_names if n in names][:1] or \
             (upstream_names if self.var_kw else [])
+        accepted = ", ".join(inputs + [" or ".join(upstream_names)] + params)
+        unknown = [] if sig is None else [
+            n for n, p in sig.parameters.items()
+            if n in names and n not in taken and n not in upstream_names and p.default is p.empty]
         if not self.upstream and not self.scalar_output:
+            if unknown:
+                raise DerivkitError(
+                    f"--impl {label}: the function takes no upstream gradient: its parameter "
+                    f"{unknown[0]!r} is not a name derivkit passes (accepted: {accepted})",
+                    f"rename {unknown[0]} to {upstream_names[-1]}: ∂L/∂{recipe.output}, the "
+                    f"shape of {recipe.output}")
             raise DerivkitError(
                 f"--impl {label}: the function takes no upstream gradient",
                 f"add a parameter g (∂L/∂{recipe.output}, the shape of {recipe.output})")
@@ -211,8 +228,9 @@ class Implementation:
                 if n in names and n not in given and p.default is p.empty:
                     raise DerivkitError(
                         f"--impl {label}: derivkit has no value for the function's parameter "
-                        f"{n!r}", f"it passes the inputs ({', '.join(inputs)}), g (the upstream "
-                        f"gradient{f', or {recipe.upstream}' if recipe.upstream != 'g' else ''})"
+                        f"{n!r} (accepted: {accepted})", f"it passes the inputs "
+                        f"({', '.join(inputs)}), g (the upstream gradient"
+                        f"{f', or {recipe.upstream}' if recipe.upstream != 'g' else ''})"
                         + (f" and the parameters ({', '.join(params)})" if params else ""))
 
     def describe(self) -> str:
@@ -226,24 +244,50 @@ class Implementation:
         originals = {n: kwargs[n] for n in self.inputs}
         if not self.scalar_output:
             originals.update({n: kwargs[self.recipe.upstream] for n in self.upstream})
-        call: dict[str, Any] = {n: np.array(v, copy=True) for n, v in originals.items()}
-        if self.scalar_output:
-            call.update({n: 1.0 for n in self.upstream})
-        call.update({n: kwargs[n] for n in self.params if n in kwargs})
+        params = {n: kwargs[n] for n in self.params if n in kwargs}
         try:
-            with _user_code():
-                value = self.user.fn(**call)
+            call, value = self._call(originals, params)
         except (Exception, SystemExit) as exc:
-            raise DerivkitError(f"--impl {self.user.label} raised "
-                                f"{_exception_text(exc, self.user.path)} when called with "
-                                f"{self.describe()}") from None
+            failed: BaseException | None = exc
+            if self.torch is None and isinstance(exc, TORCH_ONLY) and _uses_torch(self.user.fn):
+                try:   # torch-only code (torch.sum(x, dim=0) on an ndarray, x.detach(), ...)
+                    self.torch = True
+                    call, value = self._call(originals, params)
+                    failed = None
+                except (Exception, SystemExit) as again:
+                    failed = again
+            if failed is not None:
+                raise DerivkitError(f"--impl {self.user.label} raised "
+                                    f"{_exception_text(failed, self.user.path)} when called with "
+                                    f"{self.describe()}"
+                                    + (" (as float64 torch tensors)" if self.torch else "")) from None
+        if self.torch is None:
+            self.torch = _is_tensor(value) or (isinstance(value, (tuple, list, dict)) and any(
+                _is_tensor(v) for v in (value.values() if isinstance(value, dict) else value)))
+        value = _to_numpy(value)
         for n, original in originals.items():
-            after = call[n]
+            after = _to_numpy(call[n])
             if not np.array_equal(after, original, equal_nan=True):
                 with np.errstate(all="ignore"):
                     change = float(np.max(np.abs(after - original), initial=0.0))
                 self.modified[n] = max(self.modified.get(n, 0.0), change)
         return value
+
+    def _call(self, originals: dict[str, Any], params: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """(the arguments, the value) of one call on copies: NumPy arrays, or float64 torch
+        tensors (integer labels: int64) once the function is known to want torch."""
+        import numpy as np
+
+        call: dict[str, Any] = {n: np.array(v, copy=True) for n, v in originals.items()}
+        if self.torch:
+            torch = _torch()
+            call = {n: torch.tensor(v, dtype=torch.float64 if v.dtype.kind in "fc" else torch.int64)
+                    for n, v in call.items()}
+        if self.scalar_output:
+            call.update({n: 1.0 for n in self.upstream})
+        call.update(params)
+        with _user_code():
+            return call, self.user.fn(**call)
 
     def pick(self, value: object, w: str) -> np.ndarray:
         """∂L/∂w out of what the function returned (one array, a tuple or a dict)."""
@@ -292,6 +336,46 @@ class Implementation:
         out.modified = self.modified
         out.label = self.user.label
         return out
+
+
+#: what NumPy arrays make torch-only code raise (x.detach(), torch.exp(ndarray), x.mT, ...)
+TORCH_ONLY = (TypeError, AttributeError)
+TORCH_NOTE = "called with torch tensors (float64); their gradients read back with .detach().cpu().numpy()"
+
+
+def _torch() -> Any:
+    """torch if it is installed and already imported by the user's code or importable."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch
+    try:
+        import torch  # an optional extra: only here, when the user's code needs it
+    except ImportError:
+        return None
+    return torch
+
+
+def _uses_torch(fn: Callable[..., Any]) -> bool:
+    """The function's module has imported torch (a name bound to torch or one of its modules)
+    and torch can be loaded."""
+    names = getattr(inspect.unwrap(fn), "__globals__", {})
+    return any(getattr(v, "__name__", "").split(".")[0] == "torch" for v in list(names.values())
+               if isinstance(v, ModuleType)) and _torch() is not None
+
+
+def _is_tensor(value: object) -> bool:
+    return type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach")
+
+
+def _to_numpy(value: Any) -> Any:
+    """A torch tensor (or a tuple, list or dict of them) as NumPy; anything else unchanged."""
+    if _is_tensor(value):
+        return value.detach().cpu().numpy()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_numpy(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_numpy(v) for k, v in value.items()}
+    return value
 
 
 def _type_text(item: object) -> str:
@@ -343,6 +427,9 @@ def check(recipe: Recipe, impl: str | UserFunction | Callable[..., Any], *,
     implementations = {(kind, w): bound.for_input(w) for w in recipe.wrt}
     result = run_check(recipe, derivation=derivation, implementations=implementations,
                        assess=assess, **options)
+    if bound.torch:   # stated on every result: the values checked came through torch
+        result = replace(result, results=tuple(replace(r, notes=(*r.notes, TORCH_NOTE))
+                                               for r in result.results))
     return replace(result, implementation=user.label)
 
 

@@ -1,5 +1,6 @@
 """`derivkit lower`: write a recipe's or an expression's verified derivatives as a standalone
-NumPy module (`forward`, `vjp_x`, and `grad_x` or `jacobian_x` where they apply).
+NumPy module (`forward`, `vjp_x`, and `grad_x` or `jacobian_x` where they apply), or with
+`--target torch` as a `torch.autograd.Function` whose backward is the verified one.
 
 Like `derive`, the command only parses options, calls `derivkit.api` and prints the result:
 the source (Rich syntax highlighting on a terminal, plain otherwise) or, with `-o FILE`, one
@@ -31,16 +32,20 @@ from .options import (
     WrtOption,
 )
 
+TARGETS = {"numpy": "NumPy", "torch": "PyTorch"}
+
 HELP = ("Write the verified derivatives as a standalone NumPy module.\n\n"
         "The module imports only NumPy and has keyword-only functions forward(...), vjp_x(..., "
         "upstream) for every differentiated input x, grad_x(...) when the output is a scalar "
         "and jacobian_x(...) when output and x are vectors. Its docstring states the forward, "
         "each function's formula and how it was verified. A form that is not verified is "
-        "never written (exit code 2).")
+        "never written (exit code 2). With --target torch: a torch.autograd.Function per recipe "
+        "(and a function calling its .apply) whose backward is the verified one.")
 
 EPILOG = ("Examples:\n\n"
           "derivkit lower linear -o linear_grads.py\n\n"
           "derivkit lower softmax\n\n"
+          "derivkit lower linear --target torch -o linear_torch.py\n\n"
           "derivkit lower --expr \"trace(A @ X)\" --wrt X --shape A=n,n --shape X=n,n "
           "-o trace.py\n\n"
           "Exit codes: 0 written or printed, 2 usage or input error (also: a form not verified, "
@@ -61,6 +66,11 @@ def lower_command(
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite FILE if it exists (a symbolic link is replaced, never written "
                         "through).")] = False,
+    target: Annotated[str, typer.Option(
+        "--target", metavar="numpy|torch", show_default=False,
+        help="What to write: numpy (the default; functions forward, vjp_x, ...) or torch (a "
+             "torch.autograd.Function and a plain function calling it; running it needs torch, "
+             "writing it does not).")] = "numpy",
     recipes: RecipesOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
@@ -69,15 +79,20 @@ def lower_command(
 
     names, shapes, params = parse_target(name, expr, wrt, shape, param,
                                          "e.g. 'derivkit lower linear -o linear_grads.py'")
+    if target not in TARGETS:
+        from ..errors import DerivkitError
+
+        raise DerivkitError(f"--target: {target!r} is not a target", "give numpy or torch")
     if output is not None:
         check_output(output, force=force)     # refuse early: the derivation takes a while
 
     from .. import api
 
+    other = {} if target == "numpy" else {"target": target}   # numpy: the api's default
     if name:
-        lowered = api.lower_recipe(name, recipe_dirs=recipes or None, wrt=names or None)
+        lowered = api.lower_recipe(name, recipe_dirs=recipes or None, wrt=names or None, **other)
     else:
-        lowered = api.lower_expression(expr, names, shapes, params)
+        lowered = api.lower_expression(expr, names, shapes, params, **other)
 
     if output is None:
         from ..render.lower_render import print_source
@@ -87,7 +102,7 @@ def lower_command(
     write_output(output, lowered.source, force=force)   # checks the path again, atomic
     from ..render.text import visible
 
-    typer.echo(visible(f"wrote {output}: {lowered.target} as a NumPy module with "
+    typer.echo(visible(f"wrote {output}: {lowered.target} as a {TARGETS[target]} module with "
                        f"{', '.join(lowered.functions)}"))
 
 

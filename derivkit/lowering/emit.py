@@ -16,6 +16,12 @@ Safe by construction, whatever names a recipe or `--expr` declares:
   statement and expression forms the printers produce, no string constant but docstrings and
   `__all__`, every name loaded bound by an argument, an earlier assignment, the NumPy alias or
   a helper. `_execute`, called by `build` and `load_module`, is the only place that runs it.
+
+The same audit, with `target="torch"`, reads `derivkit lower --target torch` modules
+(`derivkit.lowering.torch_module`): `import torch` instead of NumPy, the helpers of
+`TORCH_HELPERS`, and besides keyword-only functions one `torch.autograd.Function` subclass whose
+static `forward`/`backward` only save, unpack and pass tensors, and the plain function calling
+its `.apply`. Those statements are checked form by form (`_audit_torch_class`).
 """
 
 from __future__ import annotations
@@ -88,6 +94,41 @@ def _matmul(a, b, shared_a=None, shared_b=None):
 '''
 
 
+#: Helpers of `derivkit lower --target torch` modules (float dtype and device follow `like`, an
+#: input tensor). No builtin is called: a module-level name may be a recipe's.
+TORCH_HELPERS = '''\
+def _tensor(x, like):
+    return torch.as_tensor(x, dtype=like.dtype, device=like.device)
+
+
+def _eye(n, like):
+    return torch.eye(n, dtype=like.dtype, device=like.device)
+
+
+def _ones(shape, like):
+    return torch.ones(shape, dtype=like.dtype, device=like.device)
+
+
+def _one_hot(labels, k, like):
+    return torch.eye(k, dtype=like.dtype, device=like.device)[labels]
+
+
+def _logsumexp(x, axis=None, keepdims=False):
+    if axis is not None:
+        return torch.logsumexp(x, dim=axis, keepdim=keepdims)
+    out = torch.logsumexp(torch.reshape(x, (-1,)), dim=0)
+    return torch.reshape(out, (1,) * x.dim()) if keepdims else out
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1.0 + torch.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))
+
+
+def _leaky_relu(x, alpha):
+    return torch.where(x >= 0, x, alpha * x)
+'''
+
+
 class EmitError(RuntimeError):
     """Generated source failed its audit: a bug in derivkit, never a user error."""
 
@@ -98,11 +139,13 @@ def numpy_alias(user_names: Iterable[str]) -> str:
     return "_np" if "np" in set(user_names) else "np"
 
 
-def alias_in(source: str) -> str:
-    """The NumPy alias generated `source` uses (`_np` is no user name, so its presence tells)."""
+def alias_in(source: str, target: str = "numpy") -> str:
+    """The NumPy (or torch) alias generated `source` uses (`_np`/`_torch` is no user name, so
+    its presence tells)."""
+    base = "torch" if target == "torch" else "np"
     names = {t.string for t in tokenize.generate_tokens(io.StringIO(source).readline)
              if t.type == tokenize.NAME}
-    return "_np" if "_np" in names else "np"
+    return f"_{base}" if f"_{base}" in names else base
 
 
 def rename(source: str, old: str, new: str) -> str:
@@ -127,6 +170,7 @@ _HELPER_SOURCES = {
     False: _helper_table(HELPERS + "".join("\n\n" + f.helper for f in ELEMENTWISE.values() if f.helper)),
     True: _helper_table(BATCH_HELPERS + "".join("\n\n" + (f.helper_complex or f.helper)
                                                 for f in ELEMENTWISE.values() if f.helper)),
+    "torch": _helper_table(TORCH_HELPERS),
 }
 
 
@@ -146,19 +190,26 @@ def _closure(names: Iterable[str], table: dict[str, str]) -> list[str]:
     return [n for n in table if n in wanted]
 
 
-def _aliased(text: str, alias: str) -> str:
-    return text if alias == "np" else rename(text, "np", alias).strip()
+def _aliased(text: str, alias: str, base: str = "np") -> str:
+    return text if alias == base else rename(text, base, alias).strip()
 
 
-def helper_sources(names: Iterable[str], alias: str = "np", batched: bool = False) -> list[str]:
-    """Sources of the named helpers and of those they call, in table order, using `alias`."""
-    table = _HELPER_SOURCES[batched]
-    return [_aliased(table[n], alias) for n in _closure(names, table)]
+def _table(batched: bool, target: str) -> dict[str, str]:
+    return _HELPER_SOURCES["torch" if target == "torch" else batched]
 
 
-def used_helpers(source: str, batched: bool = False) -> list[str]:
+def helper_sources(names: Iterable[str], alias: str = "np", batched: bool = False,
+                   target: str = "numpy") -> list[str]:
+    """Sources of the named helpers and of those they call, in table order, using `alias`
+    (NumPy's name, or torch's for `target="torch"`)."""
+    table = _table(batched, target)
+    base = "torch" if target == "torch" else "np"
+    return [_aliased(table[n], alias, base) for n in _closure(names, table)]
+
+
+def used_helpers(source: str, batched: bool = False, target: str = "numpy") -> list[str]:
     """Helpers `source` calls, directly or through another helper, in table order."""
-    return _closure(_loaded(source), _HELPER_SOURCES[batched])
+    return _closure(_loaded(source), _table(batched, target))
 
 
 # ---------------------------------------------------------------------------- text
@@ -200,32 +251,47 @@ _NUMBER = (int, float, complex)
 _EXPR_NODES = (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Attribute, ast.Name,
                ast.Constant, ast.Tuple, ast.Subscript, ast.keyword,
                ast.operator, ast.unaryop, ast.cmpop, ast.expr_context)
-_ATTRIBUTES = {"T"}
+#: (attributes an expression may read of any value, names an attribute chain may start at)
+_Rules = tuple[frozenset[str], tuple[str, ...]]
+_NUMPY_RULES: _Rules = (frozenset({"T"}), ("np", "_np"))
+#: a torch module reads tensors' `.mT` (the matrix transpose) and `.shape` (sizes)
+_TORCH_RULES: _Rules = (frozenset({"T", "mT", "shape"}), ("torch", "_torch"))
+#: the context argument of a torch module's autograd.Function methods, and what they do with it
+_CTX = "_ctx"
+_CTX_ATTRIBUTES = {"save_for_backward", "saved_tensors", "params"}
 
 
-def audit(source: str, *, alias: str = "np", batched: bool = False) -> ast.Module:
+def audit(source: str, *, alias: str = "np", batched: bool = False,
+          target: str = "numpy") -> ast.Module:
     """Parse `source` and check it is code the emitter writes (see the module docstring);
     raises EmitError otherwise. Helper definitions must be exactly derivkit's helpers."""
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise EmitError(f"generated source does not parse: {exc.msg} (line {exc.lineno})") from None
-    helpers = {name: _aliased(text, alias) for name, text in _HELPER_SOURCES[batched].items()}
+    torch = target == "torch"
+    base = "torch" if torch else "np"
+    helpers = {name: _aliased(text, alias, base) for name, text in _table(batched, target).items()}
     module_names = {alias}
+    classes: list[ast.ClassDef] = []
     body = list(tree.body)
     if body and _is_docstring(body[0]):
         body = body[1:]
     for stmt in body:
         if isinstance(stmt, ast.Import):
-            if [(a.name, a.asname) for a in stmt.names] != [("numpy", alias)]:
+            wanted = ("torch", None if alias == "torch" else alias) if torch else ("numpy", alias)
+            if [(a.name, a.asname) for a in stmt.names] != [wanted]:
                 raise EmitError(f"generated source imports {ast.unparse(stmt)!r}")
-        elif isinstance(stmt, ast.FunctionDef) and stmt.name in module_names:
+        elif isinstance(stmt, (ast.FunctionDef, ast.ClassDef)) and stmt.name in module_names:
             raise EmitError(f"{stmt.name} is defined twice")
         elif isinstance(stmt, ast.FunctionDef) and stmt.name in helpers:
             if (ast.get_source_segment(source, stmt) or "").strip() != helpers[stmt.name].strip():
                 raise EmitError(f"helper {stmt.name} differs from derivkit's own")
             module_names.add(stmt.name)
         elif isinstance(stmt, ast.FunctionDef):
+            module_names.add(stmt.name)
+        elif torch and isinstance(stmt, ast.ClassDef):
+            classes.append(stmt)
             module_names.add(stmt.name)
         elif isinstance(stmt, ast.Assign) and [ast.unparse(t) for t in stmt.targets] == ["__all__"]:
             if not (isinstance(stmt.value, ast.List) and all(
@@ -234,9 +300,14 @@ def audit(source: str, *, alias: str = "np", batched: bool = False) -> ast.Modul
                 raise EmitError("__all__ must list function names")
         else:
             raise EmitError(f"unexpected statement in generated source: {ast.unparse(stmt)[:80]!r}")
+    if "staticmethod" in module_names:
+        raise EmitError("staticmethod is redefined")
+    rules = _TORCH_RULES if torch else _NUMPY_RULES
     for stmt in body:
         if isinstance(stmt, ast.FunctionDef) and stmt.name not in helpers:
-            _audit_function(stmt, module_names | set(helpers))
+            _audit_function(stmt, module_names | set(helpers), rules, {c.name for c in classes})
+    for cls in classes:
+        _audit_torch_class(cls, module_names | set(helpers), alias)
     return tree
 
 
@@ -245,27 +316,84 @@ def _is_docstring(stmt: ast.stmt) -> bool:
             and isinstance(stmt.value.value, str))
 
 
-def _audit_function(fn: ast.FunctionDef, module_names: set[str]) -> None:
+def _audit_function(fn: ast.FunctionDef, module_names: set[str], rules: _Rules = _NUMPY_RULES,
+                    classes: set[str] | None = None) -> None:
+    """A keyword-only function of assignments and a return; with `classes` (a torch module),
+    also the plain function `f(inputs..., *, params=...)` returning `Class.apply(...)`."""
     a = fn.args
-    if a.posonlyargs or a.args or a.vararg or a.kwarg or fn.decorator_list or fn.returns:
+    wrapper = bool(classes) and bool(a.args)
+    if (a.posonlyargs or (a.args and not wrapper) or a.defaults or a.vararg or a.kwarg
+            or fn.decorator_list or fn.returns):
         raise EmitError(f"{fn.name}: only keyword-only arguments are generated")
     for d in a.kw_defaults:
         if d is not None and not _is_number(d) and not (isinstance(d, ast.Constant) and d.value is None):
             raise EmitError(f"{fn.name}: a default that is not a number")
-    bound = set(module_names) | {arg.arg for arg in a.kwonlyargs}
+    bound = set(module_names) | {arg.arg for arg in a.args + a.kwonlyargs}
     body = list(fn.body)
     if body and _is_docstring(body[0]):
         body = body[1:]
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         raise EmitError(f"{fn.name}: must end in a return")
+    if wrapper:
+        ret = body[-1].value
+        if not (len(body) == 1 and isinstance(ret, ast.Call) and isinstance(ret.func, ast.Attribute)
+                and ret.func.attr == "apply" and isinstance(ret.func.value, ast.Name)
+                and ret.func.value.id in (classes or set()) and not ret.keywords
+                and all(isinstance(x, ast.Name) and x.id in bound for x in ret.args)):
+            raise EmitError(f"{fn.name}: must return Function.apply(its arguments)")
+        return
     for stmt in body:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            _audit_expr(stmt.value, bound, fn.name)
+            _audit_expr(stmt.value, bound, fn.name, rules)
             bound.add(stmt.targets[0].id)
         elif isinstance(stmt, ast.Return) and stmt is body[-1] and stmt.value is not None:
-            _audit_expr(stmt.value, bound, fn.name)
+            _audit_expr(stmt.value, bound, fn.name, rules)
         else:
             raise EmitError(f"{fn.name}: unexpected statement {ast.unparse(stmt)[:80]!r}")
+
+
+def _audit_torch_class(cls: ast.ClassDef, module_names: set[str], alias: str) -> None:
+    """`class C(torch.autograd.Function)` with a docstring and static `forward(_ctx, ...)`,
+    `backward(_ctx, upstream)`: each saves or unpacks tensors and calls module functions."""
+    if (cls.decorator_list or cls.keywords or len(cls.bases) != 1
+            or ast.unparse(cls.bases[0]) != f"{alias}.autograd.Function"):
+        raise EmitError(f"{cls.name}: only torch.autograd.Function subclasses are generated")
+    body = list(cls.body)
+    if body and _is_docstring(body[0]):
+        body = body[1:]
+    if sorted(getattr(m, "name", "") for m in body) != ["backward", "forward"]:
+        raise EmitError(f"{cls.name}: must define exactly forward and backward")
+    for method in body:
+        assert isinstance(method, ast.FunctionDef)
+        a = method.args
+        if ([ast.unparse(d) for d in method.decorator_list] != ["staticmethod"] or method.returns
+                or a.posonlyargs or a.kwonlyargs or a.vararg or a.kwarg or a.defaults
+                or not a.args or a.args[0].arg != _CTX):
+            raise EmitError(f"{cls.name}.{method.name}: only static methods of (_ctx, tensors...)")
+        where = f"{cls.name}.{method.name}"
+        bound = set(module_names) | {arg.arg for arg in a.args}
+        stmts = list(method.body)
+        if stmts and _is_docstring(stmts[0]):
+            stmts = stmts[1:]
+        if not stmts or not isinstance(stmts[-1], ast.Return) or stmts[-1].value is None:
+            raise EmitError(f"{where}: must end in a return")
+        for stmt in stmts:
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                _audit_expr(stmt.value, bound, where, _TORCH_RULES, ctx=True)
+                target = stmt.targets[0]
+                names = target.elts if isinstance(target, ast.Tuple) else [target]
+                for t in names:
+                    if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store):
+                        bound.add(t.id)
+                    elif not (ast.unparse(t) == f"{_CTX}.params" and method.name == "forward"):
+                        raise EmitError(f"{where}: assigns to {ast.unparse(t)[:40]!r}")
+            elif (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)
+                  and ast.unparse(stmt.value.func) == f"{_CTX}.save_for_backward"):
+                _audit_expr(stmt.value, bound, where, _TORCH_RULES, ctx=True)
+            elif isinstance(stmt, ast.Return) and stmt is stmts[-1] and stmt.value is not None:
+                _audit_expr(stmt.value, bound, where, _TORCH_RULES, ctx=True)
+            else:
+                raise EmitError(f"{where}: unexpected statement {ast.unparse(stmt)[:80]!r}")
 
 
 def _is_number(node: ast.AST) -> bool:
@@ -275,7 +403,9 @@ def _is_number(node: ast.AST) -> bool:
             and not isinstance(node.value, bool))
 
 
-def _audit_expr(expr: ast.AST, bound: set[str], where: str) -> None:
+def _audit_expr(expr: ast.AST, bound: set[str], where: str, rules: _Rules = _NUMPY_RULES,
+                ctx: bool = False) -> None:
+    attributes, modules = rules
     for node in ast.walk(expr):
         if not isinstance(node, _EXPR_NODES):
             raise EmitError(f"{where}: {type(node).__name__} is not generated")
@@ -286,7 +416,9 @@ def _audit_expr(expr: ast.AST, bound: set[str], where: str) -> None:
             if isinstance(node.value, str) or isinstance(node.value, bytes):
                 raise EmitError(f"{where}: a string constant {node.value!r:.40} in generated code")
         elif isinstance(node, ast.Attribute):
-            if not (node.attr in _ATTRIBUTES or _is_module_attribute(node, bound)):
+            if not (node.attr in attributes or _is_module_attribute(node, bound, modules)
+                    or (ctx and node.attr in _CTX_ATTRIBUTES and isinstance(node.value, ast.Name)
+                        and node.value.id == _CTX)):
                 raise EmitError(f"{where}: attribute .{node.attr} is not generated")
         elif isinstance(node, ast.Call):
             if node.args and any(isinstance(x, ast.Starred) for x in node.args):
@@ -295,12 +427,13 @@ def _audit_expr(expr: ast.AST, bound: set[str], where: str) -> None:
                 raise EmitError(f"{where}: ** arguments are not generated")
 
 
-def _is_module_attribute(node: ast.Attribute, bound: set[str]) -> bool:
-    """np.exp, np.linalg.det (or their `_np` spelling)."""
+def _is_module_attribute(node: ast.Attribute, bound: set[str], modules: tuple[str, ...]) -> bool:
+    """np.exp, np.linalg.det (or their `_np` spelling); torch.nn.functional.gelu in a torch
+    module (`modules`: the names the chain may start at)."""
     base = node.value
     while isinstance(base, ast.Attribute):
         base = base.value
-    return isinstance(base, ast.Name) and base.id in ("np", "_np") and base.id in bound
+    return isinstance(base, ast.Name) and base.id in modules and base.id in bound
 
 
 # ---------------------------------------------------------------------------- build
@@ -319,11 +452,12 @@ def build(source: str, fname: str, *, alias: str = "np", batched: bool = False,
     return fn
 
 
-def load_module(source: str, name: str, filename: str) -> types.ModuleType:
+def load_module(source: str, name: str, filename: str, target: str = "numpy") -> types.ModuleType:
     """A module object from a lowered module's source (audited first, then run by `_execute`).
-    Registers the lines so tracebacks and inspect show them."""
-    alias = alias_in(source)
-    audit(source, alias=alias)
+    Registers the lines so tracebacks and inspect show them. A torch module (`target="torch"`)
+    needs torch installed."""
+    alias = alias_in(source, target)
+    audit(source, alias=alias, target=target)
     module = types.ModuleType(name)
     module.__file__ = filename
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
