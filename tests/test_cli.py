@@ -349,7 +349,16 @@ def test_readme_quick_start_is_what_ci_runs():
     gates = ["ruff check", "mypy", "lint-imports"]   # the README's Development section
     development = text.split("## Development", 1)[1].split("```", 2)[1].strip().splitlines()
     assert all(g in development for g in gates)
-    assert ci_lines == [quick[0], *gates, quick[1]]
+    assert ci_lines[-5:] == [quick[0], *gates, quick[1]]
+    # before it, only the optional tools the browser and PyTorch tests need, and the switch that
+    # makes their absence a failure rather than a skip (README, Development)
+    prelude = ci_lines[:-5]
+    assert all("chromium" in ln or "torch" in ln for ln in prelude[:-1]), prelude
+    assert prelude[-1] == "export DERIVKIT_CI=1" and "DERIVKIT_CI=1" in development_text(text)
+
+
+def development_text(text: str) -> str:
+    return text.split("## Development", 1)[1]
 
 
 def test_readme_examples_parse(runner):

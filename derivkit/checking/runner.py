@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -191,8 +191,8 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
     if dtype not in DTYPES:
         raise DerivkitError(f"unsupported dtype {dtype!r}", f"use one of {', '.join(DTYPES)}")
     if directions < 1:
-        raise DerivkitError("--directions must be at least 1")
-    for name, value in (("--rtol", rtol), ("--atol", atol)):
+        raise DerivkitError("⟨--directions⟩ must be at least 1")
+    for name, value in (("⟨--rtol⟩", rtol), ("⟨--atol⟩", atol)):
         if value is not None and not (value >= 0 and math.isfinite(value)):
             raise DerivkitError(f"{name} must be a finite number ≥ 0, got {value}")
     prog = program(recipe)
@@ -201,7 +201,7 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
     all_params = {p.name: p.default for p in recipe.params}
     for name, value in (params or {}).items():
         if name not in all_params:
-            raise DerivkitError(f"--param {name}: {recipe.name!r} has no parameter {name!r}",
+            raise DerivkitError(f"⟨--param⟩ {name}: {recipe.name!r} has no parameter {name!r}",
                                 f"parameters: {', '.join(all_params) or 'none'}")
         all_params[name] = float(value)
     concrete_sizes = sampling.default_sizes(dims, sizes, ir.minimum_sizes([out]),
@@ -213,7 +213,7 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
         raise DerivkitError(
             f"at these sizes ({', '.join(f'{k}={v}' for k, v in concrete_sizes.items())}) one "
             f"evaluation of {recipe.name!r} needs about {one_eval / 2**30:.0f} GiB",
-            "use smaller --size values")
+            "use smaller ⟨--size values|sizes⟩")
     derivation = derivation or derive(recipe)
     target = _Target(recipe, out, concrete_sizes, all_params, np_dtype, [i.name for i in recipe.inputs])
     rng = np.random.default_rng(seed)
@@ -236,7 +236,7 @@ def check(recipe: Recipe, *, mode: str = "auto", sizes: dict[str, int] | None = 
                 raise DerivkitError(
                     f"a matrix under {NONSINGULAR} is singular near the sampled inputs of "
                     f"{recipe.name!r} ({exc}), so derivatives through it cannot be checked there",
-                    "is it singular for every input? try another --seed otherwise") from None
+                    "is it singular for every input? try another ⟨--seed|seed⟩ otherwise") from None
     conventions = (tuple(c for c in derivation.conventions if "kink" in c) + tuple(notes)
                    + tuple(getattr(derivation, "warnings", ())))
     return TargetCheck(target=recipe.name, passed=all(r.passed for r in results), seed=seed,
@@ -288,7 +288,7 @@ def _check_input(target: _Target, w: str, dvs: list[Derivative], mode: str, rng:
                 f"the forward of {recipe.name!r} is not finite (NaN or inf) at the sampled inputs, "
                 f"so its derivative cannot be checked there",
                 "an input outside a function's domain? in a recipe declare it, e.g. [domain] "
-                "x = \"positive\"; with --expr, an input passed straight to log or sqrt is "
+                "x = \"positive\"; in ⟨--expr|an expression⟩, an input passed straight to log or sqrt is "
                 "sampled positive")
         try:
             results = []
@@ -329,7 +329,8 @@ def _check_input(target: _Target, w: str, dvs: list[Derivative], mode: str, rng:
         except _KinkCrossed:
             continue
     raise DerivkitError(f"could not draw inputs for {w} whose finite-difference stencils avoid every "
-                        f"kink in {KINK_ATTEMPTS} attempts", "try other --size or --seed values")
+                        f"kink in {KINK_ATTEMPTS} attempts",
+                        "try other ⟨--size|sizes⟩ or ⟨--seed|seed⟩ values")
 
 
 def _plan(target: _Target, w: str, mode: str
@@ -353,7 +354,7 @@ def _gib(n: float) -> str:
     return f"{n / 2**20:.0f} MiB"
 
 
-SMALLER = "use smaller --size values"
+SMALLER = "use smaller ⟨--size values|sizes⟩"
 
 
 def memory_estimate(target: _Target, w: str, dvs: list[Derivative], mode: str, k: int
@@ -371,12 +372,12 @@ def memory_estimate(target: _Target, w: str, dvs: list[Derivative], mode: str, k
     kinds = {dv.kind for dv in dvs}
     if "jacobian" in kinds and run_full:
         parts.append((f"a full check of {jac} ∂{target.recipe.output}/∂{w} ({_gib(one)} a copy)",
-                      16 * one, "use --mode directional, or " + SMALLER[4:]))
+                      16 * one, "use ⟨--mode directional|the directional mode⟩, or " + SMALLER[4:]))
     elif "jacobian" in kinds and run_directional:
         parts.append((f"{jac} ∂{target.recipe.output}/∂{w} ({_gib(one)} a copy)", 6 * one, SMALLER))
     if run_directional:
         parts.append((f"{k:,} random directions ({k:,}×{n_in:,} and {k:,}×{n_out:,} arrays)",
-                      (3 * n_in + 10 * n_out) * k * item, "use fewer --directions"))
+                      (3 * n_in + 10 * n_out) * k * item, "use fewer ⟨--directions⟩"))
     for dv in dvs:
         if dv.matrix is None:
             continue
@@ -399,7 +400,8 @@ def _refuse_large(target: _Target, w: str, dvs: list[Derivative], mode: str, k: 
             f"a full check of {w} of {target.recipe.name!r} at "
             f"{fmt_sizes(target.sizes, empty=DECLARED)} needs a "
             f"{'×'.join(map(str, out_shape + x_shape))} Jacobian ({_gib(one)}); the limit is "
-            f"{_gib(MAX_FULL_BYTES)}", "use --mode directional, or smaller --size values")
+            f"{_gib(MAX_FULL_BYTES)}",
+            "use ⟨--mode directional|the directional mode⟩, or smaller ⟨--size values|sizes⟩")
     parts = memory_estimate(target, w, dvs, mode, k)
     total = sum(b for _, b, _ in parts)
     if total <= MAX_CHECK_BYTES:
@@ -437,7 +439,7 @@ def _refuse_singular(target: _Target, values: dict[str, np.ndarray]) -> None:
                 f"{language(operand)} (in {what}) is singular or nearly so at the sampled inputs "
                 f"(condition number {cond:.1e}); derivatives through its inverse cannot be checked "
                 f"there",
-                "is the matrix singular for every input? try another --seed otherwise")
+                "is the matrix singular for every input? try another ⟨--seed|seed⟩ otherwise")
 
 
 def _estimate(target: _Target, fb: _Fn, switches: _Switches, values: dict[str, np.ndarray], w: str,
@@ -748,6 +750,8 @@ def check_all(*, recipe_dirs: list[str | Path] | None = None,
     started = time.perf_counter()
     targets: list[TargetCheck] = []
     found = discover(search_path(recipe_dirs))
+    if sizes:
+        _refuse_unknown_sizes(sizes, found.values())
     for name, path in sorted(found.items()):
         if progress is not None:
             progress(name)
@@ -773,3 +777,23 @@ def check_all(*, recipe_dirs: list[str | Path] | None = None,
                                        error=error, seconds=time.perf_counter() - t0))
     return CheckReport(passed=all(t.passed for t in targets) and bool(targets),
                        targets=tuple(targets), seconds=time.perf_counter() - started)
+
+
+def _refuse_unknown_sizes(sizes: dict[str, int], paths: Iterable[Path]) -> None:
+    """A size that names no dimension of any recipe is a mistake (a typo, a renamed dimension),
+    not something to skip silently: refused before any check runs, naming the dimensions of
+    the recipes that load (a broken one fails as its own target later)."""
+    from ..lang.recipes import load_file
+
+    dims: set[str] = set()
+    for path in paths:
+        try:
+            dims |= set(program(load_file(path)).scope.dims)
+        except DerivkitError:
+            continue
+    unknown = [name for name in sizes if name not in dims]
+    if unknown:
+        given = ", ".join(f"{name}={sizes[name]}" for name in unknown)
+        raise DerivkitError(f"size {given}: {' and '.join(map(repr, unknown))} "
+                            f"{'is' if len(unknown) == 1 else 'are'} not a dimension of any recipe",
+                            f"dimensions: {', '.join(sorted(dims)) or 'none'}")

@@ -39,16 +39,16 @@ def default_sizes(dims: list[str], given: dict[str, int] | None = None,
             known = all(not isinstance(f, str) or f in given for f in products[name])
             if not known or ir.with_products(given, {name: products[name]})[name] != value:
                 factors = "·".join(map(str, products[name]))
-                raise DerivkitError(f"--size {name}={value}: {name} = {factors} is set by its factors",
+                raise DerivkitError(f"⟨--size⟩ {name}={value}: {name} = {factors} is set by its factors",
                                     "give the sizes of the factors instead")
             del given[name]   # consistent with its factors' sizes: set by them below
         return ir.with_products(default_sizes(ir.free_dims(dims, products), given, minimum), products)
     for name, value in given.items():
         if name not in dims:
-            raise DerivkitError(f"--size {name}={value}: {name!r} is not a dimension of this target",
+            raise DerivkitError(f"⟨--size⟩ {name}={value}: {name!r} is not a dimension of this target",
                                 f"dimensions: {', '.join(dims) or 'none (all sizes are concrete)'}")
         if value < max(1, minimum.get(name, 1)):
-            raise DerivkitError(f"--size {name}={value}: {name} must be at least "
+            raise DerivkitError(f"⟨--size⟩ {name}={value}: {name} must be at least "
                                 f"{max(1, minimum.get(name, 1))} here")
     free = [v for v in DEFAULT_VALUES if v not in given.values()]
     out = {}

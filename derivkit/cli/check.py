@@ -56,6 +56,8 @@ EPILOG = ("Examples:\n\n"
           "derivkit check linear --wrt W --mode full --size m=3 --size n=4 --size k=5\n\n"
           "derivkit check --expr \"sum(tanh(X @ w))\" --wrt w --shape X=m,n --shape w=n\n\n"
           "derivkit check --all --recipes ./recipes --junit derivkit.xml\n\n"
+          "derivkit check --all --quiet\n\n"
+          "derivkit check --all --format github\n\n"
           "derivkit check linear --impl my_backward.py:linear_backward\n\n"
           "Exit codes: 0 every check passed, 1 a check failed (or a recipe could not be "
           "checked), 2 usage or input error.")
@@ -70,6 +72,12 @@ class ModeChoice(str, Enum):
 class DtypeChoice(str, Enum):
     float64 = "float64"
     float32 = "float32"
+
+
+class FormatChoice(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
 
 
 def _tolerance(option: str, value: float | None) -> float | None:
@@ -112,10 +120,22 @@ def check_command(
         "--directions", metavar="K", min=1,
         help="Number of random directions of a directional check.")] = 8,
     json_out: Annotated[bool, typer.Option(
-        "--json", help="Print one JSON document on stdout (no colour) for machines.")] = False,
+        "--json", help="Print one JSON document on stdout (no colour) for machines; the same "
+                       "as --format json.")] = False,
+    output_format: Annotated[Optional[FormatChoice], typer.Option(
+        "--format", case_sensitive=False, show_default=False,
+        help="text (default): tables for people; json: one JSON document; github: a GitHub "
+             "Actions error annotation per failed check, then the summary line.")] = None,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q",
+        help="Print only the failures and the summary line (text output).")] = False,
     junit: Annotated[Optional[Path], typer.Option(
         "--junit", metavar="FILE", dir_okay=False,
         help="Also write the results as JUnit XML to FILE, for CI test reports.")] = None,
+    html: Annotated[Optional[Path], typer.Option(
+        "--html", metavar="FILE", dir_okay=False, show_default=False,
+        help="Also write the results as one self-contained HTML page to FILE (no script, "
+             "nothing fetched).")] = None,
     recipes: RecipesOption = None,
     impl: Annotated[Optional[str], typer.Option(
         "--impl", metavar="FILE.py:FUNCTION", show_default=False,
@@ -143,6 +163,7 @@ def check_command(
     if impl and all_recipes:
         raise DerivkitError("--impl applies to one target (NAME or --expr), not to --all",
                             "e.g. 'derivkit check linear --impl backward.py:linear_backward'")
+    fmt = _output_format(json_out, output_format, quiet)
     names = parse_names(wrt)
     shapes = parse_shapes(shape)
     params = parse_params(param)
@@ -150,6 +171,10 @@ def check_command(
         from ..render.outfile import check_output
 
         check_output(junit, force=False, overwrite=True, option="--junit")
+    if html is not None:
+        from ..render.html_render import check_html_path
+
+        check_html_path(html)
     options: dict[str, Any] = dict(mode=mode.value, sizes=parse_sizes(size) or None, seed=seed,
                    dtype=dtype.value, rtol=_tolerance("--rtol", rtol),
                    atol=_tolerance("--atol", atol), directions=directions)
@@ -162,7 +187,7 @@ def check_command(
                                            recipe_dirs=recipes or None, wrt=names or None,
                                            params=params or None, **options)
     elif all_recipes:
-        outcome = _check_all(api, recipes, json_out, options)
+        outcome = _check_all(api, recipes, fmt != "text" or quiet, options)
     elif name:
         outcome = api.check_recipe(name, recipe_dirs=recipes or None, wrt=names or None,
                                    params=params or None, **options)
@@ -173,7 +198,11 @@ def check_command(
         from ..render.junit import write_junit
 
         write_junit(junit, outcome)
-    _render(outcome, json_out)
+    if html is not None:
+        from ..render.html_render import write_check_page
+
+        write_check_page(html, outcome)
+    _render(outcome, fmt, quiet)
     from ..render.check_json import report_passed, target_passed
     from ..results import CheckReport
 
@@ -182,11 +211,24 @@ def check_command(
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 
-def _check_all(api: ModuleType, recipes: list[str] | None, json_out: bool,
+def _output_format(json_out: bool, output_format: FormatChoice | None, quiet: bool) -> str:
+    """--format text|json|github; --json is --format json. Contradictions are usage errors."""
+    fmt = output_format.value if output_format is not None else None
+    if json_out and fmt not in (None, "json"):
+        raise DerivkitError(f"--json and --format {fmt} contradict each other",
+                            "--json is --format json; give one of them")
+    fmt = "json" if json_out else fmt or "text"
+    if quiet and fmt == "json":
+        raise DerivkitError("--quiet applies to text and github output, not to JSON",
+                            "drop --quiet, or use --format github for a CI log")
+    return fmt
+
+
+def _check_all(api: ModuleType, recipes: list[str] | None, plain: bool,
                options: dict[str, Any]) -> CheckReport:
     """api.check_all with a transient progress bar on stderr when it is an interactive terminal
-    (never with --json)."""
-    if json_out:
+    (never with --json, --format github or --quiet: `plain`)."""
+    if plain:
         return api.check_all(recipe_dirs=recipes or None, **options)
     from ..render.check_rich import progress_callback
     from ..render.rich_render import make_console
@@ -204,22 +246,28 @@ def _check_all(api: ModuleType, recipes: list[str] | None, json_out: bool,
         return api.check_all(recipe_dirs=recipes or None, progress=callback, **options)
 
 
-def _render(outcome: TargetCheck | CheckReport, json_out: bool) -> None:
+def _render(outcome: TargetCheck | CheckReport, fmt: str, quiet: bool) -> None:
     from ..results import CheckReport
 
-    if json_out:
+    if fmt == "json":
         from ..render.check_json import dumps, report_data, target_data
 
         data = report_data(outcome) if isinstance(outcome, CheckReport) else target_data(outcome)
         typer.echo(dumps(data))
         return
+    if fmt == "github":
+        from ..render.github import github_lines
+
+        for line in github_lines(outcome):
+            typer.echo(line)
+        return
     from ..render.check_rich import render_report, render_target
     from ..render.rich_render import make_console
 
     if isinstance(outcome, CheckReport):
-        render_report(make_console(), outcome)
+        render_report(make_console(), outcome, quiet=quiet)
     else:
-        render_target(make_console(), outcome)
+        render_target(make_console(), outcome, quiet=quiet)
 
 
 def register(app: typer.Typer) -> None:

@@ -64,6 +64,10 @@ def train_command(
              "error.")] = False,
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print plain JSON on stdout (losses, final loss, deviations).")] = False,
+    plot: Annotated[Optional[Path], typer.Option(
+        "--plot", metavar="FILE.svg", show_default=False,
+        help="Also write the loss curve (and, with --use-updated-weights, the gradient "
+             "deviation) as an SVG image to FILE.svg.")] = None,
     recipes: RecipesOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
@@ -76,10 +80,15 @@ def train_command(
     recipe = load(name, cast("list[str | Path] | None", recipes or None))
     options: dict[str, Any] = dict(epochs=epochs, lr=lr, seed=seed, sizes=sizes or None,
                    use_updated_weights=use_updated_weights)
+    if plot is not None:    # refused before training (not .svg, a folder, no such folder, a link)
+        from ..render.train_svg import check_plot_path
+
+        check_plot_path(plot)
     if json_out:
         result = train(recipe, **options)
         from ..render.train_render import train_json
 
+        _write_plot(plot, result)
         typer.echo(train_json(result))
         return
     from ..render.rich_render import make_console
@@ -87,6 +96,18 @@ def train_command(
 
     result = _train_with_progress(recipe, train, options, make_console(stderr=True))
     render_train(make_console(), result)
+    _write_plot(plot, result)
+
+
+def _write_plot(plot: Path | None, result: TrainResult) -> None:
+    """--plot: the SVG written atomically, one line on stderr (stdout may be JSON)."""
+    if plot is None:
+        return
+    from ..render.text import visible
+    from ..render.train_svg import write_train_svg
+
+    write_train_svg(plot, result)
+    typer.echo(visible(f"wrote {plot}: the loss curve as SVG"), err=True)
 
 
 def _train_with_progress(recipe: Recipe, train: Callable[..., TrainResult], options: dict[str, Any],

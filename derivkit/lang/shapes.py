@@ -22,7 +22,26 @@ MAX_RANK = 4
 #: What separates the dimensions of a shape: a comma, or the multiplication sign × (U+00D7) in
 #: which derivkit prints shapes ("m×n"). Never the letter x: `maxlen` and `nx` are names.
 SEPARATORS = re.compile("[,\u00d7]")
-_LOOKS_LIKE_A_PRODUCT = re.compile(r"[0-9]+\s*[xX*]\s*[0-9]+\Z")
+_BY_X = re.compile(r"\s*[xX*]\s*")
+_BY_STAR_OR_SPACE = re.compile(r"\s*\*\s*|\s+")
+
+
+def separator_typo(text: str) -> str | None:
+    """'mxn' -> 'm,n', '3x4' -> '3,4', 'm*n' / 'm n' -> 'm,n': a shape whose dimensions are
+    separated by x, * or spaces instead of commas (the fix), else None. 'mxn', 'nxd', '3xk' look
+    like typos ('maxlen', 'nx', 'next', 'dmodel' do not): `parse_dim` refuses only what is not a
+    name ('3x4', 'm*n'), since 'mxn' is a valid name in a recipe; the command line's --shape
+    refuses both (`derivkit.cli.values`), where `X=mxn` is far more often m×n than a name."""
+    t = text.strip()
+    parts = _BY_X.split(t)
+    if 2 <= len(parts) <= MAX_RANK and all(
+            p.isascii() and (p.isdigit() or (len(p) == 1 and p.isalpha())) for p in parts):
+        return ",".join(parts)
+    parts = _BY_STAR_OR_SPACE.split(t)
+    if 2 <= len(parts) <= MAX_RANK and all(p.isascii() and (p.isdigit() or IDENT.match(p))
+                                           for p in parts):
+        return ",".join(parts)
+    return None
 
 
 def parse_dim(text: str, *, where: str) -> Dim:
@@ -34,10 +53,10 @@ def parse_dim(text: str, *, where: str) -> Dim:
         return value
     if IDENT.match(t) and not t.startswith("_"):
         return t
-    if _LOOKS_LIKE_A_PRODUCT.match(t):
-        raise ShapeError(f"{where}: dimension {t!r} is neither a positive integer nor a plain "
-                         "name", "separate dimensions with a comma: write e.g. '3,4' for a 3×4 "
-                         "matrix")
+    fix = separator_typo(t)
+    if fix is not None:
+        raise ShapeError(f"{where}: dimension {t!r} is not one dimension: separate dimensions "
+                         f"with a comma: write {fix!r}")
     raise ShapeError(f"{where}: dimension {t!r} is neither a positive integer nor a plain name",
                      "write e.g. 'm,n' or '3,4'")
 

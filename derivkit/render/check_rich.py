@@ -12,12 +12,13 @@ here forces it).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, SupportsFloat
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -25,6 +26,7 @@ from rich.text import Text
 from ..lang.shapes import fmt_sizes
 from ..results import CheckReport, CheckResult, TargetCheck, WorstEntry
 from .check_json import fmt_index, fmt_num, result_passed, target_passed, within_tolerance
+from .rich_render import Hanging
 from .text import visible, visible_data
 
 PASS = ("✓ pass", "bold green")
@@ -81,34 +83,89 @@ def _para(console: Console, text: Text | str, indent: int = 2) -> None:
 
 # ---------------------------------------------------------------------------- one target
 
-def results_table(t: TargetCheck) -> Table:
+#: Columns given up, in this order, where a terminal is too narrow for the whole table: the
+#: first and the verdict column stay.
+RESULTS_DROP = ("evals", "step", "kind", "tolerance", "mode/method", "max error")
+SUMMARY_DROP = ("rtol/atol", "mode/method", "max rel err")
+
+
+def results_table(t: TargetCheck, omit: Collection[str] = ()) -> Table:
     """One row per derivative. Pairs are stacked in one cell (mode over method, absolute over
-    relative error, rtol over atol) so that every field fits an 80-column terminal."""
+    relative error, rtol over atol) so that every field fits an 80-column terminal; the columns
+    named in `omit` are left out (a narrow terminal, `RESULTS_DROP`)."""
     t = visible_data(t)
     table = _table()
-    table.add_column("wrt", no_wrap=True, style="bold magenta")
-    table.add_column("kind", no_wrap=True)
-    table.add_column("mode/method", min_width=11)
-    table.add_column("step", justify="right", no_wrap=True)
-    table.add_column("max error", no_wrap=True)
-    table.add_column("tolerance", no_wrap=True)
-    table.add_column("evals", justify="right", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
+    columns: dict[str, dict[str, Any]] = {
+               "wrt": dict(no_wrap=True, style="bold magenta"), "kind": dict(no_wrap=True),
+               "mode/method": dict(min_width=11), "step": dict(justify="right", no_wrap=True),
+               "max error": dict(no_wrap=True), "tolerance": dict(no_wrap=True),
+               "evals": dict(justify="right", no_wrap=True), "verdict": dict(no_wrap=True)}
+    shown = [name for name in columns if name not in omit]
+    for name in shown:
+        table.add_column(name, **columns[name])
     for r in t.results:
         ok = result_passed(r)
         errors = Text(f"abs {fmt_num(r.max_abs_error)}\nrel {fmt_num(r.max_rel_error)}",
                       style="" if ok else "red")
-        table.add_row(Text(r.wrt), Text(r.kind), Text(f"{r.mode}\n{method_label(r.method)}"),
-                      fmt_num(r.step, 1), errors,
-                      Text(f"rtol {fmt_tol(r.rtol)}\natol {fmt_tol(r.atol)}"), str(r.n_evals),
-                      _verdict(ok))
+        shapes = wrong_shape(r)
+        if shapes:   # --impl returned another shape: the shapes, not inf errors and nan tolerances
+            errors = Text(f"{shapes[0]}\n{shapes[1].replace('expected', 'want')}", style="red")
+        cells: dict[str, Any] = {
+            "wrt": Text(r.wrt), "kind": Text(r.kind),
+            "mode/method": Text(f"{r.mode}\n{method_label(r.method)}"),
+            "step": fmt_num(r.step, 1), "max error": errors,
+            "tolerance": Text(f"rtol {fmt_tol(r.rtol)}\natol {fmt_tol(r.atol)}"),
+            "evals": str(r.n_evals), "verdict": _verdict(ok)}
+        if shapes:
+            cells.update({"step": "—", "tolerance": Text("—")})
+        table.add_row(*(cells[name] for name in shown))
     return table
 
 
-def entries_table(entries: tuple[WorstEntry, ...], *, directional: bool = False) -> Table:
+def _min_width(console: Console, table: Table) -> int:
+    """The narrowest `table` can be without cropping a column that does not wrap."""
+    wide = console.options.update_width(10_000)
+    natural = narrowest = 0
+    for column in table.columns:
+        sizes = [Measurement.get(console, wide, cell) for cell in (column.header, *column.cells)]
+        widest = max(m.maximum for m in sizes)
+        natural += widest
+        narrowest += widest if column.no_wrap else max(column.min_width or 0,
+                                                       max(m.minimum for m in sizes))
+    overhead = Measurement.get(console, wide, table).maximum - natural
+    return narrowest + overhead
+
+
+def fitted(console: Console, build: Callable[[Collection[str]], Table], drop: Iterable[str],
+           width: int | None = None) -> Table:
+    """`build(omit)` with the columns of `drop` left out, in order, until it fits `width` (the
+    console's): on a narrow terminal the verdict column stays whole."""
+    width = console.width if width is None else width
+    omit: list[str] = []
+    table = build(omit)
+    for name in drop:
+        if _min_width(console, table) <= width:
+            break
+        omit.append(name)
+        table = build(omit)
+    return table
+
+
+def wrong_shape(r: CheckResult) -> tuple[str, str] | None:
+    """("yours (3, 5)", "expected (5, 3)") of a --impl result diagnosed "wrong shape"."""
+    for d in r.diagnoses:
+        if d.name == "wrong shape" and ", " in d.detail:
+            yours, _, expected = d.detail.partition("), ")
+            return yours + ")", expected
+    return None
+
+
+def entries_table(entries: tuple[WorstEntry, ...], *, directional: bool = False,
+                  yours: bool = False) -> Table:
+    """The worst entries; `yours`: the value is a user's (--impl), not derived."""
     table = _table()
     table.add_column("direction" if directional else "index", no_wrap=True)
-    table.add_column("derived", justify="right", no_wrap=True)
+    table.add_column("yours" if yours else "derived", justify="right", no_wrap=True)
     table.add_column("numeric", justify="right", no_wrap=True)
     table.add_column("|error|", justify="right", no_wrap=True)
     table.add_column("tolerance", justify="right", no_wrap=True)
@@ -148,9 +205,17 @@ def render_failure(console: Console, t: TargetCheck, r: CheckResult, *,
     agrees = within_tolerance(r)
     how = ("matches finite differences but fails (see the diagnosis)" if agrees else
            "does not match finite differences")
-    console.print(Text(f"✗ {t.target}: {whose} ({r.kind}) {how}", style="bold red"))
+    console.print(Hanging(Text(f"✗ {t.target}: {whose} ({r.kind}) {how}", style="bold red")))
+    shapes = wrong_shape(r)
+    if shapes:   # the shapes first: no error or tolerance was computed
+        _para(console, Text("shape: ", style="bold yellow") + Text(f"{shapes[0]}, {shapes[1]}"))
+        from dataclasses import replace
+
+        r = replace(r, diagnoses=tuple(d for d in r.diagnoses if d.name != "wrong shape"))
     if diagnoses:
         render_diagnoses(console, r)
+    if shapes:
+        return
     _para(console, f"max relative error {fmt_num(r.max_rel_error)}, max absolute error "
                    f"{fmt_num(r.max_abs_error)}; tolerance rtol {fmt_tol(r.rtol)}, atol "
                    f"{fmt_tol(r.atol)} ({r.mode} check, {method_label(r.method)}, step {fmt_num(r.step)}, "
@@ -161,11 +226,13 @@ def render_failure(console: Console, t: TargetCheck, r: CheckResult, *,
     directional = r.mode == "directional"
     if r.worst and not agrees:
         console.print(Text("  worst " + ("directions" if directional else "entries"), style="bold"))
-        console.print(Padding(entries_table(r.worst, directional=directional), (0, 0, 0, 4), expand=False))
+        console.print(Padding(entries_table(r.worst, directional=directional,
+                                            yours=bool(t.implementation)), (0, 0, 0, 4), expand=False))
     if r.localised:
-        console.print(Text("  localised to these Jacobian entries (output index, input index)",
-                           style="bold"))
-        console.print(Padding(entries_table(r.localised), (0, 0, 0, 4), expand=False))
+        console.print(Hanging(Text("localised to these Jacobian entries (output index, input "
+                                   "index)", style="bold"), indent=2))
+        console.print(Padding(entries_table(r.localised, yours=bool(t.implementation)), (0, 0, 0, 4),
+                              expand=False))
 
 
 def remarks(results: Iterable[CheckResult]) -> list[Text]:
@@ -183,20 +250,27 @@ def remarks(results: Iterable[CheckResult]) -> list[Text]:
             for (text, kind, mode), wrts in groups.items()]
 
 
-def render_target(console: Console, t: TargetCheck) -> None:
+def render_target(console: Console, t: TargetCheck, *, quiet: bool = False) -> None:
+    """The target's table, its failures, notes and verdict line; with `quiet` only the failures
+    and the verdict line."""
     t = visible_data(t)
-    console.print(_header(t))
-    if t.results:
-        console.print(results_table(t))
+    if not quiet:
+        console.print(Hanging(_header(t)))
+    if t.results and not quiet:
+        console.print(fitted(console, lambda omit: results_table(t, omit), RESULTS_DROP))
     if t.error is not None:
-        console.print(Text("✗ could not check: ", style="bold red") + Text(t.error, style="red"))
+        console.print(Hanging(Text("✗ could not check: ", style="bold red")
+                              + Text(t.error, style="red")))
     shown: set[tuple[str, str]] = set()
     for r in t.results:
         if not result_passed(r):   # a derivative's diagnoses once, under its first failed check
             render_failure(console, t, r, diagnoses=(r.wrt, r.kind) not in shown)
             shown.add((r.wrt, r.kind))
+    if quiet:
+        console.print(Hanging(target_line(t)))
+        return
     if t.implementation and t.results:
-        console.print(derivation_line(t))
+        console.print(Hanging(derivation_line(t)))
     notes = remarks(t.results)
     if notes:
         console.print(Text("Notes", style="bold"))
@@ -204,7 +278,7 @@ def render_target(console: Console, t: TargetCheck) -> None:
     if t.conventions:
         console.print(Text("Conventions", style="bold"))
         _lines(console, t.conventions)
-    console.print(target_line(t))
+    console.print(Hanging(target_line(t)))
 
 
 def derivation_line(t: TargetCheck) -> Text:
@@ -239,44 +313,55 @@ def target_line(t: TargetCheck) -> Text:
 
 # ---------------------------------------------------------------------------- --all
 
-def summary_table(report: CheckReport) -> Table:
-    """One row per checked derivative of every target (a recipe's name on its first row)."""
+def summary_table(report: CheckReport, omit: Collection[str] = ()) -> Table:
+    """One row per checked derivative of every target (a recipe's name on its first row); the
+    columns named in `omit` are left out (a narrow terminal, `SUMMARY_DROP`)."""
     report = visible_data(report)
     table = _table()
-    table.add_column("recipe", no_wrap=True, style="bold cyan")
-    table.add_column("wrt", no_wrap=True)
-    table.add_column("mode/method", min_width=11)
-    table.add_column("max rel err", justify="right", no_wrap=True)
-    table.add_column("rtol/atol", justify="right", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
+    columns: dict[str, dict[str, Any]] = {
+               "recipe": dict(no_wrap=True, style="bold cyan"), "wrt": dict(no_wrap=True),
+               "mode/method": dict(min_width=11),
+               "max rel err": dict(justify="right", no_wrap=True),
+               "rtol/atol": dict(justify="right", no_wrap=True), "verdict": dict(no_wrap=True)}
+    shown = [name for name in columns if name not in omit]
+    for name in shown:
+        table.add_column(name, **columns[name])
+
+    def row(*values: Any) -> None:
+        cells = dict(zip(columns, values))
+        table.add_row(*(cells[name] for name in shown))
+
     for t in report.targets:
         for k, r in enumerate(t.results):
-            table.add_row(Text(t.target if k == 0 else ""), Text(f"{r.wrt} ({r.kind})"),
-                          Text(f"{r.mode}\n{method_label(r.method)}"), fmt_num(r.max_rel_error),
-                          f"{fmt_tol(r.rtol)}\n{fmt_tol(r.atol)}", _verdict(result_passed(r)))
+            row(Text(t.target if k == 0 else ""), Text(f"{r.wrt} ({r.kind})"),
+                Text(f"{r.mode}\n{method_label(r.method)}"), fmt_num(r.max_rel_error),
+                f"{fmt_tol(r.rtol)}\n{fmt_tol(r.atol)}", _verdict(result_passed(r)))
         if t.error is not None:
-            table.add_row(Text(t.target if not t.results else ""), Text("—"),
-                          Text("not checked"), "", "", Text(*ERROR))
+            row(Text(t.target if not t.results else ""), Text("—"), Text("not checked"), "", "",
+                Text(*ERROR))
         elif not t.results:
-            table.add_row(Text(t.target), Text("—"), Text("nothing checked"), "", "",
-                          _verdict(target_passed(t)))
+            row(Text(t.target), Text("—"), Text("nothing checked"), "", "",
+                _verdict(target_passed(t)))
     return table
 
 
-def render_report(console: Console, report: CheckReport) -> None:
+def render_report(console: Console, report: CheckReport, *, quiet: bool = False) -> None:
+    """The summary table, every failure and the report line; with `quiet` only the failures
+    and the report line."""
     report = visible_data(report)
-    console.print(summary_table(report))
+    if not quiet:
+        console.print(fitted(console, lambda omit: summary_table(report, omit), SUMMARY_DROP))
     for t in report.targets:
         if t.error is not None:
-            console.print(Text(f"✗ {t.target}: could not check: ", style="bold red")
-                          + Text(t.error, style="red"))
+            console.print(Hanging(Text(f"✗ {t.target}: could not check: ", style="bold red")
+                                  + Text(t.error, style="red")))
         for r in t.results:
             if not result_passed(r):
                 render_failure(console, t, r)
         if not target_passed(t) and t.conventions:
             console.print(Text(f"Conventions of {t.target}", style="bold"))
             _lines(console, t.conventions)
-    console.print(report_line(report))
+    console.print(Hanging(report_line(report)))
 
 
 def report_line(report: CheckReport) -> Text:
@@ -317,6 +402,7 @@ def progress_callback(console: Console, total: int | None) -> Iterator[Callable[
 __all__ = [
     "derivation_line",
     "entries_table",
+    "fitted",
     "progress_callback",
     "render_diagnoses",
     "render_failure",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..results import Derivation, Derivative, Form, RecipeSummary, Verification
+from ..results import Derivation, Derivative, Form, RecipeSummary, Verification, with_lhs  # noqa: F401
 from .json_doc import dumps, plain  # noqa: F401 - dumps: the CLI writes these documents with it
 
 
@@ -27,36 +27,21 @@ def _form(f: Form | None) -> dict | None:
             "verification": _verification(f.verification)}
 
 
-def with_lhs(lhs: str | None, rhs: str) -> str:
-    """`lhs = rhs`, unless `rhs` already is an equation starting with `lhs`."""
-    if not lhs or rhs.lstrip().startswith(f"{lhs} ="):
-        return rhs
-    return f"{lhs} = {rhs}"
-
-
 def equation_latex(d: Derivative) -> str:
     """The derivative as one LaTeX equation: the matrix form if obtained, else the index form."""
-    if d.matrix is not None:
-        return with_lhs(d.lhs_latex, d.matrix.latex)
-    if d.index is not None:
-        return with_lhs(d.index_lhs_latex or d.lhs_latex, d.index.latex)
-    return ""
+    return d.latex
 
 
 def derivative_data(d: Derivative) -> dict:
-    # The sizes at which the headline form (matrix, else index) was confirmed; [] if unverified.
-    shown = d.matrix if d.matrix is not None else d.index
-    verified_at = (plain(list(shown.verification.sizes))
-                   if shown is not None and d.verified else [])
     return {
         "wrt": d.wrt,
         "kind": d.kind,
-        "index_form": d.index.text if d.index is not None else None,
-        "matrix_form": d.matrix.text if d.matrix is not None else None,
-        "latex": equation_latex(d),
+        "index_form": d.index_form,
+        "matrix_form": d.matrix_form,
+        "latex": d.latex,
         "verified": d.verified,
-        "verified_at": verified_at,
-        "lhs": d.lhs_pretty,
+        "verified_at": plain(list(d.verified_at)),
+        "lhs": d.lhs,
         "lhs_latex": d.lhs_latex,
         "index_lhs": d.index_lhs_pretty,
         "index_lhs_latex": d.index_lhs_latex,

@@ -7,9 +7,13 @@ not a terminal, none when NO_COLOR is set (Rich decides; nothing here forces it)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, cast
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions
 from rich.padding import Padding
 from rich.rule import Rule
 from rich.table import Table
@@ -30,7 +34,121 @@ METHOD_WORDS = {"symbolic": "symbolically", "numeric": "numerically (40-digit ar
 
 
 def make_console(*, stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False)
+    """A console for people. When stdout is not a terminal (a pipe, a file, a CI log) the lines
+    it writes end without the spaces Rich pads tables and paragraphs with."""
+    if stderr or _isatty(sys.stdout):
+        return Console(stderr=stderr, highlight=False)
+    return Console(file=cast(IO[str], NoTrailingSpace(sys.stdout)), highlight=False)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)\Z")
+_PENDING = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)*\Z")
+
+
+class NoTrailingSpace:
+    """A text stream that writes every line to `stream` without the spaces and tabs that end it
+    (before any closing colour codes). A line's end is held back until it is known to be one."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        data = self._pending + text
+        head, newline, tail = data.rpartition("\n")
+        if newline:
+            lines = head.split("\n")
+            self.stream.write("\n".join(_strip_end(line) for line in lines) + "\n")
+            data = tail
+        cut = _PENDING.search(data)
+        keep = cut.start() if cut else len(data)
+        if keep:
+            self.stream.write(data[:keep])
+        self._pending = data[keep:]
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:   # encoding, fileno, ...: the stream's
+        return getattr(self.stream, name)
+
+
+def _strip_end(line: str) -> str:
+    while True:
+        stripped = _TRAILING.sub(r"\1", line)
+        if stripped == line:
+            return line
+        line = stripped
+
+
+# ---------------------------------------------------------------------------- wrapping
+
+class Hanging:
+    """Text wrapped at word boundaries to the width it is given, its first line indented by
+    `indent` and the lines after it by `indent + hang` (a hanging indent). A word longer than a
+    line is the only thing ever broken. Each line of a multi-line text is wrapped alike."""
+
+    def __init__(self, text: Text | str, indent: int = 0, hang: int = 2) -> None:
+        self.text = text if isinstance(text, Text) else Text(text)
+        self.indent = indent
+        self.hang = hang
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Text]:
+        width = options.max_width
+        first = max(1, width - self.indent)
+        rest = max(1, width - self.indent - self.hang)
+        for paragraph in self.text.split("\n", allow_blank=True):
+            for k, (start, end) in enumerate(wrap_spans(paragraph.plain, first, rest)):
+                pad = self.indent + (self.hang if k else 0)
+                line = Text(" " * pad, end="\n", no_wrap=True, overflow="ignore")
+                line.append_text(paragraph[start:end])
+                line.rstrip()
+                yield line
+
+
+def wrap_spans(plain: str, first: int, rest: int) -> list[tuple[int, int]]:
+    """Where `plain` breaks into lines of at most `first` (then `rest`) cells, at spaces; a word
+    longer than a line is cut. -> [(start, end)] of each line, its leading spaces dropped
+    (except the text's own at the start of the first line)."""
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    end = used = 0
+    width = first
+    for match in re.finditer(r"\S+", plain):
+        ws, we = match.span()
+        if start is None:
+            start, end = (0 if not spans else ws), we
+            used = cell_len(plain[start:end])
+        elif used + cell_len(plain[end:we]) <= width:
+            used += cell_len(plain[end:we])
+            end = we
+        else:
+            spans.append((start, end))
+            width = rest
+            start, end, used = ws, we, cell_len(plain[ws:we])
+        while used > width and end - start > 1:    # a word longer than the line
+            cut, fill = start, 0
+            while cut < end and fill + cell_len(plain[cut]) <= width:
+                fill += cell_len(plain[cut])
+                cut += 1
+            cut = max(cut, start + 1)
+            spans.append((start, cut))
+            width = rest
+            start, used = cut, cell_len(plain[cut:end])
+    if start is not None:
+        spans.append((start, end))
+    return spans or [(0, 0)]
 
 
 # ---------------------------------------------------------------------------- recipes
@@ -108,7 +226,7 @@ def _render_form(console: Console, title: str, lhs: str | None, lhs_latex: str |
         _block(console, equation(lhs, form.pretty))
     if "latex" in notations:
         _block(console, Text("LaTeX: ", style="dim") + Text(with_lhs(lhs_latex, form.latex)))
-    _block(console, verification_text(form.verification))
+    console.print(Hanging(verification_text(form.verification), indent=4, hang=2))
 
 
 def render_derivative(console: Console, d: Derivative, derivation: Derivation,
@@ -121,8 +239,9 @@ def render_derivative(console: Console, d: Derivative, derivation: Derivation,
         head.append(f", shape {fmt_shape(tuple(d.shape))}")
     console.print(Rule(head, align="left"))
     if d.kind == "vjp" and d.upstream:
-        console.print(Text(f"  given the upstream gradient {d.upstream} = ∂L/∂{derivation.output}"
-                           f" (same shape as {derivation.output})", style="dim"))
+        console.print(Hanging(Text(f"given the upstream gradient {d.upstream} = "
+                                   f"∂L/∂{derivation.output} (same shape as {derivation.output})",
+                                   style="dim"), indent=2))
     if "index" in forms:
         if d.index is None:
             console.print(Text("  index form: not obtained", style="bold yellow"))
@@ -163,7 +282,7 @@ def render_derivation(console: Console, r: Derivation, form: str | None = None) 
     title = Text(r.target, style="bold cyan")
     if r.summary:
         title.append(f": {r.summary}")
-    console.print(title)
+    console.print(Hanging(title))
     _block(console, equation(r.output, r.forward_pretty), indent=2)
     console.print()
     facts = Table.grid(padding=(0, 2))
@@ -185,13 +304,13 @@ def render_derivation(console: Console, r: Derivation, form: str | None = None) 
         render_derivative(console, d, r, form)
         console.print()
     for warning in r.warnings:
-        console.print(Text("warning: ", style="bold yellow") + Text(warning, style="yellow"))
+        console.print(Hanging(Text("warning: ", style="bold yellow") + Text(warning, style="yellow")))
     _bullets(console, "Conventions", r.conventions)
     _bullets(console, "Notes", r.notes)
     _bullets(console, "References", r.references)
     if r.warnings or r.conventions or r.notes or r.references:
         console.print()
-    console.print(summary_line(r))
+    console.print(Hanging(summary_line(r)))
 
 
 def render_chain(console: Console, r: Derivation, form: str | None = None) -> None:
@@ -210,7 +329,7 @@ def render_chain(console: Console, r: Derivation, form: str | None = None) -> No
         grid.add_row(Text(text), Text(step.shape_text), mark)
     console.print(Padding(grid, (0, 0, 0, 2), expand=False))
     for detail in r.chain_verification():
-        console.print(Padding(Text(detail, style="dim"), (0, 0, 0, 2)))
+        console.print(Hanging(Text(detail, style="dim"), indent=2))
 
 
 def summary_line(r: Derivation) -> Text:
@@ -234,6 +353,8 @@ def summary_line(r: Derivation) -> Text:
 
 
 __all__ = [
+    "Hanging",
+    "NoTrailingSpace",
     "equation",
     "equation_latex",
     "make_console",
@@ -242,4 +363,5 @@ __all__ = [
     "render_recipes",
     "summary_line",
     "verification_text",
+    "wrap_spans",
 ]

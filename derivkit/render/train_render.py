@@ -62,12 +62,14 @@ def _fmt_pct(value: float) -> str:
 def render_train(console: Console, result: TrainResult) -> None:
     from rich.text import Text
 
+    from .rich_render import Hanging
+
     result = visible_data(result)   # names come from recipe files and options: shown visibly
 
     sizes = fmt_sizes(result.sizes)
     plural = "s" if result.epochs != 1 else ""
-    console.print(Text(f"train {result.recipe}: {result.epochs} epoch{plural}, lr {result.lr:g}, "
-                       f"seed {result.seed}, sizes {sizes}", style="bold"))
+    console.print(Hanging(Text(f"train {result.recipe}: {result.epochs} epoch{plural}, lr "
+                               f"{result.lr:g}, seed {result.seed}, sizes {sizes}", style="bold")))
     console.print(Text("loss after each epoch:"))
     for line in loss_chart(list(result.losses) + [result.final_loss]):
         console.print(Text(line), no_wrap=True, overflow="ignore", crop=False)
@@ -75,22 +77,22 @@ def render_train(console: Console, result: TrainResult) -> None:
     console.print(Text(f"loss: first {result.initial_loss:.6g} → last {result.final_loss:.6g} "
                        f"(×{ratio:.3g})"))
     if result.use_updated_weights and result.mean_deviation is None:
-        console.print(Text(f"{', '.join(result.last_layer)} updated first, but no layer below "
-                           "has a parameter to differentiate: no gradient was backpropagated "
-                           "through an updated weight.", style="yellow"))
+        console.print(Hanging(Text(f"{', '.join(result.last_layer)} updated first, but no layer "
+                                   "below has a parameter to differentiate: no gradient was "
+                                   "backpropagated through an updated weight.", style="yellow")))
     elif result.use_updated_weights:
         top = ", ".join(result.last_layer)
         # not None: some layer below has a deviation (the branch above)
         mean, worst = cast(float, result.mean_deviation), cast(float, result.max_deviation)
         per = "; ".join(f"{w} mean {_fmt_pct(sum(v) / len(v))}, max {_fmt_pct(max(v))}"
                         for w, v in result.deviations.items() if v)
-        console.print(Text(f"{top} updated before backpropagating: the lower layers' gradients "
-                           f"deviate from the true ones by mean {_fmt_pct(mean)}, "
-                           f"max {_fmt_pct(worst)} (‖g_used − g_true‖/‖g_true‖)",
-                           style="yellow"))
+        console.print(Hanging(Text(f"{top} updated before backpropagating: the lower layers' "
+                                   f"gradients deviate from the true ones by mean "
+                                   f"{_fmt_pct(mean)}, max {_fmt_pct(worst)} "
+                                   "(‖g_used − g_true‖/‖g_true‖)", style="yellow")))
         if per:
-            console.print(Text(f"  {per}", style="dim"))
-        console.print(Text(WARNING))
+            console.print(Hanging(Text(per, style="dim"), indent=2))
+        console.print(Hanging(Text(WARNING)))
 
 
 def result_data(result: TrainResult) -> dict[str, Any]:

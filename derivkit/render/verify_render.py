@@ -8,7 +8,7 @@ from rich.text import Text
 
 from ..lang.shapes import fmt_size_list
 from ..results import ClaimVerdict
-from .rich_render import _block, _bullet_grid
+from .rich_render import Hanging, _block, _bullet_grid
 from .text import visible_data
 
 VERDICT_STYLE = {"verified": ("✓ VERIFIED", "bold green"), "refuted": ("✗ REFUTED", "bold red"),
@@ -41,9 +41,9 @@ def render_verdict(console: Console, v: ClaimVerdict) -> None:
     if v.derived_pretty:
         _block(console, Text("derivkit ", style="dim") + Text(v.derived_pretty), indent=2)
     console.print()
-    _block(console, Text(v.reason, style=style.replace("bold ", "")), indent=2)
+    _sentence(console, Text(v.reason, style=style.replace("bold ", "")))
     if v.numeric:
-        _block(console, Text(v.numeric, style="green" if v.verified else ""), indent=2)
+        _sentence(console, Text(v.numeric, style="green" if v.verified else ""))
     ce = v.counterexample
     if ce is not None:
         console.print()
@@ -58,6 +58,15 @@ def render_verdict(console: Console, v: ClaimVerdict) -> None:
         console.print()
         console.print(Text("  Notes", style="bold"))
         console.print(_bullet_grid(v.notes, indent=4))
+
+
+def _sentence(console: Console, text: Text) -> None:
+    """A sentence wraps at word boundaries with a hanging indent; one that embeds a multi-line
+    formula is printed as it is (wrapping would break the formula's lines apart)."""
+    if "\n" in text.plain:
+        _block(console, text, indent=2)
+    else:
+        console.print(Hanging(text, indent=2))
 
 
 def _array(value: object) -> str:
