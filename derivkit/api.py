@@ -44,9 +44,10 @@ def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
     from .lang.parse import split_statements
 
     if not shapes:
-        raise DerivkitError("--expr needs the shape of every input", "e.g. --shape X=n,n")
+        raise DerivkitError("⟨--expr|an expression⟩ needs the shape of every input",
+                            "e.g. ⟨--shape X=n,n|shapes={'X': 'n,n'}⟩")
     if not wrt:
-        raise DerivkitError("--expr needs --wrt naming the input(s) to differentiate")
+        raise DerivkitError("⟨--expr|an expression⟩ needs ⟨--wrt|wrt=⟩ naming the input(s) to differentiate")
     data: dict[str, Any] = {"name": "expr", "summary": " ".join(str(expr).split())[:200],
                             "inputs": dict(shapes), "params": dict(params or {}), "wrt": list(wrt)}
     assignments, result = split_statements(expr) if isinstance(expr, str) else ([], expr)
@@ -66,9 +67,11 @@ def recipe_from_expression(expr: str, wrt: list[str], shapes: dict[str, str],
 
 def _build_expression_recipe(data: dict[str, Any], output_expr: str | None) -> _recipes.Recipe:
     try:   # the output is f (fout, ... where a declared name is f), the upstream g (gout, ...)
-        return _recipes.parse_recipe(data, "--expr", default_output="f", output_expr=output_expr)
+        return _recipes.parse_recipe(data, "⟨--expr|the expression⟩", default_output="f",
+                                     output_expr=output_expr)
     except _recipes.RecipeError as exc:
-        raise DerivkitError(exc.message.replace("--expr: ", ""), exc.hint) from None
+        raise DerivkitError(exc.template.replace("⟨--expr|the expression⟩: ", ""),
+                            exc.hint_template) from None
 
 
 @_timeout("derive")
@@ -116,7 +119,7 @@ def _load_with_wrt(name: str, recipe_dirs: list[str | Path] | None,
     inputs = [i.name for i in recipe.inputs]
     for w in wrt:
         if w not in inputs:
-            raise DerivkitError(f"--wrt {w!r} is not an input of recipe {name!r}",
+            raise DerivkitError(f"⟨--wrt|wrt⟩ {w!r} is not an input of recipe {name!r}",
                                 f"inputs: {', '.join(inputs)}")
     return replace(recipe, wrt=tuple(wrt))
 
@@ -179,23 +182,31 @@ def check_all(*, recipe_dirs: list[str | Path] | None = None,
 
 @_timeout("lower")
 def lower_recipe(name: str, *, recipe_dirs: list[str | Path] | None = None,
-                 wrt: list[str] | None = None) -> Lowered:
+                 wrt: list[str] | None = None, target: str = "numpy") -> Lowered:
     """A standalone NumPy module (-> results.Lowered) with `forward` and, per input, its verified
     `vjp_x` (plus `grad_x` for scalar outputs, `jacobian_x` for vector -> vector). Raises
     DerivkitError if a form is not verified. `derivkit.lowering.module.load(lowered)` gives the callables."""
     recipe = _load_with_wrt(name, recipe_dirs, wrt)
-    return _lower(recipe)
+    return _lower(recipe, target)
 
 
 @_timeout("lower")
 def lower_expression(expr: str, wrt: list[str], shapes: dict[str, str],
-                     params: dict[str, float] | None = None) -> Lowered:
+                     params: dict[str, float] | None = None, target: str = "numpy") -> Lowered:
     """`lower_recipe` for an expression; parameters become keywords with their given values."""
-    return _lower(recipe_from_expression(expr, wrt, shapes, params))
+    return _lower(recipe_from_expression(expr, wrt, shapes, params), target)
 
 
-def _lower(recipe: _recipes.Recipe) -> Lowered:
+def _lower(recipe: _recipes.Recipe, target: str = "numpy") -> Lowered:
+    """The NumPy module (`target="numpy"`) or the torch.autograd.Function module ("torch")."""
+    if target not in ("numpy", "torch"):
+        raise DerivkitError(f"⟨--target|to⟩ {target!r}: give 'numpy' or 'torch'")
     from .derivation.engine import derive
+
+    if target == "torch":
+        from .lowering.torch_module import lower as lower_torch
+
+        return lower_torch(recipe, derive(recipe))
     from .lowering.module import lower
 
     return lower(recipe, derive(recipe))
@@ -219,3 +230,166 @@ def verify_expression(expr: str, claim: str, wrt: list[str], shapes: dict[str, s
     from .audit.claim import verify_claim
 
     return verify_claim(recipe, claim, seed=seed)
+
+
+# ---------------------------------------------------------------- the documented Python API
+# `derivkit.derive`, `check`, `check_all`, `verify`, `lower`, `load`, `train` (re-exported by the
+# package, imported on first use). Each takes a target: a recipe name ("softmax"), a recipe file
+# ("my.toml" or a Path), or an expression with `shapes=` (and `wrt=`).
+
+Shapes = dict[str, str | tuple[int | str, ...] | list[int | str] | int]
+
+
+def _shape_text(name: str, value: object) -> str:
+    """A shape given as "m,n", ("m", "n"), (3, 4), 5 or "scalar" -> the text recipes read."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (tuple, list)) and all(
+            isinstance(d, (int, str)) and not isinstance(d, bool) for d in value):
+        return ",".join(str(d) for d in value) if value else "scalar"
+    raise DerivkitError(f"shape of {name!r}: give dimensions as text or a tuple, e.g. 'm,n' or "
+                        f"('m', 'n') or (3, 4), not {type(value).__name__}")
+
+
+def _names(value: str | list[str] | tuple[str, ...] | None, what: str) -> list[str] | None:
+    """`wrt="W"`, `wrt="W,b"` or `wrt=["W", "b"]`."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(v, str) for v in items):
+        raise DerivkitError(f"{what}: give input names as strings, e.g. {what}=['W', 'b']")
+    return [n.strip() for v in items for n in v.split(",") if n.strip()]
+
+
+def _target(target: str | Path, *, wrt: str | list[str] | tuple[str, ...] | None = None,
+            shapes: Shapes | None = None, params: dict[str, float] | None = None,
+            recipe_dirs: list[str | Path] | None = None) -> _recipes.Recipe:
+    """The recipe a target names: an expression when `shapes` is given, a recipe file when it is
+    a Path or ends in .toml, else a recipe on the search path."""
+    names = _names(wrt, "wrt")
+    if not isinstance(target, (str, Path)):
+        raise DerivkitError(f"target: give a recipe name, a recipe file or an expression, not "
+                            f"{type(target).__name__}")
+    if shapes is not None:
+        if not isinstance(shapes, dict):
+            raise DerivkitError("shapes: give a dict of input name to shape, e.g. {'X': 'm,n'}")
+        text = {str(k): _shape_text(str(k), v) for k, v in shapes.items()}
+        return recipe_from_expression(str(target), names or [], text, params)
+    if isinstance(target, Path) or target.endswith(".toml"):
+        from dataclasses import replace
+
+        path = Path(target)
+        if not path.is_file():
+            raise DerivkitError(f"no recipe file {str(path)!r}",
+                                "give the path of a TOML recipe, or a recipe's name")
+        recipe = _recipes.load_file(path)
+        if names:
+            inputs = [i.name for i in recipe.inputs]
+            for w in names:
+                if w not in inputs:
+                    raise DerivkitError(f"wrt {w!r} is not an input of recipe {recipe.name!r}",
+                                        f"inputs: {', '.join(inputs)}")
+            recipe = replace(recipe, wrt=tuple(names))
+        return recipe
+    return _load_with_wrt(target, recipe_dirs, names)
+
+
+@_timeout("derive")
+def derive(target: str | Path, *, wrt: str | list[str] | None = None, shapes: Shapes | None = None,
+           params: dict[str, float] | None = None,
+           recipe_dirs: list[str | Path] | None = None) -> Derivation:
+    """Derive every derivative of `target` (or only those in `wrt`), each form verified.
+
+    >>> d = derivkit.derive("sum(X @ W)", wrt="W", shapes={"X": "m,n", "W": "n,k"})
+    >>> d.derivatives[0].matrix_form        # 'X.T @ ones((m, k))'-like text, verified
+    """
+    from .derivation.engine import derive as _derive
+
+    return _derive(_target(target, wrt=wrt, shapes=shapes, params=params, recipe_dirs=recipe_dirs))
+
+
+@_timeout("check")
+def check(target: str | Path, *, wrt: str | list[str] | None = None, shapes: Shapes | None = None,
+          params: dict[str, float] | None = None, impl: str | Callable[..., Any] | None = None,
+          sizes: dict[str, int] | None = None, mode: str = "auto", seed: int = 0,
+          dtype: str = "float64", rtol: float | None = None, atol: float | None = None,
+          directions: int = 8, recipe_dirs: list[str | Path] | None = None) -> TargetCheck:
+    """Check `target`'s derived gradients against finite differences (-> TargetCheck; `.passed`).
+
+    With `impl` (a callable, or "FILE.py:FUNCTION" — imported and run: only code you trust), the
+    user's backward function is checked instead, against finite differences and the derivation.
+    """
+    options: dict[str, Any] = dict(sizes=sizes, mode=mode, seed=seed, dtype=dtype, rtol=rtol,
+                                   atol=atol, directions=directions, params=params)
+    recipe = _target(target, wrt=wrt, shapes=shapes, params=params, recipe_dirs=recipe_dirs)
+    if impl is not None:
+        from .audit.impl import check as _check_impl
+
+        full = recipe if shapes is not None or wrt is None else _target(
+            target, shapes=shapes, params=params, recipe_dirs=recipe_dirs)
+        return _check_impl(recipe, impl, full_wrt=full.wrt, **options)
+    from .checking.runner import check as _check
+
+    return _check(recipe, **options)
+
+
+@_timeout("verify")
+def verify(target: str | Path, claim: str, *, wrt: str | list[str] | None = None,
+           shapes: Shapes | None = None, params: dict[str, float] | None = None, seed: int = 0,
+           recipe_dirs: list[str | Path] | None = None) -> ClaimVerdict:
+    """Is `claim` (a matrix form like "X.T @ G" or an index form like "p[i]*(delta(i,j) - p[j])")
+    the derivative of `target` with respect to `wrt`? (-> ClaimVerdict: `.verdict` is "verified",
+    "refuted" with a counterexample, or "not verified")."""
+    from .audit.claim import verify_claim
+
+    recipe = _target(target, wrt=wrt, shapes=shapes, params=params, recipe_dirs=recipe_dirs)
+    return verify_claim(recipe, claim, seed=seed)
+
+
+@_timeout("lower")
+def lower(target: str | Path, *, wrt: str | list[str] | None = None, shapes: Shapes | None = None,
+          params: dict[str, float] | None = None, to: str = "numpy",
+          recipe_dirs: list[str | Path] | None = None) -> str:
+    """The source of a standalone NumPy module computing `target`'s forward and its verified
+    gradients (`forward`, `vjp_x`, `grad_x`, …; `backward` for a program of steps), or with
+    `to="torch"` a module with a `torch.autograd.Function` whose backward is the verified one.
+    Raises DerivkitError if a form is not verified. Run it with `derivkit.load(source)`."""
+    return _lower(_target(target, wrt=wrt, shapes=shapes, params=params,
+                          recipe_dirs=recipe_dirs), to).source
+
+
+def load(source: str | Lowered) -> Any:
+    """A module (attribute access: `m.forward`, `m.vjp_W`) from source that `derivkit.lower`
+    wrote. The source is audited by derivkit's emitter before it runs: only what derivkit
+    generates is accepted, so this is not a way to run arbitrary code."""
+    from .lowering import emit
+
+    text = source.source if isinstance(source, Lowered) else source
+    if not isinstance(text, str):
+        raise DerivkitError(f"load: give the source text derivkit.lower returned, not "
+                            f"{type(source).__name__}")
+    import re
+
+    target = "torch" if re.search(r"^import torch\b", text, re.M) else "numpy"
+    try:
+        return emit.load_module(text, "derivkit_lowered", "<derivkit.load>", target)
+    except ModuleNotFoundError as exc:
+        raise DerivkitError(f"load: this module needs {exc.name}, which is not installed",
+                            "pip install torch (the CPU build is enough)") from None
+    except emit.EmitError as exc:
+        raise DerivkitError(f"load: not a module derivkit.lower wrote ({exc})",
+                            "pass the text derivkit.lower returned, unchanged") from None
+
+
+@_timeout("train")
+def train(target: str | Path, *, epochs: int = 200, lr: float = 0.05, seed: int = 0,
+          sizes: dict[str, int] | None = None, use_updated_weights: bool = False,
+          recipe_dirs: list[str | Path] | None = None) -> Any:
+    """Train a composite recipe's network (e.g. "mlp3") by full-batch gradient descent with its
+    lowered, verified backward pass (-> TrainResult: `.losses`, `.final_loss`, `.deviations`)."""
+    from .training import train as _train
+
+    return _train(_target(target, recipe_dirs=recipe_dirs), epochs=epochs, lr=lr, seed=seed,
+                  sizes=sizes, use_updated_weights=use_updated_weights)

@@ -1,20 +1,41 @@
-"""One error family. The CLI maps `DerivkitError` to exit code 2 in one place."""
+"""One error family. The CLI maps `DerivkitError` to exit code 2 in one place.
+
+A message names a setting the way its reader gives it: `⟨--size⟩` is "--size" on the command
+line and "size" from Python; `⟨--expr|an expression⟩` is "--expr" and "an expression". The
+library writes these marks; `message` and `str()` read as Python, `one_line(cli=True)` as the CLI.
+"""
 
 from __future__ import annotations
+
+import re
+
+_SETTING = re.compile(r"⟨(--[^⟨⟩|]*)(?:\|([^⟨⟩|]*))?⟩")
+
+
+def spelled(text: str, *, cli: bool = False) -> str:
+    """`text` with each setting mark written for the command line (`cli`) or for Python."""
+    return _SETTING.sub(lambda m: m[1] if cli else (m[2] if m[2] is not None else m[1][2:]), text)
 
 
 class DerivkitError(Exception):
     """A usage or input error: one line saying what is wrong and how to fix it."""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
+        self.template = message
+        self.hint_template = hint
+        message, hint = spelled(message), hint if hint is None else spelled(hint)
         super().__init__(message)
         self.message = message
         self.hint = hint
 
-    def one_line(self) -> str:
-        text = self.message.replace("\n", " ").strip()
-        if self.hint:
-            text = f"{text} ({self.hint.strip()})"
+    def one_line(self, *, cli: bool = False) -> str:
+        """The message and its hint on one line; `cli`: settings as command-line options."""
+        message, hint = ((spelled(self.template, cli=True),
+                          self.hint_template and spelled(self.hint_template, cli=True))
+                         if cli else (self.message, self.hint))
+        text = message.replace("\n", " ").strip()
+        if hint:
+            text = f"{text} ({hint.strip()})"
         return text
 
     def __str__(self) -> str:  # pragma: no cover - trivial

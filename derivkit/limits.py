@@ -334,8 +334,8 @@ def validate_timeout(seconds: object) -> float:
 
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
             not math.isfinite(seconds) or not 0 < seconds <= MAX_TIMEOUT_S:
-        raise DerivkitError(f"--timeout {seconds!r}: give a number of seconds > 0 and at most "
-                            f"{MAX_TIMEOUT_S:,.0f}", "e.g. --timeout 120")
+        raise DerivkitError(f"⟨--timeout⟩ {seconds!r}: give a number of seconds > 0 and at most "
+                            f"{MAX_TIMEOUT_S:,.0f}", "e.g. ⟨--timeout 120|timeout=120⟩")
     return float(seconds)
 
 
@@ -388,8 +388,9 @@ _WHY = {
     "train": "too many epochs, or sizes too large, to finish in time",
 }
 _HINTS = {
-    "check": "raise --timeout, use smaller --size values, or split the expression into steps",
-    "train": "raise --timeout, or use fewer --epochs or smaller --size values",
+    "check": "raise ⟨--timeout|the timeout⟩, use smaller ⟨--size values|sizes⟩, or split the "
+             "expression into steps",
+    "train": "raise ⟨--timeout|the timeout⟩, or use fewer ⟨--epochs⟩ or smaller ⟨--size values|sizes⟩",
 }
 
 
@@ -432,5 +433,5 @@ def _exceeded(limit: _Limit, frame: FrameType | None) -> BudgetExceeded:
                                   "in time")
     message = (f"{limit.command} took longer than the {seconds} s budget"
                f"{' ' + where if where else ''} ({why})")
-    hint = _HINTS.get(limit.command, "raise --timeout, or split the expression into steps")
+    hint = _HINTS.get(limit.command, "raise ⟨--timeout|the timeout⟩, or split the expression into steps")
     return BudgetExceeded(message, hint, seconds=limit.seconds, command=limit.command, where=where)

@@ -137,8 +137,9 @@ def test_user_tolerances_override():
 
 def test_full_jacobian_too_large_is_refused(monkeypatch):
     monkeypatch.setattr(runner, "MAX_FULL_BYTES", 1000)
-    with pytest.raises(DerivkitError, match="--mode directional"):
+    with pytest.raises(DerivkitError, match="use the directional mode") as raised:
         api.check_recipe("linear", mode="full", sizes={"m": 8, "n": 8, "k": 8})
+    assert "use --mode directional, or smaller --size values" in raised.value.one_line(cli=True)
     assert api.check_recipe("linear", mode="auto", sizes={"m": 8, "n": 8, "k": 8}).passed
 
 

@@ -196,8 +196,10 @@ def test_limits_are_no_ops_off_the_main_thread():
 
 @pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), True])
 def test_a_timeout_must_be_a_positive_number_of_seconds(value):
-    with pytest.raises(DerivkitError, match="--timeout"):
+    with pytest.raises(DerivkitError, match=r"^timeout ") as raised:
         limits.validate_timeout(value)
+    assert "--" not in str(raised.value)              # from Python: no command-line option
+    assert raised.value.one_line(cli=True).startswith("--timeout ")
 
 
 # ---------------------------------------------------------------- --timeout on every command

@@ -96,3 +96,27 @@ def test_installed_wheel_finds_builtin_recipes(installed, tmp_path):
     assert report["names"] == RECIPE_NAMES
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert report["version"] == project["version"]
+
+
+def test_the_readme_git_url_install_builds(tmp_path):
+    """README, "Gate your CI": `pip install "git+$DERIVKIT_GIT@$DERIVKIT_REV"`, with the
+    repository's URL and a pinned commit (here this checkout, as a file URL, at HEAD)."""
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert 'pip install "git+$DERIVKIT_GIT@$DERIVKIT_REV"' in readme
+    assert not re.search(r"^\s*pip install derivkit\b", readme, re.M)      # PyPI's is not ours
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                          text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout (an sdist): no commit to pin")
+    spec = f"git+file://{REPO}@{head.stdout.strip()}"
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", spec, "--no-deps",
+                           "--disable-pip-version-check", "-w", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0 and any(sign in log for sign in OFFLINE_SIGNS):
+        pytest.skip("cannot build offline: pip could not download the build backend (hatchling)")
+    assert proc.returncode == 0, log[-3000:]
+    (path,) = tmp_path.glob("derivkit-*.whl")
+    assert "derivkit/recipes/linear.toml" in zipfile.ZipFile(path).namelist()

@@ -203,8 +203,9 @@ def test_composite_claims_are_checked_against_finite_differences():
 
 
 def test_several_inputs_need_wrt():
-    with pytest.raises(DerivkitError, match="--wrt"):
+    with pytest.raises(DerivkitError, match="wrt='X'") as raised:
         api.verify_recipe("linear", "X.T @ G")
+    assert "--wrt X" in raised.value.one_line(cli=True)
 
 
 # ---------------------------------------------------------------- the claim language

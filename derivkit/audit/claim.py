@@ -98,7 +98,8 @@ def verify_claim(recipe: Recipe, claim: str, *, seed: int = 0) -> ClaimVerdict:
     started = time.perf_counter()
     if len(recipe.wrt) != 1:
         raise DerivkitError(f"{recipe.name!r} has several inputs ({', '.join(recipe.wrt)}): say "
-                            "which derivative the claim is about", "e.g. --wrt " + recipe.wrt[0])
+                            "which derivative the claim is about",
+                            f"e.g. ⟨--wrt {recipe.wrt[0]}|wrt='{recipe.wrt[0]}'⟩")
     index = is_index_claim(claim)
     if not index:
         node, _, _ = parse_form(recipe, claim)     # parse errors first: exit 2 before any work
@@ -274,7 +275,7 @@ def _finite_differences(t: _Target, kind: str, form: ir.Node, seed: int
     e = worst.worst[0] if worst.worst else None
     ce = None
     if e is not None:
-        ce = Counterexample(dict(tc.sizes), {"inputs": f"standard normal draw, --seed {seed}"},
+        ce = Counterexample(dict(tc.sizes), {"inputs": f"standard normal draw, seed {seed}"},
                             tuple(e.index), _entry_text(t, kind, tuple(e.index)), e.derived,
                             e.numeric)
     return False, (f"equal at the small sizes checked symbolically, but not at {sizes}: max "
@@ -296,7 +297,7 @@ def _numeric_only(t: _Target, kind: str, form: ir.Node, seed: int, base: _Base) 
         bad = [r for r in tc.results if r.kind == kind and not r.passed]
         if bad:
             e = bad[0].worst[0] if bad[0].worst else None
-            ce = e and Counterexample(dict(sizes), {"inputs": f"standard normal draw, --seed {seed + k}"},
+            ce = e and Counterexample(dict(sizes), {"inputs": f"standard normal draw, seed {seed + k}"},
                                       tuple(e.index), _entry_text(t, kind, tuple(e.index)),
                                       e.derived, e.numeric)
             return ClaimVerdict(verdict="refuted", method="finite-differences",

@@ -449,7 +449,7 @@ def matmul(a: Node, b: Node) -> Node:
         try:
             batch = broadcast(a.shape[:-2], b.shape[:-2], what="the batch axes of '@'")
         except ShapeError as exc:
-            raise ShapeError(f"{exc.message}, in {fmt_shape(a.shape)} @ {fmt_shape(b.shape)}",
+            raise ShapeError(f"{exc.template}, in {fmt_shape(a.shape)} @ {fmt_shape(b.shape)}",
                              "the axes before the last two must be equal or 1 (NumPy's "
                              "broadcasting)") from None
         shape = batch + (a.shape[-2], b.shape[-1])

@@ -287,7 +287,8 @@ class _Builder:
         except DerivkitError as exc:
             if isinstance(exc, (ExpressionError, BudgetExceeded)):   # the budget: not a parse error
                 raise
-            raise self.fail(node, f"{exc.message} in '{_segment(self.text, node)}'", exc.hint) from None
+            raise self.fail(node, f"{exc.template} in '{_segment(self.text, node)}'",
+                            exc.hint_template) from None
 
     def _build(self, node: ast.AST, depth: int) -> ir.Node:
         if isinstance(node, ast.BinOp):
@@ -343,7 +344,7 @@ class _Builder:
         if isinstance(node, ast.Name) and node.id in self.scope.integers:
             return self.scope.var(node.id)
         raise self.fail(node, f"'{_segment(self.text, node)}' is not a label: give an integer "
-                              "input (declared e.g. --shape y=m:int) or an integer >= 0")
+                              "input (declared e.g. ⟨--shape y=m:int|y='m:int'⟩) or an integer >= 0")
 
     def _subscript(self, node: ast.Subscript, depth: int) -> ir.Node:
         x = self.build(node.value, depth)
@@ -385,7 +386,7 @@ class _Builder:
             raise self.fail(node, f"'{name}' is a function; call it, e.g. {name}(x)")
         known = sorted(set(self.scope.inputs) | set(self.scope.params) | set(self.scope.named))
         raise self.fail(node, f"unknown name '{name}'",
-                        f"declared: {', '.join(known)}" if known else "declare it with --shape")
+                        f"declared: {', '.join(known)}" if known else "declare its ⟨--shape|shape⟩")
 
     def _dim(self, node: ast.AST, fn: str) -> Dim:
         if isinstance(node, ast.Name) and node.id in self.scope.dims:

@@ -63,10 +63,10 @@ def _parse(recipe: Recipe) -> Program:
             raw = parse(text, local)
         except ExpressionError as exc:
             key = f"steps.{number}.expr" if name else "forward"
-            where = ("--expr" if recipe.name == "expr" and not recipe.path else
+            where = ("⟨--expr|the expression⟩" if recipe.name == "expr" and not recipe.path else
                      f"{recipe.where(key)}: recipe {recipe.name!r}: "
                      + (f"step {name!r}" if name else "forward"))
-            raise ExpressionError(f"{where}: {exc.message}", hint=exc.hint) from None
+            raise ExpressionError(f"{where}: {exc.template}", hint=exc.hint_template) from None
         definitions[name or recipe.output] = raw
         node = _inline(raw, inlined)
         if name:

@@ -97,10 +97,10 @@ def recipe_dirs(extra: list[str | Path] | None = None) -> list[Path]:
         except OSError as exc:   # e.g. a name longer than the OS allows
             raise RecipeError(f"recipe folder {_shorten(str(path))!r}: "
                               f"{exc.strerror or type(exc).__name__}",
-                              f"check --recipes or ${ENV_VAR}") from None
+                              f"check ⟨--recipes|recipe_dirs⟩ or ${ENV_VAR}") from None
         if not is_dir:
             raise RecipeError(f"recipe folder {str(path)!r} does not exist",
-                              f"check --recipes or ${ENV_VAR}")
+                              f"check ⟨--recipes|recipe_dirs⟩ or ${ENV_VAR}")
         dirs.append(path)
     return dirs
 
@@ -346,7 +346,7 @@ def load_file(path: Path) -> Recipe:
         line = _line_of(lines, exc.key)
         if line is None:
             raise
-        raise RecipeError(exc.message.replace(f"{where}: ", f"{where}:{line}: ", 1), exc.hint,
+        raise RecipeError(exc.template.replace(f"{where}: ", f"{where}:{line}: ", 1), exc.hint_template,
                           exc.key) from None
     return replace(recipe, lines=lines)
 
