@@ -67,6 +67,20 @@ def backward_function(recipe: Recipe) -> Callable[..., dict[str, Any]]:
     return backward
 
 
+def verified_program(recipe: Recipe, derivation: Derivation, out: ir.Node
+                     ) -> tuple[list[tuple[str, ir.Node]], list[str]] | None:
+    """`program_lines` when the derivation has a backward program whose every line is verified
+    and whose derivatives are all of the output's kind (gradients of a scalar, VJPs of an
+    array); None otherwise (a module then writes only the verified closed forms)."""
+    kind = "vjp" if out.rank else "gradient"
+    if not derivation.chain or any(dv.kind != kind for dv in derivation.derivatives):
+        return None
+    try:
+        return program_lines(recipe, derivation)
+    except DerivkitError:
+        return None
+
+
 def program_lines(recipe: Recipe, derivation: Derivation) -> tuple[list[tuple[str, ir.Node]], list[str]]:
     """([(name, IR)] in the order they are computed, [the gradient names in the derivation's
     order]) for the verified backward program of a scalar `derivation`: the forward's named

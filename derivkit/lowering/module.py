@@ -206,15 +206,12 @@ def _backward(recipe: Recipe, derivation: Derivation, out: ir.Node, alias: str
     """(source of `backward`, its one-line summary, its docstring paragraphs) for a scalar output
     (gradients), or an array output given its upstream gradient (VJPs), with a verified
     backward program; None otherwise (the grad_x / vjp_x functions remain)."""
-    from .backward import program_lines
+    from .backward import verified_program
 
-    kind = "vjp" if out.rank else "gradient"
-    if not derivation.chain or any(dv.kind != kind for dv in derivation.derivatives):
+    program = verified_program(recipe, derivation, out)
+    if program is None:
         return None
-    try:
-        assignments, results = program_lines(recipe, derivation)
-    except DerivkitError:
-        return None   # a line not verified: only the verified closed forms are written
+    assignments, results = program
     inputs = {i.name: tuple(i.shape) for i in recipe.inputs}
     if out.rank:   # the upstream gradient, after the inputs (as vjp_x takes it)
         inputs[recipe.upstream] = tuple(out.shape)

@@ -307,15 +307,12 @@ def _program(recipe: Recipe, derivation: Derivation, out: ir.Node, inputs: dict[
              params: dict[str, float], alias: str, printer: TorchPrinter) -> tuple[str, str] | None:
     """`_backward`: the verified backward program (as `derivkit lower`'s `backward`), its
     gradients times the upstream gradient for a scalar output; None without one."""
-    from .backward import program_lines
+    from .backward import verified_program
 
-    kind = "vjp" if out.rank else "gradient"
-    if not derivation.chain or any(dv.kind != kind for dv in derivation.derivatives):
+    program = verified_program(recipe, derivation, out)
+    if program is None:
         return None
-    try:
-        assignments, results = program_lines(recipe, derivation)
-    except DerivkitError:
-        return None   # a line not verified: the verified closed forms are used instead
+    assignments, results = program
     args = [i.name for i in recipe.inputs] + [recipe.upstream]
     nodes = [shift_exponentials(node) for _, node in assignments]
     lines = _size_lines(inputs, alias, nodes)

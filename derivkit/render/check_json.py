@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import SupportsFloat
 
+from ..markup.html import fmt_num
 from ..results import CheckReport, CheckResult, Diagnosis, TargetCheck, WorstEntry
 from .json_doc import NAN, NONFINITE, dumps, json_float  # noqa: F401 - shared with the check renderers
 
@@ -41,20 +41,6 @@ def report_passed(report: CheckReport) -> bool:
 
 
 # ---------------------------------------------------------------------------- numbers
-
-def fmt_num(value: SupportsFloat | None, digits: int = 2) -> str:
-    """1.234e-07 -> '1.23e-07'; inf -> 'inf'; nan -> 'nan'; 0 -> '0'."""
-    if value is None:
-        return "—"
-    x = float(value)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x == 0:
-        return "0"
-    return f"{x:.{digits}e}"
-
 
 def fmt_index(index: Iterable[int]) -> str:
     """(2, 3) -> '[2, 3]'; () -> '[]' (a scalar)."""

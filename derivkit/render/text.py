@@ -31,28 +31,17 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import TypeVar, cast
 
+# The escape itself (which characters, written how) is `markup.escape`'s, shared with the HTML
+# and MathML derivkit writes.
+from ..markup.escape import _SHORT, ESCAPED_CATEGORIES
+from ..markup.escape import _visible_char as _escape
+
 _T = TypeVar("_T")
 
-#: Unicode general categories written as escapes: controls, format characters, surrogates,
-#: unassigned code points, line and paragraph separators.
-ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"})
-
-_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 #: Fields of derivkit's results that are multi-line by design (pretty-printed formulas and the
 #: sentences that embed them); every other string is one line, its newlines shown as `\n`.
 MULTILINE_FIELDS = frozenset({"pretty", "forward_pretty", "derived_pretty", "reading", "reason"})
-
-
-def _escape(ch: str) -> str:
-    if ch in _SHORT:
-        return _SHORT[ch]
-    code = ord(ch)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
 
 
 def needs_escape(ch: str) -> bool:
