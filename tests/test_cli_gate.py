@@ -150,7 +150,7 @@ def test_unknown_size_with_all_is_an_error_naming_every_dimension(runner, builti
     builtin_recipes("relu", "linear")
     result = runner.invoke(app, ["check", "--all", "--size", "q=3", "--size", "m=4"])
     err = _one_error_line(result)
-    assert "'q'" in err and "not a dimension of any recipe" in err
+    assert "--size q=3: 'q'" in err and "not a dimension of any recipe" in err
     assert "dimensions: k, m, n" in err and "m=4" not in err
 
 

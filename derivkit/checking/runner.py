@@ -794,6 +794,6 @@ def _refuse_unknown_sizes(sizes: dict[str, int], paths: Iterable[Path]) -> None:
     unknown = [name for name in sizes if name not in dims]
     if unknown:
         given = ", ".join(f"{name}={sizes[name]}" for name in unknown)
-        raise DerivkitError(f"size {given}: {' and '.join(map(repr, unknown))} "
+        raise DerivkitError(f"⟨--size⟩ {given}: {' and '.join(map(repr, unknown))} "
                             f"{'is' if len(unknown) == 1 else 'are'} not a dimension of any recipe",
                             f"dimensions: {', '.join(sorted(dims)) or 'none'}")
