@@ -108,18 +108,30 @@ def _natural_domains(recipe: _recipes.Recipe) -> dict[str, str]:
     return out
 
 
-def _load_with_wrt(name: str, recipe_dirs: list[str | Path] | None,
+def load_recipe(target: str | Path, recipe_dirs: list[str | Path] | None = None) -> _recipes.Recipe:
+    """A recipe by name (on the search path), or from a file when `target` is a Path or ends in
+    .toml."""
+    if isinstance(target, Path) or str(target).endswith(".toml"):
+        path = Path(target)
+        if not path.is_file():
+            raise DerivkitError(f"no recipe file {str(path)!r}",
+                                "give the path of a TOML recipe, or a recipe's name")
+        return _recipes.load_file(path)
+    return _recipes.load(str(target), recipe_dirs)
+
+
+def _load_with_wrt(name: str | Path, recipe_dirs: list[str | Path] | None,
                    wrt: list[str] | None) -> _recipes.Recipe:
     """The recipe, restricted to the inputs in `wrt` (each must be one of its inputs)."""
     from dataclasses import replace
 
-    recipe = _recipes.load(name, recipe_dirs)
+    recipe = load_recipe(name, recipe_dirs)
     if not wrt:
         return recipe
     inputs = [i.name for i in recipe.inputs]
     for w in wrt:
         if w not in inputs:
-            raise DerivkitError(f"⟨--wrt|wrt⟩ {w!r} is not an input of recipe {name!r}",
+            raise DerivkitError(f"⟨--wrt|wrt⟩ {w!r} is not an input of recipe {recipe.name!r}",
                                 f"inputs: {', '.join(inputs)}")
     return replace(recipe, wrt=tuple(wrt))
 
@@ -165,7 +177,7 @@ def check_implementation(impl: str | Callable[..., Any], name: str | None = None
     elif name is None:
         raise DerivkitError("check_implementation needs a recipe name or expr=")
     else:
-        full_wrt = _recipes.load(name, recipe_dirs).wrt
+        full_wrt = load_recipe(name, recipe_dirs).wrt
         recipe = _load_with_wrt(name, recipe_dirs, wrt)
     return check(recipe, impl, full_wrt=full_wrt, params=params, **options)
 
@@ -277,22 +289,6 @@ def _target(target: str | Path, *, wrt: str | list[str] | tuple[str, ...] | None
             raise DerivkitError("shapes: give a dict of input name to shape, e.g. {'X': 'm,n'}")
         text = {str(k): _shape_text(str(k), v) for k, v in shapes.items()}
         return recipe_from_expression(str(target), names or [], text, params)
-    if isinstance(target, Path) or target.endswith(".toml"):
-        from dataclasses import replace
-
-        path = Path(target)
-        if not path.is_file():
-            raise DerivkitError(f"no recipe file {str(path)!r}",
-                                "give the path of a TOML recipe, or a recipe's name")
-        recipe = _recipes.load_file(path)
-        if names:
-            inputs = [i.name for i in recipe.inputs]
-            for w in names:
-                if w not in inputs:
-                    raise DerivkitError(f"wrt {w!r} is not an input of recipe {recipe.name!r}",
-                                        f"inputs: {', '.join(inputs)}")
-            recipe = replace(recipe, wrt=tuple(names))
-        return recipe
     return _load_with_wrt(target, recipe_dirs, names)
 
 

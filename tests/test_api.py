@@ -186,3 +186,23 @@ def test_the_readme_python_api_example_runs_as_pasted():
     assert lines[1].startswith("refuted ")
     assert lines[2] == "True True"
     assert lines[-1].startswith("size q=3: 'q' is not a dimension")
+
+
+def test_every_command_takes_a_recipe_file_too(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from derivkit.cli.app import app
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text(LINEAR.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    derived = runner.invoke(app, ["derive", "mine.toml", "--wrt", "W", "--json"])
+    assert derived.exit_code == 0, derived.output
+    assert json.loads(derived.stdout)["derivatives"][0]["matrix_form"] == \
+        derivkit.derive("linear", wrt="W").derivatives[0].matrix_form
+    assert runner.invoke(app, ["check", str(mine), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["verify", "mine.toml", "--wrt", "W", "--claim", "X.T @ G"]).exit_code == 0
+    assert runner.invoke(app, ["verify", "mine.toml", "--wrt", "W", "--claim", "G.T @ X"]).exit_code == 1
+    missing = runner.invoke(app, ["derive", "missing.toml"])
+    assert missing.exit_code == 2 and "no recipe file 'missing.toml'" in missing.output

@@ -72,12 +72,12 @@ def train_command(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Train a composite recipe's network by gradient descent (help text: HELP)."""
-    from ..lang.recipes import load
+    from ..api import load_recipe
     from ..training import train
     from .values import parse_sizes
 
     sizes = parse_sizes(size)
-    recipe = load(name, cast("list[str | Path] | None", recipes or None))
+    recipe = load_recipe(name, cast("list[str | Path] | None", recipes or None))
     options: dict[str, Any] = dict(epochs=epochs, lr=lr, seed=seed, sizes=sizes or None,
                    use_updated_weights=use_updated_weights)
     if plot is not None:    # refused before training (not .svg, a folder, no such folder, a link)
