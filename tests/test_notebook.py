@@ -13,11 +13,12 @@ from nbclient import NotebookClient
 
 pytestmark = pytest.mark.xdist_group("notebook")
 
-CELLS = [
-    'import derivkit.api as api\nd = api.derive_recipe("softmax")\nd',
-    't = api.check_recipe("linear")\nt',
-    'v = api.verify_recipe("softmax", "diag(p) - outer(p, p)", wrt=["z"])\nv',
-    'v_bad = api.verify_recipe("softmax", "diag(p)", wrt=["z"])\nv_bad',
+CELLS = [   # the README's Python API, as a learner types it in a notebook
+    'import derivkit\nd = derivkit.derive("softmax")\nd',
+    't = derivkit.check("linear")\nt',
+    'v = derivkit.verify("softmax", "diag(p) - outer(p, p)", wrt="z")\nv',
+    'v_bad = derivkit.verify("softmax", "diag(p)", wrt="z")\nv_bad',
+    'r = derivkit.train("mlp3", epochs=3, sizes={"m": 8})\nr',
 ]
 
 
@@ -38,8 +39,8 @@ def _run(tmp_path) -> list[dict]:
 
 
 def test_results_render_as_maths_in_an_executed_notebook(tmp_path):
-    derivation, check, verified, refuted = _run(tmp_path)
-    for data in (derivation, check, verified, refuted):
+    derivation, check, verified, refuted, trained = _run(tmp_path)
+    for data in (derivation, check, verified, refuted, trained):
         assert {"text/html", "text/latex", "text/markdown", "text/plain"} <= set(data)
         assert data["text/latex"].startswith("$$")
     # the derivation: every formula as MathML, the equations as LaTeX
@@ -54,3 +55,5 @@ def test_results_render_as_maths_in_an_executed_notebook(tmp_path):
     # the claims: the verdict, ∂/∂z as MathML
     assert "✓ VERIFIED" in verified["text/html"] and "<math" in verified["text/html"]
     assert "✗ REFUTED" in refuted["text/html"] and "Counterexample" in refuted["text/html"]
+    # the training run: its loss curve inline
+    assert "<svg" in trained["text/html"] and "mlp3" in trained["text/html"]
