@@ -208,6 +208,15 @@ def test_piped_derive_has_no_trailing_spaces(runner):
     _no_trailing_space(result.stdout)
 
 
+@pytest.mark.parametrize("args", [["--help"], [], ["check", "--help"], ["verify", "-h"],
+                                  ["train", "--help"]])
+def test_piped_help_has_no_trailing_spaces(runner, args):
+    result = runner.invoke(app, args, env={"COLUMNS": "100"})
+    assert result.exit_code in (0, 2), result.output
+    assert "Usage" in result.stdout
+    _no_trailing_space(result.stdout)
+
+
 def test_trailing_space_writer():
     from derivkit.render.rich_render import NoTrailingSpace
 

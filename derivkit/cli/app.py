@@ -86,6 +86,28 @@ def _help_as_written(command: Any) -> None:
     command._derivkit_help_escaped = True
 
 
+def _help_without_trailing_spaces() -> None:
+    """Typer prints help through a Rich console of its own, which pads every panel line with
+    spaces: piped (not a terminal), its lines are written without them, as derivkit's own
+    output is (`render.rich_render.NoTrailingSpace`)."""
+    import typer.rich_utils as rich_utils
+
+    make = getattr(rich_utils, "_get_rich_console", None)
+    if make is None or getattr(make, "_derivkit", False):
+        return
+
+    def console(stderr: bool = False) -> Any:
+        from ..render.rich_render import NoTrailingSpace
+
+        made = make(stderr)
+        if not made.is_terminal:
+            made.file = NoTrailingSpace(made.file)
+        return made
+
+    console._derivkit = True   # type: ignore[attr-defined]
+    rich_utils._get_rich_console = console
+
+
 class _DerivkitGroup(TyperGroup):
     """The one place where errors become exit codes: library input errors (DerivkitError) and
     command-line usage errors are one line on stderr and exit 2; bugs are one line and exit 3."""
@@ -98,6 +120,9 @@ class _DerivkitGroup(TyperGroup):
         for command in (self, *self.commands.values()):
             plain_coercion(command)
             _help_as_written(command)
+        argv = sys.argv[1:] if args is None else list(args)
+        if not argv or {"-h", "--help"} & set(argv):
+            _help_without_trailing_spaces()
         if not standalone_mode:
             return super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                                 standalone_mode=False, windows_expand_args=windows_expand_args,
