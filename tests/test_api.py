@@ -206,3 +206,35 @@ def test_every_command_takes_a_recipe_file_too(tmp_path, monkeypatch):
     assert runner.invoke(app, ["verify", "mine.toml", "--wrt", "W", "--claim", "G.T @ X"]).exit_code == 1
     missing = runner.invoke(app, ["derive", "missing.toml"])
     assert missing.exit_code == 2 and "no recipe file 'missing.toml'" in missing.output
+
+
+def _payloads(marker: Path) -> list[str]:
+    from derivkit.lowering import emit
+
+    softmax = emit._HELPER_SOURCES[False]["_softmax"]
+    path = ", ".join(map(str, str(marker).encode()))
+    system = f"np.array(({path},), dtype=np.uint8)"
+    return [
+        # a decorator on a function named as a helper runs when the module loads
+        f"import numpy as np\n\n@(lambda f: open({str(marker)!r}, 'w') or f)\n{softmax}\n",
+        f"import numpy as np\n\n@np.vectorize\n{softmax}\n",
+        # attribute chains from np to os.system, builtins, file writers
+        f"import numpy as np\n\ndef forward(*, X):\n    return np.f2py.os.system(np.ndarray.tobytes({system}))\n",
+        "import numpy as np\n\ndef forward(*, X):\n    return np.__builtins__\n",
+        f"import numpy as np\n\ndef forward(*, X):\n    return np.save({system}, X)\n",
+        "import numpy as np\n\ndef forward(*, X):\n    return np.lib.npyio.os.system(X)\n",
+        # an annotation is an expression evaluated at definition time
+        "import numpy as np\n\ndef forward(*, X: np.f2py.os.system(1)):\n    return X\n",
+        "import torch\n\ndef forward(*, X):\n    return torch.os.system(torch.os.name)\n",
+    ]
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_load_refuses_source_derivkit_does_not_write(tmp_path, k):
+    """Crafted modules (found in review): each is refused before anything runs."""
+    marker = tmp_path / "ran"
+    source = _payloads(marker)[k]
+    with pytest.raises(DerivkitError, match="not a module derivkit"):
+        m = derivkit.load(source)
+        m.forward(X=np.ones(2))
+    assert not marker.exists()

@@ -285,7 +285,8 @@ def audit(source: str, *, alias: str = "np", batched: bool = False,
         elif isinstance(stmt, (ast.FunctionDef, ast.ClassDef)) and stmt.name in module_names:
             raise EmitError(f"{stmt.name} is defined twice")
         elif isinstance(stmt, ast.FunctionDef) and stmt.name in helpers:
-            if (ast.get_source_segment(source, stmt) or "").strip() != helpers[stmt.name].strip():
+            if stmt.decorator_list or \
+                    (ast.get_source_segment(source, stmt) or "").strip() != helpers[stmt.name].strip():
                 raise EmitError(f"helper {stmt.name} differs from derivkit's own")
             module_names.add(stmt.name)
         elif isinstance(stmt, ast.FunctionDef):
@@ -321,6 +322,7 @@ def _audit_function(fn: ast.FunctionDef, module_names: set[str], rules: _Rules =
     """A keyword-only function of assignments and a return; with `classes` (a torch module),
     also the plain function `f(inputs..., *, params=...)` returning `Class.apply(...)`."""
     a = fn.args
+    _no_annotations(fn)
     wrapper = bool(classes) and bool(a.args)
     if (a.posonlyargs or (a.args and not wrapper) or a.defaults or a.vararg or a.kwarg
             or fn.decorator_list or fn.returns):
@@ -365,6 +367,7 @@ def _audit_torch_class(cls: ast.ClassDef, module_names: set[str], alias: str) ->
         raise EmitError(f"{cls.name}: must define exactly forward and backward")
     for method in body:
         assert isinstance(method, ast.FunctionDef)
+        _no_annotations(method)
         a = method.args
         if ([ast.unparse(d) for d in method.decorator_list] != ["staticmethod"] or method.returns
                 or a.posonlyargs or a.kwonlyargs or a.vararg or a.kwarg or a.defaults
@@ -394,6 +397,14 @@ def _audit_torch_class(cls: ast.ClassDef, module_names: set[str], alias: str) ->
                 _audit_expr(stmt.value, bound, where, _TORCH_RULES, ctx=True)
             else:
                 raise EmitError(f"{where}: unexpected statement {ast.unparse(stmt)[:80]!r}")
+
+
+def _no_annotations(fn: ast.FunctionDef) -> None:
+    """Generated functions have no annotations (an annotation is an expression the audit would
+    otherwise not see, evaluated at definition time without `from __future__ import annotations`)."""
+    a = fn.args
+    if any(arg.annotation is not None for arg in a.posonlyargs + a.args + a.kwonlyargs):
+        raise EmitError(f"{fn.name}: annotations are not generated")
 
 
 def _is_number(node: ast.AST) -> bool:
@@ -427,13 +438,34 @@ def _audit_expr(expr: ast.AST, bound: set[str], where: str, rules: _Rules = _NUM
                 raise EmitError(f"{where}: ** arguments are not generated")
 
 
+#: The functions, constants and types of NumPy or torch that generated code reads: an attribute
+#: chain from `np` / `torch` must spell one of these (np.f2py.os.system, np.__builtins__ and
+#: torch.os.system are not generated, so they are refused).
+MODULE_ATTRIBUTES = frozenset("""
+    abs add all amax amin any arange argmax array as_tensor asarray autograd.Function broadcast_to
+    clamp clip cos cosh diag diag_embed diagonal einsum erf exp expand_dims expm1 eye float64
+    full full_like inf linalg.det linalg.inv linalg.norm linalg.slogdet log log1p logaddexp
+    logsumexp matmul max maximum mean min minimum moveaxis multiply divide power subtract relu
+    nn.functional.gelu
+    nn.functional.softplus ones ones_like outer permute pi prod real reshape shape sigmoid sign
+    sin sinh softmax special.erf sqrt square squeeze std sum swapaxes take take_along_axis
+    take_along_dim tan tanh tensor trace transpose unsqueeze var where zeros zeros_like
+""".split())
+
+
 def _is_module_attribute(node: ast.Attribute, bound: set[str], modules: tuple[str, ...]) -> bool:
     """np.exp, np.linalg.det (or their `_np` spelling); torch.nn.functional.gelu in a torch
-    module (`modules`: the names the chain may start at)."""
+    module (`modules`: the names the chain may start at): one of MODULE_ATTRIBUTES, or a prefix
+    of one (np.linalg, read on the way to np.linalg.det)."""
+    chain = [node.attr]
     base = node.value
     while isinstance(base, ast.Attribute):
+        chain.append(base.attr)
         base = base.value
-    return isinstance(base, ast.Name) and base.id in modules and base.id in bound
+    if not (isinstance(base, ast.Name) and base.id in modules and base.id in bound):
+        return False
+    path = ".".join(reversed(chain))
+    return path in MODULE_ATTRIBUTES or any(a.startswith(path + ".") for a in MODULE_ATTRIBUTES)
 
 
 # ---------------------------------------------------------------------------- build
