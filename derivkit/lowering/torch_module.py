@@ -103,7 +103,10 @@ class TorchPrinter(_lower.NumpyPrinter):
     def _Where(self, n: ir.Where) -> tuple[str, int]:
         return f"{self.np}.where({self(n.cond)}, {self.tensor(n.a)}, {self.tensor(n.b)})", ATOM
 
-    def _keywords(self, axis: int | tuple | None, keepdims: bool) -> str:
+    def _keywords(self, axis: int | tuple | None, keepdims: bool, rank: int) -> str:
+        """torch's dim=/keepdim=; keepdim over every axis needs them named (dim=(0, 1))."""
+        if axis is None and keepdims:
+            axis = tuple(range(rank))
         return ("" if axis is None else f", dim={axis}") + (", keepdim=True" if keepdims else "")
 
     def _Sum(self, n: ir.Sum) -> tuple[str, int]:
@@ -111,11 +114,11 @@ class TorchPrinter(_lower.NumpyPrinter):
         if (n.axis is None and not n.keepdims and isinstance(a, ir.Binary) and a.op == "*"
                 and a.a.rank == 1 and a.b.rank == 1):
             return super()._Sum(n)   # ⟨a, b⟩ as a @ b
-        return f"{self.np}.sum({self.tensor(a)}{self._keywords(n.axis, n.keepdims)})", ATOM
+        return f"{self.np}.sum({self.tensor(a)}{self._keywords(n.axis, n.keepdims, a.rank)})", ATOM
 
     def _Extreme(self, n: ir.Extreme) -> tuple[str, int]:
         fn = {"max": "amax", "min": "amin"}[n.fn]
-        return f"{self.np}.{fn}({self(n.a)}{self._keywords(n.axis, n.keepdims)})", ATOM
+        return f"{self.np}.{fn}({self(n.a)}{self._keywords(n.axis, n.keepdims, n.a.rank)})", ATOM
 
     def _OneHot(self, n: ir.OneHot) -> tuple[str, int]:
         return f"_one_hot({self.label_text(n.a)}, {self.dim_text(n.k)}, {self.like})", ATOM
@@ -152,6 +155,8 @@ class TorchPrinter(_lower.NumpyPrinter):
                 extra = "".join(f", {k}={v}" for k, v in n.kwargs)
             else:
                 words = dict(kw)
+                if words.get("keepdims") and words.get("axis") is None:   # keepdim: dims named
+                    words["axis"] = tuple(range(n.operands[0].rank))
                 if n.fn in ("var", "std"):
                     words.setdefault("ddof", 0)   # torch's default correction is 1, NumPy's 0
                 extra = "".join(f", {_KEYWORDS[k]}={v}" for k, v in words.items())
