@@ -269,6 +269,9 @@ def _names(value: str | list[str] | tuple[str, ...] | None, what: str) -> list[s
     """`wrt="W"`, `wrt="W,b"` or `wrt=["W", "b"]`."""
     if value is None:
         return None
+    if not isinstance(value, (str, list, tuple)):
+        raise DerivkitError(f"{what}: give input names as strings, e.g. {what}=['W', 'b'], not "
+                            f"{type(value).__name__}")
     items = [value] if isinstance(value, str) else list(value)
     if not all(isinstance(v, str) for v in items):
         raise DerivkitError(f"{what}: give input names as strings, e.g. {what}=['W', 'b']")
@@ -280,16 +283,38 @@ def _target(target: str | Path, *, wrt: str | list[str] | tuple[str, ...] | None
             recipe_dirs: list[str | Path] | None = None) -> _recipes.Recipe:
     """The recipe a target names: an expression when `shapes` is given, a recipe file when it is
     a Path or ends in .toml, else a recipe on the search path."""
+    import re
+
+    from .lang.shapes import refuse_separator_typo
+
     names = _names(wrt, "wrt")
     if not isinstance(target, (str, Path)):
         raise DerivkitError(f"target: give a recipe name, a recipe file or an expression, not "
                             f"{type(target).__name__}")
+    if isinstance(recipe_dirs, (str, Path)):
+        recipe_dirs = [recipe_dirs]
     if shapes is not None:
         if not isinstance(shapes, dict):
             raise DerivkitError("shapes: give a dict of input name to shape, e.g. {'X': 'm,n'}")
         text = {str(k): _shape_text(str(k), v) for k, v in shapes.items()}
+        for name, dims in text.items():
+            refuse_separator_typo(name, dims)
         return recipe_from_expression(str(target), names or [], text, params)
+    if isinstance(target, str) and not target.endswith(".toml") and \
+            not re.fullmatch(r"[A-Za-z0-9_.-]+", target):
+        raise DerivkitError(f"{target[:60]!r} is not a recipe name",
+                            "for an expression, give the shape of every input: shapes={'X': 'm,n'}")
     return _load_with_wrt(target, recipe_dirs, names)
+
+
+def _number(name: str, value: object, kind: type = float, *, optional: bool = False) -> None:
+    """A keyword of the API that must be a number (an int where `kind` is int)."""
+    if optional and value is None:
+        return
+    ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+    if not ok or isinstance(value, bool):
+        raise DerivkitError(f"{name}: give {'a whole number' if kind is int else 'a number'}, "
+                            f"not {value!r:.40}")
 
 
 @_timeout("derive")
@@ -317,6 +342,18 @@ def check(target: str | Path, *, wrt: str | list[str] | None = None, shapes: Sha
     With `impl` (a callable, or "FILE.py:FUNCTION" — imported and run: only code you trust), the
     user's backward function is checked instead, against finite differences and the derivation.
     """
+    if sizes is not None and not (isinstance(sizes, dict) and all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+            for k, v in sizes.items())):
+        raise DerivkitError(f"sizes: give a dict of dimension name to whole number, e.g. "
+                            f"{{'m': 64}}, not {sizes!r:.60}")
+    _number("seed", seed, int)
+    _number("directions", directions, int)
+    _number("rtol", rtol, optional=True)
+    _number("atol", atol, optional=True)
+    if impl is not None and not (callable(impl) or isinstance(impl, str)):
+        raise DerivkitError(f"impl: give your backward function, or 'FILE.py:FUNCTION', not "
+                            f"{type(impl).__name__}")
     options: dict[str, Any] = dict(sizes=sizes, mode=mode, seed=seed, dtype=dtype, rtol=rtol,
                                    atol=atol, directions=directions, params=params)
     recipe = _target(target, wrt=wrt, shapes=shapes, params=params, recipe_dirs=recipe_dirs)
@@ -360,6 +397,8 @@ def load(source: str | Lowered) -> Any:
     """A module (attribute access: `m.forward`, `m.vjp_W`) from source that `derivkit.lower`
     wrote. The source is audited by derivkit's emitter before it runs: only what derivkit
     generates is accepted, so this is not a way to run arbitrary code."""
+    import ast
+
     from .lowering import emit
 
     text = source.source if isinstance(source, Lowered) else source
@@ -369,8 +408,18 @@ def load(source: str | Lowered) -> Any:
     import re
 
     target = "torch" if re.search(r"^import torch\b", text, re.M) else "numpy"
+    import tokenize
+
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError) as exc:
+        raise DerivkitError(f"load: not Python source ({exc})",
+                            "pass the text derivkit.lower returned, unchanged") from None
     try:
         return emit.load_module(text, "derivkit_lowered", "<derivkit.load>", target)
+    except tokenize.TokenError as exc:
+        raise DerivkitError(f"load: not Python source ({exc})",
+                            "pass the text derivkit.lower returned, unchanged") from None
     except ModuleNotFoundError as exc:
         raise DerivkitError(f"load: this module needs {exc.name}, which is not installed",
                             "pip install torch (the CPU build is enough)") from None

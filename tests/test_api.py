@@ -119,9 +119,22 @@ def test_train_returns_the_losses():
     lambda: derivkit.train("mlp3", epochs=0),
     lambda: derivkit.train("mlp3", sizes={"zz": 3}),
     lambda: derivkit.load(42),
+    # found in review: each was a traceback, or named a command-line option
+    lambda: derivkit.derive("sum(X)", wrt=3, shapes={"X": "m,n"}),
+    lambda: derivkit.check("linear", sizes={"m": "3"}),
+    lambda: derivkit.check("linear", rtol="a"),
+    lambda: derivkit.check("linear", seed="a"),
+    lambda: derivkit.load("def ("),
+    lambda: derivkit.check("linear", impl=3),
+    lambda: derivkit.check("linear", impl=lambda X, W, b, G: 1),
+    lambda: derivkit.check("linear", impl="no-such-file.py:f"),
+    lambda: derivkit.derive("sum(X)", wrt="X", shapes={"X": "mxn"}),
+    lambda: derivkit.derive("sum(X)"),
 ], ids=["unknown recipe", "unknown wrt", "no wrt", "no shape", "bad shape", "missing file",
         "unknown size", "unknown param", "several wrt", "bad timeout", "no epochs", "train size",
-        "load non-text"])
+        "load non-text", "wrt not names", "size not int", "rtol not number", "seed not int",
+        "load not python", "impl not callable", "impl returns int", "impl no file", "mxn shape",
+        "expression without shapes"])
 def test_bad_input_is_one_derivkit_error_that_names_no_command_line_option(call):
     with pytest.raises(DerivkitError) as raised:
         call()
@@ -238,3 +251,11 @@ def test_load_refuses_source_derivkit_does_not_write(tmp_path, k):
         m = derivkit.load(source)
         m.forward(X=np.ones(2))
     assert not marker.exists()
+
+
+def test_recipe_dirs_may_be_one_folder(tmp_path):
+    (tmp_path / "twice.toml").write_text(
+        'name = "twice"\nsummary = "2x"\noutput = "y"\nwrt = ["x"]\nforward = "2 * x"\n'
+        '[inputs]\nx = "n"\n', encoding="utf-8")
+    d = derivkit.derive("twice", recipe_dirs=str(tmp_path))
+    assert d.verified and d.target == "twice"

@@ -215,7 +215,7 @@ def _factor(point: Point, c: float, r: float, transposed: bool) -> list[Diagnosi
         return out
     (name, text), others = matches[0], matches[1:]
     alt = "".join(f", or {t}" for _, t in others)
-    tell = " — at these sizes they cannot be told apart; rerun with other --size values" \
+    tell = " — at these sizes they cannot be told apart; rerun with other ⟨--size|sizes⟩ values" \
         if others else ""
     out.append(Diagnosis(name, f"{what}: {text}{alt}{tell}"))
     return out

@@ -6,7 +6,7 @@ their own code. FUNCTION is called with keyword arguments:
 - `g`, the upstream gradient ∂L/∂output, or the recipe's own name for it (G for linear) if the
   signature has that instead; for a scalar output (a loss) `g=1.0`, only if asked for;
 - the recipe's parameters (alpha=), only if the signature accepts them.
-It returns one array (one input checked), a tuple in --wrt order (default: the recipe's wrt
+It returns one array (one input checked), a tuple in ⟨--wrt|wrt⟩ order (default: the recipe's wrt
 order; a tuple of every wrt input of the recipe is also accepted) or a dict keyed by input name.
 
 PyTorch functions work too, detected by trying: if the call with NumPy arrays raises a
@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 
     from ..results import Derivation, TargetCheck
 
-SPEC_HINT = "give FILE.py:FUNCTION, e.g. --impl backward.py:linear_backward"
+#: How a message names the implementation: "--impl" on the command line, "implementation" in Python.
+IMPL = "⟨--impl|implementation⟩"
+SPEC_HINT = "give FILE.py:FUNCTION, e.g. ⟨--impl backward.py:linear_backward|'backward.py:linear_backward'⟩"
 
 
 # ---------------------------------------------------------------- loading the user's file
@@ -61,9 +63,9 @@ def parse_spec(spec: str) -> tuple[Path, str]:
     text = str(spec).strip()
     file_part, sep, name = text.rpartition(":")
     if not sep or not file_part or not name:
-        raise DerivkitError(f"--impl {text!r}: no function named", SPEC_HINT)
+        raise DerivkitError(f"{IMPL} {text!r}: no function named", SPEC_HINT)
     if not all(part.isidentifier() for part in name.split(".")):
-        raise DerivkitError(f"--impl {text!r}: {name!r} is not a Python name", SPEC_HINT)
+        raise DerivkitError(f"{IMPL} {text!r}: {name!r} is not a Python name", SPEC_HINT)
     return Path(file_part), name
 
 
@@ -105,16 +107,16 @@ def load(spec: str) -> UserFunction:
     path, name = parse_spec(spec)
     label = f"{path}:{name}"
     if not path.exists():
-        raise DerivkitError(f"--impl {label}: no such file {str(path)!r}")
+        raise DerivkitError(f"{IMPL} {label}: no such file {str(path)!r}")
     if not path.is_file():
-        raise DerivkitError(f"--impl {label}: {str(path)!r} is not a file")
+        raise DerivkitError(f"{IMPL} {label}: {str(path)!r} is not a file")
     if path.suffix != ".py":
-        raise DerivkitError(f"--impl {label}: {str(path)!r} is not a .py file", SPEC_HINT)
+        raise DerivkitError(f"{IMPL} {label}: {str(path)!r} is not a .py file", SPEC_HINT)
     resolved = path.resolve()
     module_name = "derivkit_impl_" + hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
     spec_ = importlib.util.spec_from_file_location(module_name, resolved)
     if spec_ is None or spec_.loader is None:
-        raise DerivkitError(f"--impl {label}: cannot import {str(path)!r} as a Python module")
+        raise DerivkitError(f"{IMPL} {label}: cannot import {str(path)!r} as a Python module")
     module = importlib.util.module_from_spec(spec_)
     sys.modules[module_name] = module   # dataclasses and pickling look their module up there
     folder = str(resolved.parent)
@@ -124,7 +126,7 @@ def load(spec: str) -> UserFunction:
             spec_.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
         sys.modules.pop(module_name, None)
-        raise DerivkitError(f"--impl {label}: importing {path.name} raised "
+        raise DerivkitError(f"{IMPL} {label}: importing {path.name} raised "
                             f"{_exception_text(exc, resolved)}") from None
     finally:
         with contextlib.suppress(ValueError):
@@ -132,11 +134,11 @@ def load(spec: str) -> UserFunction:
     obj = module
     for part in name.split("."):
         if not hasattr(obj, part):
-            raise DerivkitError(f"--impl {label}: {path.name} has no function {name!r}",
+            raise DerivkitError(f"{IMPL} {label}: {path.name} has no function {name!r}",
                                 _defined_hint(module, module_name, name))
         obj = getattr(obj, part)
     if not callable(obj):
-        raise DerivkitError(f"--impl {label}: {name!r} is not a function: it is "
+        raise DerivkitError(f"{IMPL} {label}: {name!r} is not a function: it is "
                             f"{_type_text(obj)}")
     return UserFunction(obj, label, resolved)
 
@@ -201,7 +203,7 @@ class Implementation:
                      if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
             for n, p in sig.parameters.items():
                 if p.kind is p.POSITIONAL_ONLY and p.default is p.empty:
-                    raise DerivkitError(f"--impl {label}: parameter {n!r} is positional-only; "
+                    raise DerivkitError(f"{IMPL} {label}: parameter {n!r} is positional-only; "
                                         "derivkit passes keyword arguments",
                                         "remove the '/' from the signature")
         self.inputs = [n for n in inputs if self.var_kw or n in names]
@@ -215,19 +217,19 @@ class Implementation:
         if not self.upstream and not self.scalar_output:
             if unknown:
                 raise DerivkitError(
-                    f"--impl {label}: the function takes no upstream gradient: its parameter "
+                    f"{IMPL} {label}: the function takes no upstream gradient: its parameter "
                     f"{unknown[0]!r} is not a name derivkit passes (accepted: {accepted})",
                     f"rename {unknown[0]} to {upstream_names[-1]}: ∂L/∂{recipe.output}, the "
                     f"shape of {recipe.output}")
             raise DerivkitError(
-                f"--impl {label}: the function takes no upstream gradient",
+                f"{IMPL} {label}: the function takes no upstream gradient",
                 f"add a parameter g (∂L/∂{recipe.output}, the shape of {recipe.output})")
         if sig is not None:
             given = set(self.inputs) | set(self.params) | set(self.upstream)
             for n, p in sig.parameters.items():
                 if n in names and n not in given and p.default is p.empty:
                     raise DerivkitError(
-                        f"--impl {label}: derivkit has no value for the function's parameter "
+                        f"{IMPL} {label}: derivkit has no value for the function's parameter "
                         f"{n!r} (accepted: {accepted})", f"it passes the inputs "
                         f"({', '.join(inputs)}), g (the upstream gradient"
                         f"{f', or {recipe.upstream}' if recipe.upstream != 'g' else ''})"
@@ -257,7 +259,7 @@ class Implementation:
                 except (Exception, SystemExit) as again:
                     failed = again
             if failed is not None:
-                raise DerivkitError(f"--impl {self.user.label} raised "
+                raise DerivkitError(f"{IMPL} {self.user.label} raised "
                                     f"{_exception_text(failed, self.user.path)} when called with "
                                     f"{self.describe()}"
                                     + (" (as float64 torch tensors)" if self.torch else "")) from None
@@ -297,7 +299,7 @@ class Implementation:
         if isinstance(value, dict):
             if w not in value:
                 keys = ", ".join(map(repr, value)) or "none"
-                raise DerivkitError(f"--impl {label} returned a dict without the key {w!r} "
+                raise DerivkitError(f"{IMPL} {label} returned a dict without the key {w!r} "
                                     f"(keys: {keys})", "key the gradients by input name")
             item = value[w]
         elif isinstance(value, (tuple, list)):
@@ -307,22 +309,22 @@ class Implementation:
                 item = value[self.full_order.index(w)]
             else:
                 raise DerivkitError(
-                    f"--impl {label} returned {len(value)} value(s); expected {len(order)} "
-                    f"({', '.join(order)})", "return one gradient per checked input, in --wrt "
+                    f"{IMPL} {label} returned {len(value)} value(s); expected {len(order)} "
+                    f"({', '.join(order)})", "return one gradient per checked input, in ⟨--wrt|wrt⟩ "
                     "order, or a dict keyed by input name")
         else:
             if len(order) != 1:
                 raise DerivkitError(
-                    f"--impl {label} returned {_type_text(value)}; {len(order)} gradients "
+                    f"{IMPL} {label} returned {_type_text(value)}; {len(order)} gradients "
                     f"are checked ({', '.join(order)})",
-                    "return a tuple in that order or a dict keyed by input name, or pass --wrt")
+                    "return a tuple in that order or a dict keyed by input name, or pass ⟨--wrt|wrt=⟩")
             item = value
         try:
             array = np.asarray(item)
         except Exception:
             array = None
         if array is None or array.dtype.kind not in "biuf":
-            raise DerivkitError(f"--impl {label} returned {_type_text(item)} for ∂L/∂{w}; "
+            raise DerivkitError(f"{IMPL} {label} returned {_type_text(item)} for ∂L/∂{w}; "
                                 "expected a NumPy array of real numbers")
         return array
 

@@ -10,7 +10,7 @@ import math
 
 from ..errors import DerivkitError, ShapeError
 from ..lang.names import IDENT
-from ..lang.shapes import SEPARATORS, parse_shape, separator_typo, split_integer
+from ..lang.shapes import parse_shape, refuse_separator_typo, split_integer
 
 _SHAPE_HINT = "write e.g. --shape X=m,n for a matrix, x=n for a vector, c=scalar for a scalar"
 _PARAM_HINT = "write e.g. --param alpha=0.1"
@@ -36,25 +36,13 @@ def parse_shapes(specs: list[str] | None) -> dict[str, str]:
         name, dims = _split_spec("--shape", spec, _SHAPE_HINT)
         if name in shapes:
             raise DerivkitError(f"--shape gives the shape of {name!r} twice")
-        _refuse_separator_typo(spec, name, dims)
+        refuse_separator_typo(name, dims)
         try:
             parse_shape(split_integer(dims)[0], where=f"--shape {spec!r}")
         except ShapeError as exc:
             raise DerivkitError(exc.template, exc.hint_template) from None
         shapes[name] = dims
     return shapes
-
-
-def _refuse_separator_typo(spec: str, name: str, dims: str) -> None:
-    """--shape X=mxn (or 3x4, m*n, 'm n') is not a vector of length "mxn": say how to write it."""
-    text, integer = split_integer(dims)
-    parts = [part.strip() for part in SEPARATORS.split(text)]
-    fixes = [separator_typo(part) for part in parts]
-    if any(fixes):
-        bad = next(part for part, fix in zip(parts, fixes) if fix)
-        fixed = ",".join(fix or part for part, fix in zip(parts, fixes))
-        raise DerivkitError(f"--shape {spec}: {bad!r} is not one dimension; separate dimensions "
-                            f"with a comma: {name}={fixed}{':int' if integer else ''}")
 
 
 def parse_params(specs: list[str] | None) -> dict[str, float]:

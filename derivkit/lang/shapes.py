@@ -64,6 +64,20 @@ def parse_dim(text: str, *, where: str) -> Dim:
 INTEGER_SUFFIX = ":int"
 
 
+def refuse_separator_typo(name: str, dims: str) -> None:
+    """A shape given on the command line or to the Python API as "mxn" (or 3x4, m*n, "m n") is
+    not a vector of length "mxn": ShapeError saying how to write it."""
+    text, integer = split_integer(dims)
+    parts = [part.strip() for part in SEPARATORS.split(text)]
+    fixes = [separator_typo(part) for part in parts]
+    if any(fixes):
+        bad = next(part for part, fix in zip(parts, fixes) if fix)
+        fixed = ",".join(fix or part for part, fix in zip(parts, fixes))
+        raise ShapeError(f"⟨--shape {name}={dims}|shape of {name!r}⟩: {bad!r} is not one dimension; "
+                         f"separate dimensions with a comma: "
+                         f"⟨--shape {name}={fixed}{':int' if integer else ''}|'{fixed}'⟩")
+
+
 def split_integer(text: str) -> tuple[str, bool]:
     """'m:int' -> ('m', True): an integer input (class labels), never differentiated."""
     t = text.strip()
