@@ -259,3 +259,18 @@ def test_recipe_dirs_may_be_one_folder(tmp_path):
         '[inputs]\nx = "n"\n', encoding="utf-8")
     d = derivkit.derive("twice", recipe_dirs=str(tmp_path))
     assert d.verified and d.target == "twice"
+
+
+def test_notebook_html_is_not_typeset_as_tex(tmp_path):
+    """Found in review: Jupyter runs MathJax over HTML outputs, so a recipe summary with
+    `$\\href{javascript:…}{x}$` could become a link; the fragment sits in a container MathJax skips."""
+    import xml.etree.ElementTree as ET
+
+    text = LINEAR.read_text(encoding="utf-8")
+    evil = r"$\\href{javascript:alert(1)}{x}$"
+    path = tmp_path / "evil.toml"
+    path.write_text(text.replace('summary = "', f'summary = "{evil} ', 1), encoding="utf-8")
+    shown = derivkit.derive(path, wrt="W")._repr_html_()
+    root = ET.fromstring(shown.replace("&nbsp;", " "))
+    assert root.tag == "div" and {"tex2jax_ignore", "mathjax_ignore"} <= set(root.get("class").split())
+    assert r"\href{javascript:alert(1)}" in shown        # shown as text, inside the container

@@ -202,3 +202,17 @@ def test_recipe_shapes_get_the_fix_where_the_text_is_not_a_name(tmp_path):
     path.write_text('name = "typo"\nsummary = "s"\nforward = "sum(X)"\n[inputs]\nX = "3x4"\n')
     with pytest.raises(DerivkitError, match=r"inputs\.X.*separate dimensions with a comma: write '3,4'"):
         load_file(path)
+
+
+@pytest.mark.usefixtures("shared_derivations")
+def test_github_annotation_of_a_wrong_shape_gives_the_shapes(runner, tmp_path):
+    """Found in review: the annotation said "inf, rtol nan" where the terminal leads with shapes."""
+    impl = tmp_path / "mine.py"
+    impl.write_text("def backward(X, W, b, G):\n    return G @ W.T, X.T @ G, G.sum(axis=1)\n",
+                    encoding="utf-8")
+    result = runner.invoke(app, ["check", "linear", "--impl", f"{impl}:backward", "--format", "github"])
+    assert result.exit_code == 1, result.output
+    errors = [ln for ln in result.stdout.splitlines() if ln.startswith("::error ")]
+    assert errors and all("∂/∂b" in ln for ln in errors)
+    assert all("has the wrong shape: yours (4,), expected (3,)" in ln for ln in errors)
+    assert not any("nan" in ln for ln in errors)

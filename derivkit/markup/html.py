@@ -146,8 +146,10 @@ def _headline(ok: bool, sentence: str, *, warn: bool = False) -> str:
 
 
 def fragment(body: str) -> str:
-    """A fragment for a notebook: the body with its own (scoped) stylesheet."""
-    return f"<style>{CSS}</style>{body}"
+    """A fragment for a notebook: the body with its own (scoped) stylesheet, in a container
+    MathJax skips (`tex2jax_ignore`, `mathjax_ignore`): the maths is MathML already, and text
+    from a recipe (`$\\href{javascript:…}{x}$` in a summary) must not be typeset as TeX."""
+    return f'<div class="tex2jax_ignore mathjax_ignore"><style>{CSS}</style>{body}</div>'
 
 
 def page(title: str, body: str) -> str:

@@ -40,6 +40,15 @@ def report_passed(report: CheckReport) -> bool:
     return bool(report.passed) and all(target_passed(t) for t in report.targets)
 
 
+def wrong_shape(r: CheckResult) -> tuple[str, str] | None:
+    """("yours (3, 5)", "expected (5, 3)") of a --impl result diagnosed "wrong shape"."""
+    for d in r.diagnoses:
+        if d.name == "wrong shape" and ", " in d.detail:
+            yours, _, expected = d.detail.partition("), ")
+            return yours + ")", expected
+    return None
+
+
 # ---------------------------------------------------------------------------- numbers
 
 def fmt_index(index: Iterable[int]) -> str:

@@ -25,7 +25,14 @@ from rich.text import Text
 
 from ..lang.shapes import fmt_sizes
 from ..results import CheckReport, CheckResult, TargetCheck, WorstEntry
-from .check_json import fmt_index, fmt_num, result_passed, target_passed, within_tolerance
+from .check_json import (
+    fmt_index,
+    fmt_num,
+    result_passed,
+    target_passed,
+    within_tolerance,
+    wrong_shape,
+)
 from .rich_render import Hanging
 from .text import visible, visible_data
 
@@ -149,15 +156,6 @@ def fitted(console: Console, build: Callable[[Collection[str]], Table], drop: It
         omit.append(name)
         table = build(omit)
     return table
-
-
-def wrong_shape(r: CheckResult) -> tuple[str, str] | None:
-    """("yours (3, 5)", "expected (5, 3)") of a --impl result diagnosed "wrong shape"."""
-    for d in r.diagnoses:
-        if d.name == "wrong shape" and ", " in d.detail:
-            yours, _, expected = d.detail.partition("), ")
-            return yours + ")", expected
-    return None
 
 
 def entries_table(entries: tuple[WorstEntry, ...], *, directional: bool = False,

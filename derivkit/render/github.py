@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from ..lang.shapes import fmt_sizes
 from ..results import CheckReport, CheckResult, TargetCheck
-from .check_json import fmt_num, result_passed, target_passed, within_tolerance
+from .check_json import fmt_num, result_passed, target_passed, within_tolerance, wrong_shape
 from .text import visible_data
 
 
@@ -52,6 +52,9 @@ def _result_message(t: TargetCheck, r: CheckResult) -> str:
         worst = (f"; worst {label} {list(e.index)}: derived {fmt_num(e.derived, 6)}, numeric "
                  f"{fmt_num(e.numeric, 6)}")
     diagnoses = "".join(f"; diagnosis: {d.name}" for d in r.diagnoses)
+    shapes = wrong_shape(r)
+    if shapes:   # the shapes say it all; the errors are inf and the tolerances nan
+        return f"{whose} ({r.kind}, {r.mode}) has the wrong shape: {', '.join(shapes)}{where}{diagnoses}"
     return (f"{whose} ({r.kind}, {r.mode}) {how}: max relative error {fmt_num(r.max_rel_error)}, "
             f"max absolute error {fmt_num(r.max_abs_error)}, tolerance rtol {_tol(r.rtol)}, atol "
             f"{_tol(r.atol)}{where} (seed {t.seed}, {t.dtype}){worst}{diagnoses}")
