@@ -16,7 +16,7 @@ from rich.text import Text
 from test_cli_check import make_report, make_target
 
 from derivkit.cli.app import app
-from derivkit.results import Verification
+from derivkit.results import TargetCheck, Verification
 
 # ---------------------------------------------------------------------------- help as written
 
@@ -246,3 +246,18 @@ def test_narrow_terminal_keeps_the_verdict_of_every_row(runner, fake_checks, col
     rows = [line for line in one.splitlines() if VERDICT.search(line)]
     assert [r.split()[0] for r in rows] == ["X", "W", "b"], one
     assert max(len(line) for line in (every + one).splitlines()) <= int(columns)
+
+
+@pytest.mark.parametrize("columns", ["60", "40"])
+def test_narrow_summary_rows_still_tell_full_from_directional(runner, monkeypatch, columns):
+    """Found in review: without the mode column, each derivative showed as two identical rows."""
+    from test_cli_check import make_result
+
+    import derivkit.api as api
+
+    both = TargetCheck(target="linear", passed=True, seed=0, dtype="float64", sizes={"m": 3},
+                       results=(make_result("W"), make_result("W", mode="directional")))
+    monkeypatch.setattr(api, "check_all", lambda **o: make_report(both))
+    every = runner.invoke(app, ["check", "--all"], env={"COLUMNS": columns}).stdout
+    rows = [line for line in every.splitlines() if "✓ pass" in line]
+    assert len(rows) == 2 and "full" in rows[0] and "directional" in rows[1], every

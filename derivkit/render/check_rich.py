@@ -331,7 +331,9 @@ def summary_table(report: CheckReport, omit: Collection[str] = ()) -> Table:
 
     for t in report.targets:
         for k, r in enumerate(t.results):
-            row(Text(t.target if k == 0 else ""), Text(f"{r.wrt} ({r.kind})"),
+            # without the mode column (a narrow terminal), the mode joins the derivative's name
+            kind = r.kind if "mode/method" in shown else f"{r.kind}, {r.mode}"
+            row(Text(t.target if k == 0 else ""), Text(f"{r.wrt} ({kind})"),
                 Text(f"{r.mode}\n{method_label(r.method)}"), fmt_num(r.max_rel_error),
                 f"{fmt_tol(r.rtol)}\n{fmt_tol(r.atol)}", _verdict(result_passed(r)))
         if t.error is not None:
