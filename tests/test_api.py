@@ -232,7 +232,8 @@ def _payloads(marker: Path) -> list[str]:
         f"import numpy as np\n\n@(lambda f: open({str(marker)!r}, 'w') or f)\n{softmax}\n",
         f"import numpy as np\n\n@np.vectorize\n{softmax}\n",
         # attribute chains from np to os.system, builtins, file writers
-        f"import numpy as np\n\ndef forward(*, X):\n    return np.f2py.os.system(np.ndarray.tobytes({system}))\n",
+        "import numpy as np\n\ndef forward(*, X):\n"
+        f"    return np.f2py.os.system(np.ndarray.tobytes({system}))\n",
         "import numpy as np\n\ndef forward(*, X):\n    return np.__builtins__\n",
         f"import numpy as np\n\ndef forward(*, X):\n    return np.save({system}, X)\n",
         "import numpy as np\n\ndef forward(*, X):\n    return np.lib.npyio.os.system(X)\n",

@@ -261,3 +261,13 @@ def test_narrow_summary_rows_still_tell_full_from_directional(runner, monkeypatc
     every = runner.invoke(app, ["check", "--all"], env={"COLUMNS": columns}).stdout
     rows = [line for line in every.splitlines() if "✓ pass" in line]
     assert len(rows) == 2 and "full" in rows[0] and "directional" in rows[1], every
+
+
+@pytest.mark.parametrize("columns", ["40", "80"])
+def test_list_fits_and_keeps_its_summaries_readable(runner, columns):
+    """Found in review: piped at 80 columns the summary column was 4 characters wide."""
+    out = runner.invoke(app, ["list"], env={"COLUMNS": columns}).stdout
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= int(columns), out
+    if columns == "80":
+        assert any("Affine layer Y = X W + b" in line for line in lines), out   # unbroken

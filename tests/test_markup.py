@@ -383,7 +383,8 @@ def test_notebook_text_escapes_user_text():
 
 def test_results_have_jupyter_display_methods():
     d = make_softmax_derivation()
-    assert "<math" in d._repr_html_() and d._repr_html_().startswith('<div class="tex2jax_ignore mathjax_ignore"><style>')
+    shown = d._repr_html_()
+    assert "<math" in shown and shown.startswith('<div class="tex2jax_ignore mathjax_ignore"><style>')
     assert d._repr_latex_().startswith("$$") and d._repr_markdown_().startswith("**softmax")
     t = make_check(failing=True)
     report = CheckReport(False, (t,))

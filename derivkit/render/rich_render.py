@@ -160,12 +160,15 @@ def render_recipes(console: Console, summaries: Iterable[RecipeSummary]) -> None
         return
     table = Table(title=None, show_lines=False, header_style="bold")
     table.add_column("name", no_wrap=True, style="bold cyan")
-    table.add_column("summary")
-    table.add_column("inputs", no_wrap=True)
-    table.add_column("wrt", no_wrap=True)
+    wide = console.width >= 64                       # narrower: name and summary only
+    table.add_column("summary", min_width=20 if wide else None)   # the room, wrapped
+    if wide:
+        table.add_column("inputs", no_wrap=True)
+        table.add_column("wrt", max_width=16)         # a long list wraps at its commas
     for s in shown:
         inputs = "\n".join(f"{name}: {shape}" for name, shape in s.inputs)
-        table.add_row(Text(s.name), Text(s.summary), Text(inputs), Text(", ".join(s.wrt)))
+        cells = [Text(s.name), Text(s.summary), Text(inputs), Text(", ".join(s.wrt))]
+        table.add_row(*(cells if wide else cells[:2]))
     console.print(table)
     console.print(Text(f"{len(shown)} recipe(s). Derive one with: derivkit derive NAME",
                        style="dim"))
