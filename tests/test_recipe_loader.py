@@ -170,3 +170,23 @@ def test_readme_recipe_example_is_a_valid_recipe():
     builtin = recipes.load("linear")
     assert (recipe.name, recipe.forward, recipe.inputs, recipe.wrt, recipe.output, recipe.upstream) == \
         (builtin.name, builtin.forward, builtin.inputs, builtin.wrt, builtin.output, builtin.upstream)
+
+
+def test_references_name_what_a_user_can_find():
+    """Recipes cite the two texts by title (introduced once in the README), not by a path in a
+    checkout users do not have; The Matrix Cookbook by section and URL."""
+    import tomllib
+
+    repo = Path(__file__).resolve().parent.parent
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    titles = ("大模型系列(一)——适合初学者的深度学习入门(2)", "机器学习中常用的一些公式推导")
+    cited = set()
+    for path in sorted((repo / "recipes").glob("*.toml")):
+        for ref in tomllib.loads(path.read_text(encoding="utf-8")).get("references", []):
+            assert "shared/" not in ref and ".md" not in ref, (path.name, ref)
+            cited |= {t for t in titles if t in ref}
+            if "Matrix Cookbook" in ref:
+                assert "§" in ref and "https://" in ref, ref
+    assert cited == set(titles)
+    intro = readme.split("## Quick start", 1)[0]
+    assert all(t in intro for t in titles) and "shared/seeds" not in readme
