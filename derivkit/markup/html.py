@@ -308,7 +308,9 @@ def _failure(t: Any, r: Any) -> str:
     return "".join(out)
 
 
-def _remarks(results: Iterable[Any]) -> list[str]:
+def remark_groups(results: Iterable[Any]) -> list[tuple[str, str]]:
+    """(label, note) for the detection power of each directional check and the engine's notes,
+    a note shared by several inputs given once: ("X, W, b (vjp, full)", note)."""
     groups: dict[tuple[str, str, str], list[str]] = {}
     for r in results:
         texts = ([r.detection] if r.detection and r.mode == "directional" else []) + list(r.notes)
@@ -316,7 +318,11 @@ def _remarks(results: Iterable[Any]) -> list[str]:
             wrts = groups.setdefault((note, r.kind, r.mode), [])
             if r.wrt not in wrts:
                 wrts.append(r.wrt)
-    return [f"{', '.join(w)} ({kind}, {mode}): {note}" for (note, kind, mode), w in groups.items()]
+    return [(f"{', '.join(w)} ({kind}, {mode})", note) for (note, kind, mode), w in groups.items()]
+
+
+def _remarks(results: Iterable[Any]) -> list[str]:
+    return [f"{label}: {note}" for label, note in remark_groups(results)]
 
 
 #: The rule every compared entry is held to (`results.CheckResult`).

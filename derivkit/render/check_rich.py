@@ -236,16 +236,10 @@ def render_failure(console: Console, t: TargetCheck, r: CheckResult, *,
 def remarks(results: Iterable[CheckResult]) -> list[Text]:
     """Detection power of each directional check and the engine's notes, labelled by the checks
     they belong to; a note shared by several inputs is given once ("X, W, b (vjp, full): ...")."""
-    results = visible_data(tuple(results))
-    groups: dict[tuple[str, str, str], list[str]] = {}
-    for r in results:
-        texts = ([r.detection] if r.detection and r.mode == "directional" else []) + list(r.notes)
-        for text in texts:
-            wrts = groups.setdefault((text, r.kind, r.mode), [])
-            if r.wrt not in wrts:
-                wrts.append(r.wrt)
-    return [Text(f"{', '.join(wrts)} ({kind}, {mode}): ", style="bold") + Text(text)
-            for (text, kind, mode), wrts in groups.items()]
+    from ..markup.html import remark_groups
+
+    return [Text(f"{label}: ", style="bold") + Text(note)
+            for label, note in remark_groups(visible_data(tuple(results)))]
 
 
 def render_target(console: Console, t: TargetCheck, *, quiet: bool = False) -> None:
