@@ -1,5 +1,8 @@
-"""The library API the CLI calls. Heavy modules (SymPy, NumPy) are imported inside functions
-so that `derivkit --help` and `derivkit list` stay light.
+"""The Python API. Its documented part (README, "Python API") is re-exported by the package:
+`derivkit.derive`, `check`, `check_all`, `verify`, `lower`, `load`, `train`, each taking a recipe
+name, a recipe file or an expression with `shapes=`; below them are the functions the CLI calls
+(`derive_recipe`, `check_expression`, …). Heavy modules (SymPy, NumPy) are imported inside
+functions so that `derivkit --help` and `derivkit list` stay light.
 
 Every function that derives, checks, lowers or verifies also takes `timeout=None`: a wall-clock
 budget in seconds (as the CLI's `--timeout`), past which it raises `errors.BudgetExceeded` (a
