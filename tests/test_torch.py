@@ -207,3 +207,16 @@ def test_reductions_over_every_axis_with_keepdims_pass_gradcheck(expr):
              "std(X, ddof=1)": lambda x: x.std()}[expr]
     theirs, = torch.autograd.grad(plain(X).sum(), X)
     torch.testing.assert_close(ours, theirs)
+
+
+def test_a_constant_forward_is_a_tensor():
+    """Found in review: the forward of `2.0` returned a Python float from Function.apply."""
+    torch = optional("torch")
+    import derivkit
+
+    module = derivkit.load(derivkit.lower("2.0", wrt="x", shapes={"x": "n"}, to="torch"))
+    x = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    y = module.Expr.apply(x)
+    assert isinstance(y, torch.Tensor) and float(y) == 2.0
+    y.backward()
+    assert torch.equal(x.grad, torch.zeros(3, dtype=torch.float64))

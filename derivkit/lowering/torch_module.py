@@ -305,7 +305,8 @@ def _function(fname: str, args: list[str], body: ir.Node, named: dict[str, ir.No
     lines = _size_lines({k: v for k, v in inputs.items() if k in args}, alias,
                         [body] + [named[n] for n in needed])
     lines += [(n, printer(named[n])) for n in needed]
-    return emit.function(fname, args, params, lines, printer(body), doc)
+    return emit.function(fname, args, params, lines, printer.tensor(body), doc)   # a tensor, even
+    # when the value is a constant (the forward of `2.0`)
 
 
 def _program(recipe: Recipe, derivation: Derivation, out: ir.Node, inputs: dict[str, tuple],
