@@ -6,9 +6,32 @@ properties: `Derivative.matrix_form`, `.latex`, `.verified_at`, …)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .markup.html import with_lhs
+
+
+class Displayed:
+    """Jupyter's display protocol for a result: rendered maths (`_repr_html_`, MathML), the
+    equations as LaTeX and a Markdown summary, drawn by `derivkit.markup`'s `{kind}_html`,
+    `{kind}_latex` and `{kind}_markdown` for the class's `_display` kind."""
+
+    _display: ClassVar[str]
+
+    def _repr_html_(self) -> str:
+        from .markup import html
+
+        return html.fragment(getattr(html, f"{self._display}_html")(self))
+
+    def _repr_latex_(self) -> str:
+        from .markup import notebook
+
+        return str(getattr(notebook, f"{self._display}_latex")(self))
+
+    def _repr_markdown_(self) -> str:
+        from .markup import notebook
+
+        return str(getattr(notebook, f"{self._display}_markdown")(self))
 
 
 @dataclass(frozen=True)
@@ -129,9 +152,11 @@ class InputInfo:
 
 
 @dataclass(frozen=True)
-class Derivation:
+class Derivation(Displayed):
     """A target's derivatives. `forward_pretty` and `forward_latex` are whole equations
     (output = forward expression)."""
+
+    _display: ClassVar[str] = "derivation"
 
     target: str
     summary: str
@@ -174,21 +199,6 @@ class Derivation:
         return tuple(f"{', '.join(lines)}: {detail.removeprefix('each line ')}"
                      for detail, lines in groups.items())
 
-    # Jupyter display: rendered maths (MathML), the equations as LaTeX, a Markdown summary
-    def _repr_html_(self) -> str:
-        from .markup.html import derivation_html, fragment
-
-        return fragment(derivation_html(self))
-
-    def _repr_latex_(self) -> str:
-        from .markup.notebook import derivation_latex
-
-        return derivation_latex(self)
-
-    def _repr_markdown_(self) -> str:
-        from .markup.notebook import derivation_markdown
-
-        return derivation_markdown(self)
 
 
 @dataclass(frozen=True)
@@ -255,7 +265,9 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
-class TargetCheck:
+class TargetCheck(Displayed):
+    _display: ClassVar[str] = "target"
+
     target: str
     passed: bool
     seed: int
@@ -267,24 +279,12 @@ class TargetCheck:
     seconds: float = 0.0
     implementation: str | None = None   # --impl FILE.py:FUNCTION: the user's code was checked
 
-    def _repr_html_(self) -> str:   # Jupyter display: the check table with a verdict per result
-        from .markup.html import fragment, target_html
-
-        return fragment(target_html(self))
-
-    def _repr_latex_(self) -> str:
-        from .markup.notebook import target_latex
-
-        return target_latex(self)
-
-    def _repr_markdown_(self) -> str:
-        from .markup.notebook import target_markdown
-
-        return target_markdown(self)
 
 
 @dataclass(frozen=True)
-class CheckReport:
+class CheckReport(Displayed):
+    _display: ClassVar[str] = "report"
+
     passed: bool
     targets: tuple[TargetCheck, ...]
     seconds: float = 0.0
@@ -298,20 +298,6 @@ class CheckReport:
         return sum(1 for t in self.targets
                    if t.passed and t.error is None and all(r.passed for r in t.results))
 
-    def _repr_html_(self) -> str:   # Jupyter display
-        from .markup.html import fragment, report_html
-
-        return fragment(report_html(self))
-
-    def _repr_latex_(self) -> str:
-        from .markup.notebook import report_latex
-
-        return report_latex(self)
-
-    def _repr_markdown_(self) -> str:
-        from .markup.notebook import report_markdown
-
-        return report_markdown(self)
 
 
 # ---------------------------------------------------------------- lowering
@@ -346,12 +332,14 @@ class Counterexample:
 
 
 @dataclass(frozen=True)
-class ClaimVerdict:
+class ClaimVerdict(Displayed):
     """`derivkit verify`: is the claimed derivative equal to derivkit's derivation?
 
     verdict: "verified" (equal symbolically at every size in `sizes` and numerically at random
     points), "refuted" (with a reason and, unless the shapes already differ, a counterexample at
     the smallest size where it fails) or "not verified" (derivkit could not decide; says why)."""
+
+    _display: ClassVar[str] = "verdict"
 
     target: str
     wrt: str
@@ -373,17 +361,3 @@ class ClaimVerdict:
     def verified(self) -> bool:
         return self.verdict == "verified"
 
-    def _repr_html_(self) -> str:   # Jupyter display
-        from .markup.html import fragment, verdict_html
-
-        return fragment(verdict_html(self))
-
-    def _repr_latex_(self) -> str:
-        from .markup.notebook import verdict_latex
-
-        return verdict_latex(self)
-
-    def _repr_markdown_(self) -> str:
-        from .markup.notebook import verdict_markdown
-
-        return verdict_markdown(self)

@@ -26,12 +26,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from .errors import DerivkitError
 from .lang.recipes import InputSpec, Recipe
 from .lang.shapes import fmt_sizes
 from .limits import phase, with_timeout
+from .results import Displayed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,10 +59,12 @@ class Task:
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class TrainResult(Displayed):
     """`losses[k]`: the loss at the start of epoch k+1 (the pass its gradients come from);
     `final_loss`: after the last update. With `use_updated_weights`, `deviations[p][k]` is
     ‖g_used − g_true‖/‖g_true‖ of lower-layer parameter p at epoch k+1; otherwise empty."""
+
+    _display: ClassVar[str] = "train"
 
     recipe: str
     epochs: int
@@ -87,21 +90,6 @@ class TrainResult:
     def max_deviation(self) -> float | None:
         values = [v for series in self.deviations.values() for v in series]
         return max(values) if values else None
-
-    def _repr_html_(self) -> str:   # Jupyter display: the run, the loss curve, the deviations
-        from .markup.html import fragment, train_html
-
-        return fragment(train_html(self))
-
-    def _repr_latex_(self) -> str:
-        from .markup.notebook import train_latex
-
-        return train_latex(self)
-
-    def _repr_markdown_(self) -> str:
-        from .markup.notebook import train_markdown
-
-        return train_markdown(self)
 
 
 def _need_composite(recipe: Recipe) -> None:
