@@ -33,6 +33,11 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
 
 
+#: A file name to suggest for each option that writes a file (a folder was given).
+EXAMPLE_NAMES = {"--output": "grads.py", "--junit": "derivkit.xml", "--html": "derivkit.html",
+                 "--plot": "loss.svg"}
+
+
 def check_output(path: str | Path, *, force: bool, overwrite: bool = False,
                  option: str = "--output") -> int | None:
     """Refuse a destination `write_output` would refuse (so a command can fail before long work).
@@ -71,8 +76,8 @@ def check_output(path: str | Path, *, force: bool, overwrite: bool = False,
                                 "give another path")
         return None
     if stat.S_ISDIR(mode):
-        raise DerivkitError(f"{option} {shown} is a folder", "give a file name, e.g. grads.py"
-                            if option == "--output" else "give a file name, e.g. derivkit.xml")
+        raise DerivkitError(f"{option} {shown} is a folder",
+                            f"give a file name, e.g. {EXAMPLE_NAMES.get(option, 'out.txt')}")
     if not stat.S_ISREG(mode):
         raise DerivkitError(f"{option} {shown} is {_kind(mode)}; derivkit writes only regular files",
                             "give another path")

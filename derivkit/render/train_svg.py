@@ -28,8 +28,6 @@ Reads only the `TrainResult` (`derivkit.training`); written atomically through
 from __future__ import annotations
 
 import math
-import os
-import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -298,17 +296,10 @@ def check_plot_path(path: str | Path) -> None:
     from .outfile import check_output
 
     path = Path(path)
-    shown = visible(repr(str(path)))
-    try:
-        folder = stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        folder = False
-    if folder:
-        raise DerivkitError(f"{OPTION} {shown} is a folder", "give a file name, e.g. loss.svg")
-    if path.suffix.lower() != ".svg":
-        raise DerivkitError(f"{OPTION} {shown}: the plot is written as SVG; give a file name "
-                            "ending in .svg", "e.g. --plot loss.svg")
     check_output(path, force=False, overwrite=True, option=OPTION)
+    if path.suffix.lower() != ".svg":
+        raise DerivkitError(f"{OPTION} {visible(repr(str(path)))}: the plot is written as SVG; "
+                            "give a file name ending in .svg", "e.g. --plot loss.svg")
 
 
 def write_train_svg(path: str | Path, result: TrainResult) -> None:
